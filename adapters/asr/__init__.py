@@ -1,0 +1,1 @@
+"""Speech recognition: audio file in, transcript out."""

@@ -1,0 +1,1 @@
+"""Image features: size, colours, brightness, sharpness, layout and a feature vector."""

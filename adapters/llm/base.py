@@ -1,0 +1,121 @@
+"""The LLM interfaces and their result types.
+
+Two levels:
+
+- ``ChatClient``: OpenAI-style chat completions (messages in, text out). One class serves
+  every OpenAI-compatible provider; providers differ only in settings.
+- ``Describer``: OCR text + image features (+ a question) in, a description or answer out.
+  ``ChatDescriber`` builds prompts from ``assets/prompts`` and asks a ``ChatClient``;
+  ``OfflineDescriber`` writes a deterministic description with no network at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One chat message; ``content`` is text or a list of OpenAI content parts."""
+
+    role: Role
+    content: str | list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as the chat-completions API expects it."""
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A chat-completions request; ``model=None`` means the client's configured model."""
+
+    messages: tuple[ChatMessage, ...]
+    model: str | None = None
+    temperature: float = 0.3
+    top_p: float = 0.9
+    max_tokens: int = 400
+    stream: bool = False
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the API reported them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """One completed chat call."""
+
+    text: str
+    finish_reason: str  # "stop", "length", ...
+    usage: Usage
+    latency_s: float
+    model: str  # the model that answered
+    endpoint: str  # the base URL that answered
+    attempts: int = 1
+    truncated: bool = False
+    ttft_s: float | None = None  # time to first token, for streams
+    request_id: str | None = None
+
+
+@runtime_checkable
+class ChatClient(Protocol):
+    """OpenAI-compatible chat completions."""
+
+    def complete(self, request: ChatRequest) -> ChatResult:
+        """Send ``request`` and return the answer."""
+        ...
+
+
+@dataclass(frozen=True)
+class DescriptionRequest:
+    """What a describer gets: the image's text and features, and maybe a question."""
+
+    ocr_text: str
+    language: Literal["en", "zh"]
+    features_summary: str
+    question: str | None = None
+    image_path: Path | None = None  # sent along to vision models only
+    facts: dict[str, Any] = field(default_factory=dict)  # structured features, for offline
+
+
+@dataclass(frozen=True)
+class Description:
+    """A description of an image, or an answer to a question about it."""
+
+    text: str
+    language: Literal["en", "zh"]
+    backend: str  # "openai" | "offline"
+    model: str
+    endpoint: str
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    finish_reason: str = "stop"
+    attempts: int = 1
+    truncated: bool = False
+    offline: bool = False
+
+
+@runtime_checkable
+class Describer(Protocol):
+    """Writes a description of an image (or answers a question about it)."""
+
+    def describe(self, request: DescriptionRequest) -> Description:
+        """Return a description grounded in ``request``'s OCR text and features."""
+        ...

@@ -1,0 +1,1 @@
+"""OCR: image in, text + word boxes + language out."""

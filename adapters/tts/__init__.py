@@ -1,0 +1,1 @@
+"""Text to speech: text in, WAV file out."""

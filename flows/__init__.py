@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration only (which task, in what order, with what concurrency)."""

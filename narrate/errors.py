@@ -1,0 +1,56 @@
+"""The exceptions narrate raises.
+
+Library errors are converted at the adapter boundary (``raise X(...) from exc``) so that
+callers deal with one small tree::
+
+    NarrateError
+     ├── InputError          bad user input: missing, empty, corrupt, oversized, wrong type
+     ├── ConfigError         a setting is missing or invalid
+     └── AdapterError        a backend (tesseract, espeak-ng, an HTTP API, ...) failed
+          ├── TransientError  may succeed when retried: timeouts, 429, 5xx, resets
+          └── PermanentError  will fail again: 4xx, out of quota, bad credentials
+
+Tasks retry on ``TransientError`` only; everything else fails fast with its message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NarrateError(Exception):
+    """Base class of every error narrate raises on purpose."""
+
+
+class InputError(NarrateError):
+    """A user-supplied file or value cannot be used; the message says which and why."""
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = None if path is None else str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}" if self.path else reason)
+
+
+class ConfigError(NarrateError):
+    """A setting is missing or invalid."""
+
+
+class AdapterError(NarrateError):
+    """A backend failed while doing its job."""
+
+
+class TransientError(AdapterError):
+    """A failure that may go away when the same call is retried."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class PermanentError(AdapterError):
+    """A failure that retrying the same call cannot fix."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` is worth retrying."""
+    return isinstance(exc, TransientError)

@@ -1,0 +1,89 @@
+"""narrate's settings: one pydantic-settings tree, read from the environment once, at the edge.
+
+Every section reads its own ``NARRATE_<SECTION>_`` prefix, e.g. ``NARRATE_LLM_MODEL``.
+Adapters never read the environment: the CLI and the flows resolve ``Settings()`` and pass
+explicit keyword arguments down. The API key is a ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DASHSCOPE_BEIJING = "https://dashscope.aliyuncs.com/compatible-mode/v1"
+DASHSCOPE_SINGAPORE = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+DASHSCOPE_VIRGINIA = "https://dashscope-us.aliyuncs.com/compatible-mode/v1"
+
+Language = Literal["auto", "en", "zh"]
+
+
+class LLMSettings(BaseSettings):
+    """The description/answer step: which backend, where, which model."""
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_LLM_", extra="ignore")
+
+    backend: Literal["auto", "openai", "offline"] = Field(
+        "auto", description="auto = openai when a key or base URL is set, else offline"
+    )
+    base_url: str | None = Field(None, description=f"default {DASHSCOPE_BEIJING}")
+    model: str = "qwen3-max"
+    api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("NARRATE_LLM_API_KEY", "DASHSCOPE_API_KEY"),
+        description="NARRATE_LLM_API_KEY or DASHSCOPE_API_KEY",
+    )
+    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
+    temperature: float = Field(0.3, ge=0, le=2)
+    top_p: float = Field(0.9, gt=0, le=1)
+    max_tokens: int = Field(400, gt=0)
+
+    @property
+    def resolved_backend(self) -> Literal["openai", "offline"]:
+        """The backend ``auto`` stands for with the current key and base URL."""
+        if self.backend != "auto":
+            return self.backend
+        return "openai" if (self.api_key or self.base_url) else "offline"
+
+    @property
+    def resolved_base_url(self) -> str:
+        """The base URL to call: the configured one, or Model Studio Beijing."""
+        return (self.base_url or DASHSCOPE_BEIJING).rstrip("/")
+
+
+class OCRSettings(BaseSettings):
+    """The OCR step (tesseract)."""
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_OCR_", extra="ignore")
+
+    lang: Language = "auto"
+    deskew: bool = False
+    threads: int = Field(1, ge=1, description="OMP_THREAD_LIMIT for each tesseract call")
+    timeout: float = Field(60.0, gt=0)
+
+
+class TTSSettings(BaseSettings):
+    """The speech step (pyttsx3 on espeak-ng)."""
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_TTS_", extra="ignore")
+
+    rate: int = Field(170, ge=60, le=400, description="words per minute")
+    voice_en: str = "gmw/en-us"
+    voice_zh: str = "sit/cmn"
+
+
+class Settings(BaseSettings):
+    """All of narrate's settings."""
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_", extra="ignore")
+
+    out_dir: Path = Path("narrate-out")
+    max_image_pixels: int = Field(
+        50_000_000, gt=0, description="larger images are refused as decompression bombs"
+    )
+    max_file_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    ocr: OCRSettings = Field(default_factory=OCRSettings)
+    tts: TTSSettings = Field(default_factory=TTSSettings)

@@ -1,0 +1,1 @@
+"""Prefect tasks: each a thin, typed, retryable wrapper around one adapter call."""
