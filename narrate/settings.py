@@ -87,3 +87,22 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ocr: OCRSettings = Field(default_factory=OCRSettings)
     tts: TTSSettings = Field(default_factory=TTSSettings)
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment; a bad value raises ``ConfigError`` naming it."""
+    from pydantic import ValidationError
+
+    from narrate.errors import ConfigError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        sections = (Settings, LLMSettings, OCRSettings, TTSSettings)
+        prefixes = {cls.__name__: cls.model_config.get("env_prefix", "") for cls in sections}
+        prefix = prefixes.get(exc.title, "NARRATE_")
+        problems = []
+        for error in exc.errors():
+            where = prefix + "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigError("invalid setting: " + "; ".join(problems)) from None

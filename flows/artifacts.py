@@ -1,0 +1,57 @@
+"""Prefect UI artifacts for a run: what a person wants to see after a flow finishes."""
+
+from __future__ import annotations
+
+import re
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from narrate.results import DescribeResult
+
+
+def artifact_key(prefix: str, name: str) -> str:
+    """A valid artifact key (lowercase letters, digits, dashes) from a prefix and a file name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "image"
+    return f"{prefix}-{slug}"[:100]
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" for line in text.splitlines()) or "> (none)"
+
+
+def publish_describe_artifacts(result: DescribeResult) -> None:
+    """A markdown artifact (description, OCR text) and a table artifact (timings, tokens)."""
+    name = result.image_path.name
+    markdown = "\n".join(
+        [
+            f"# {name}",
+            "",
+            "## Description",
+            _quote(result.description),
+            "",
+            f"Audio: `{result.audio_path}` ({result.audio_duration_s:.1f} s)",
+            "",
+            f"## OCR text (language {result.language}, "
+            f"mean confidence {result.ocr_confidence:.0f})",
+            "```",
+            result.ocr_text.strip() or "(no text found)",
+            "```",
+            "",
+            f"## Features\n{result.features.get('summary', '')}",
+        ]
+    )
+    create_markdown_artifact(
+        markdown=markdown, key=artifact_key("description", name), description=f"narrate: {name}"
+    )
+    rows = [
+        {"stage": stage, "seconds": round(seconds, 3)} for stage, seconds in result.timings.items()
+    ]
+    rows += [
+        {"stage": "backend", "seconds": None, "value": f"{result.backend} ({result.model})"},
+        {"stage": "endpoint", "seconds": None, "value": result.endpoint},
+        {"stage": "attempts", "seconds": None, "value": result.attempts},
+    ]
+    rows += [{"stage": f"tokens.{k}", "seconds": None, "value": v} for k, v in result.usage.items()]
+    create_table_artifact(
+        table=rows, key=artifact_key("timings", name), description=f"narrate stages: {name}"
+    )

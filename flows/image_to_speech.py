@@ -1,0 +1,56 @@
+"""Flow ``image_to_speech``: OCR -> features -> description -> speech for one image.
+
+Run it from Python (``image_to_speech("assets/samples/receipt_en.png")``), from the Prefect UI
+(a deployment in prefect.yaml), or as a script: ``python -m flows.image_to_speech IMAGE``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow
+
+from flows.artifacts import publish_describe_artifacts
+from narrate.pipeline import Steps, describe_one
+from narrate.results import DescribeResult
+from narrate.settings import load_settings
+from tasks.describe import describe_image
+from tasks.features import extract_features
+from tasks.ocr import ocr_image
+from tasks.speech import synthesize_speech
+
+PREFECT_STEPS = Steps(
+    ocr=ocr_image, features=extract_features, describe=describe_image, speak=synthesize_speech
+)
+
+
+@flow(name="image-to-speech", flow_run_name="describe {image_path}", timeout_seconds=1800)
+def image_to_speech(
+    image_path: Path,
+    out_dir: Path | None = None,
+    lang: Literal["auto", "en", "zh"] = "auto",
+) -> DescribeResult:
+    """Describe one image aloud: writes ``<out_dir>/<stem>.wav`` and ``<stem>.json``.
+
+    Args:
+        image_path: the image (PNG, JPEG, WebP, TIFF, BMP or GIF).
+        out_dir: where the WAV and JSON go; default ``NARRATE_OUT_DIR`` or ``./narrate-out``.
+        lang: the language of the text in the image; ``auto`` detects English or Chinese.
+    """
+    settings = load_settings()
+    result = describe_one(
+        Path(image_path),
+        out_dir=Path(out_dir) if out_dir else settings.out_dir,
+        lang=lang,
+        settings=settings,
+        steps=PREFECT_STEPS,
+    )
+    publish_describe_artifacts(result)
+    return result
+
+
+if __name__ == "__main__":
+    for argument in sys.argv[1:] or ["assets/samples/receipt_en.png"]:
+        print(image_to_speech(Path(argument)).to_json(indent=2))

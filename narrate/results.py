@@ -1,0 +1,71 @@
+"""The result objects flows return and the CLI writes as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn dataclasses, paths and tuples into plain JSON types, recursively."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as pretty JSON to ``path`` so readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class DescribeResult:
+    """What ``image_to_speech`` produced for one image."""
+
+    image_path: Path
+    description: str
+    ocr_text: str
+    ocr_confidence: float
+    language: str
+    features: dict[str, Any]
+    audio_path: Path
+    backend: str  # "openai" | "offline"
+    model: str
+    endpoint: str
+    usage: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    audio_duration_s: float = 0.0
+    attempts: int = 1
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON types."""
+        return to_jsonable(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The result as a JSON string."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)

@@ -1,0 +1,110 @@
+"""The pipeline's steps as plain functions: each builds its adapter from settings and calls it.
+
+Prefect tasks (``tasks/``) wrap these one-to-one; the CLI's direct engine calls them without
+Prefect. Adapters are built once per process and settings (they may hold loaded models).
+Nothing here imports Prefect, so a one-image CLI run does not pay for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from adapters import registry
+from adapters.features.base import FeatureExtractor, ImageFeatures
+from adapters.llm.base import Describer, Description, DescriptionRequest
+from adapters.ocr.base import OcrEngine, OcrResult, WordBox
+from adapters.tts.base import SpeechResult, SpeechSynthesizer
+from narrate.settings import LLMSettings, OCRSettings, TTSSettings
+
+
+@functools.cache
+def _ocr_engine(threads: int, deskew: bool, timeout: float, max_pixels: int) -> OcrEngine:
+    return registry.load(
+        "ocr", "tesseract", threads=threads, deskew=deskew, timeout=timeout, max_pixels=max_pixels
+    )
+
+
+@functools.cache
+def _feature_extractor(max_pixels: int) -> FeatureExtractor:
+    return registry.load("features", "numpy", max_pixels=max_pixels)
+
+
+@functools.cache
+def _synthesizer(rate: int, voice_en: str, voice_zh: str) -> SpeechSynthesizer:
+    return registry.load("tts", "pyttsx3", rate=rate, voice_en=voice_en, voice_zh=voice_zh)
+
+
+def build_describer(llm: LLMSettings) -> Describer:
+    """The describer the LLM settings ask for: offline, or a chat model over HTTP."""
+    if llm.resolved_backend == "offline":
+        return registry.load("describer", "offline")
+    client = registry.load(
+        "llm",
+        "openai",
+        base_url=llm.resolved_base_url,
+        model=llm.model,
+        api_key=llm.api_key,
+        timeout=llm.timeout,
+    )
+    return registry.load(
+        "describer",
+        "openai",
+        client=client,
+        model=llm.model,
+        temperature=llm.temperature,
+        top_p=llm.top_p,
+        max_tokens=llm.max_tokens,
+    )
+
+
+def run_ocr(
+    image_path: Path, language: str, ocr: OCRSettings, *, max_pixels: int = 50_000_000
+) -> OcrResult:
+    """Read the text in ``image_path`` (language ``auto``, ``en`` or ``zh``)."""
+    engine = _ocr_engine(ocr.threads, ocr.deskew, ocr.timeout, max_pixels)
+    return engine.recognize(Path(image_path), language=language)  # type: ignore[arg-type]
+
+
+def run_features(
+    image_path: Path, boxes: Sequence[WordBox] = (), *, max_pixels: int = 50_000_000
+) -> ImageFeatures:
+    """Measure the image; the OCR word boxes give its text coverage."""
+    return _feature_extractor(max_pixels).extract(Path(image_path), tuple(boxes))
+
+
+def features_facts(features: ImageFeatures) -> dict[str, Any]:
+    """The features as a plain dict for prompts and JSON, without the long vector."""
+    facts = dataclasses.asdict(features)
+    facts.pop("vector", None)
+    return facts
+
+
+def run_describe(
+    ocr: OcrResult,
+    features: ImageFeatures,
+    llm: LLMSettings,
+    *,
+    question: str | None = None,
+    image_path: Path | None = None,
+) -> Description:
+    """Describe the image (or answer ``question`` about it) from its text and features."""
+    request = DescriptionRequest(
+        ocr_text=ocr.text,
+        language=ocr.language,
+        features_summary=features.summary,
+        question=question,
+        image_path=image_path,
+        facts=features_facts(features),
+    )
+    return build_describer(llm).describe(request)
+
+
+def run_speech(text: str, out_path: Path, language: str, tts: TTSSettings) -> SpeechResult:
+    """Speak ``text`` into the WAV file ``out_path``."""
+    return _synthesizer(tts.rate, tts.voice_en, tts.voice_zh).synthesize(
+        text, Path(out_path), language=language
+    )

@@ -1,0 +1,44 @@
+"""Test-session set-up shared by the whole suite.
+
+The environment is fixed before anything imports Prefect: each session gets its own
+PREFECT_HOME (cached task results would otherwise leak between sessions), no telemetry,
+and no NARRATE_/DASHSCOPE_ variables from the developer's shell.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+for _name in list(os.environ):
+    if _name.startswith(("NARRATE_", "DASHSCOPE_", "PREFECT_")):
+        del os.environ[_name]
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="narrate-tests-"))
+os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "prefect")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+pytest_plugins = ("tests.support.fixtures",)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (15-20 s to start; start it once)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Force the offline describer for the test."""
+    monkeypatch.setenv("NARRATE_LLM_BACKEND", "offline")
