@@ -1,0 +1,136 @@
+"""ChatDescriber against the real fake server: prompts sent, vision parts, result fields."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from adapters.llm.base import Describer, DescriptionRequest
+from adapters.llm.chat_describer import ChatDescriber, image_data_url, is_vision_model
+from adapters.llm.openai_compat import OpenAICompatClient
+from narrate.errors import InputError, TransientError
+from tests.support.fake_llm import FakeLLMServer
+
+
+@pytest.fixture
+def big_image(tmp_path: Path) -> Path:
+    path = tmp_path / "poster.png"
+    Image.new("RGB", (2560, 1600), (20, 40, 160)).save(path)
+    return path
+
+
+def _request(image: Path | None = None, question: str | None = None) -> DescriptionRequest:
+    return DescriptionRequest(
+        ocr_text="JOE'S CAFE\nTOTAL 7.20",
+        language="en",
+        features_summary="landscape, mostly dark blue",
+        question=question,
+        image_path=image,
+    )
+
+
+def _data_url_image(url: str) -> Image.Image:
+    prefix = "data:image/jpeg;base64,"
+    assert url.startswith(prefix)
+    return Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :])))
+
+
+def test_vision_model_gets_the_image(fake_llm: FakeLLMServer, big_image: Path) -> None:
+    client = OpenAICompatClient(base_url=fake_llm.base_url, model="qwen3-vl-plus", timeout=5)
+    describer = ChatDescriber(client)
+    assert isinstance(describer, Describer)
+
+    result = describer.describe(_request(big_image))
+
+    (seen,) = fake_llm.requests
+    (url,) = seen.image_urls
+    image = _data_url_image(url)
+    assert image.format == "JPEG" and image.size == (1280, 800)
+    red, _green, blue = image.convert("RGB").getpixel((640, 400))  # type: ignore[misc]
+    assert blue > 120 and red < 60  # still the blue poster
+    user = seen.body["messages"][1]["content"]
+    assert [part["type"] for part in user] == ["image_url", "text"]
+    assert "TOTAL 7.20" in user[1]["text"]
+    assert result.text.endswith("I was shown 1 image.")
+    assert result.model == "qwen3-vl-plus"
+
+
+def test_text_model_gets_no_image(fake_llm: FakeLLMServer, big_image: Path) -> None:
+    client = OpenAICompatClient(base_url=fake_llm.base_url, model="qwen3-max", timeout=5)
+
+    result = ChatDescriber(client).describe(_request(big_image))
+
+    (seen,) = fake_llm.requests
+    assert seen.image_urls == []
+    assert isinstance(seen.body["messages"][1]["content"], str)
+    assert result.backend == "openai" and not result.offline
+    assert result.model == "qwen3-max" and result.endpoint == fake_llm.base_url
+    assert result.language == "en" and result.usage.total_tokens > 0
+    assert "I was shown" not in result.text
+
+
+def test_vision_flag_and_model_override(fake_llm: FakeLLMServer, big_image: Path) -> None:
+    client = OpenAICompatClient(base_url=fake_llm.base_url, model="qwen3-max", timeout=5)
+
+    ChatDescriber(client, model="qwen3-vl-flash").describe(_request(big_image))
+    ChatDescriber(client, model="qwen3-vl-flash", vision=False).describe(_request(big_image))
+
+    first, second = fake_llm.requests
+    assert first.body["model"] == "qwen3-vl-flash" and len(first.image_urls) == 1
+    assert second.image_urls == []
+    assert is_vision_model("Qwen-VL-Max") and not is_vision_model("qwen3-max")
+
+
+def test_question_uses_the_answer_prompt_and_settings(fake_llm: FakeLLMServer) -> None:
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    describer = ChatDescriber(client, temperature=0.0, top_p=0.5, max_tokens=50)
+
+    result = describer.describe(_request(question="What is the total?"))
+
+    body = fake_llm.requests[0].body
+    assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.0, 0.5, 50)
+    assert body["messages"][1]["content"].startswith("Question: What is the total?")
+    assert result.text.startswith("This is a fake answer about: Question: What is the total?")
+
+
+def test_streaming_with_deltas(fake_llm: FakeLLMServer) -> None:
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    deltas: list[str] = []
+
+    result = ChatDescriber(client, stream=True, on_delta=deltas.append).describe(_request())
+
+    assert fake_llm.requests[0].body["stream"] is True
+    assert len(deltas) > 3 and "".join(deltas).strip() == result.text
+
+
+def test_thinking_is_stripped_and_empty_answer_is_transient(
+    fake_llm_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    thinking = fake_llm_factory(reply="<think>Let me see.</think>\nA café receipt.")
+    empty = fake_llm_factory(reply="<think>hmm</think>")
+
+    text = ChatDescriber(OpenAICompatClient(base_url=thinking.base_url)).describe(_request())
+    assert text.text == "A café receipt."
+    with pytest.raises(TransientError, match="empty answer"):
+        ChatDescriber(OpenAICompatClient(base_url=empty.base_url)).describe(_request())
+
+
+def test_length_is_reported_as_truncated(fake_llm: FakeLLMServer) -> None:
+    fake_llm.script("length")
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+
+    result = ChatDescriber(client).describe(_request())
+
+    assert result.truncated and result.finish_reason == "length"
+
+
+def test_bad_image_is_an_input_error(tmp_path: Path) -> None:
+    fake = tmp_path / "notes.png"
+    fake.write_text("not really a picture")
+
+    with pytest.raises(InputError, match=r"notes\.png"):
+        image_data_url(fake)

@@ -1,0 +1,67 @@
+"""The Describer contract, checked for every implementation (offline and chat)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.llm.base import Describer, Description, DescriptionRequest
+from adapters.llm.chat_describer import ChatDescriber
+from adapters.llm.offline import OfflineDescriber
+from adapters.llm.openai_compat import OpenAICompatClient
+from adapters.registry import get_class
+from tests.support.fake_llm import FakeLLMServer
+
+REQUESTS = [
+    DescriptionRequest(ocr_text="OPEN 9-5\nMon-Fri", language="en", features_summary="sign"),
+    DescriptionRequest(ocr_text="营业时间 9-5", language="zh", features_summary="招牌"),
+    DescriptionRequest(ocr_text="", language="en", features_summary="a dark photo"),
+    DescriptionRequest(
+        ocr_text="OPEN 9-5", language="en", features_summary="sign", question="When open?"
+    ),
+]
+
+
+class DescriberContract:
+    """Inherit and provide a ``describer`` fixture to check an implementation."""
+
+    @pytest.fixture
+    def describer(self) -> Describer:
+        raise NotImplementedError
+
+    def test_conforms_to_the_protocol(self, describer: Describer) -> None:
+        assert isinstance(describer, Describer)
+
+    @pytest.mark.parametrize("request_", REQUESTS, ids=["en", "zh", "no-text", "question"])
+    def test_describes_in_the_requested_language(
+        self, describer: Describer, request_: DescriptionRequest
+    ) -> None:
+        result = describer.describe(request_)
+
+        assert isinstance(result, Description)
+        assert result.text.strip() and result.text == result.text.strip()
+        assert result.language == request_.language
+        assert result.backend in ("openai", "offline") and result.model and result.endpoint
+        assert result.offline == (result.backend == "offline")
+
+
+class TestOfflineDescriberContract(DescriberContract):
+    @pytest.fixture
+    def describer(self) -> Describer:
+        return get_class("describer", "offline")()
+
+
+class TestChatDescriberContract(DescriberContract):
+    @pytest.fixture
+    def describer(self, fake_llm: FakeLLMServer) -> Iterator[Describer]:
+        client = get_class("llm", "openai")(base_url=fake_llm.base_url, timeout=5)
+        assert isinstance(client, OpenAICompatClient)
+        describer = get_class("describer", "openai")(client)
+        assert isinstance(describer, ChatDescriber)
+        yield describer
+        client.close()
+
+
+def test_offline_is_registered() -> None:
+    assert get_class("describer", "offline") is OfflineDescriber

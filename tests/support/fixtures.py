@@ -1,0 +1,37 @@
+"""Shared pytest fixtures (registered in tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.fake_llm import FakeLLMServer
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeLLMServer]:
+    """A fresh fake OpenAI-compatible server on 127.0.0.1 (hangs last 3 s at most)."""
+    with FakeLLMServer(hang_seconds=3.0) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_llm_factory() -> Iterator[Callable[..., FakeLLMServer]]:
+    """Start any number of fake servers (e.g. one per region); all are stopped afterwards.
+
+    ``fake_llm_factory(script=["503"], latency=0.1)`` takes ``FakeLLMServer``'s keyword
+    arguments and returns a running server.
+    """
+    servers: list[FakeLLMServer] = []
+
+    def start(**kwargs: Any) -> FakeLLMServer:
+        kwargs.setdefault("hang_seconds", 3.0)
+        server = FakeLLMServer(**kwargs).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
