@@ -31,14 +31,37 @@ _MAGIC = (
 )
 
 
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _image_format(head: bytes) -> str | None:
+    """The image format ``head`` starts like, or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[:2] == b"BM" and head[6:10] == b"\x00\x00\x00\x00":  # reserved fields are zero
+        return "BMP"
+    return next((fmt for magic, fmt in _IMAGE_MAGIC if head.startswith(magic)), None)
+
+
 def _describe_content(head: bytes) -> str:
     """A guess at what a non-image file is, for the error message."""
     for magic, what in _MAGIC:
         if head.startswith(magic):
             return what
     try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of ``head``
+            return "binary data in no image format Pillow knows"
+        text = head[: exc.start].decode("utf-8")
+    if any(ch < " " and ch not in "\t\n\r" for ch in text):
         return "binary data in no image format Pillow knows"
     return "a text file"
 
@@ -79,6 +102,11 @@ def load_image(
         raise InputError(path, f"refused as a decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         head = path.read_bytes()[:64]
+        fmt = _image_format(head)
+        if fmt is not None:  # the header is cut short or damaged
+            raise InputError(
+                path, f"{fmt} image is truncated or corrupt; re-export or re-download it"
+            ) from exc
         raise InputError(
             path,
             f"not an image file: looks like {_describe_content(head)}; "

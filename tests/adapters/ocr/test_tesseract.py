@@ -1,0 +1,243 @@
+"""TesseractOcr against the real tesseract program and the committed sample images."""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytesseract
+import pytest
+from PIL import Image
+
+from adapters.ocr.base import OcrEngine, OcrResult
+from adapters.ocr.tesseract import TesseractOcr, estimate_skew
+from narrate.errors import ConfigError, InputError, PermanentError, TransientError
+from scripts.make_samples import NOTICE_LINES, RECEIPT_LINES, render_receipt
+from tests.images import SAMPLE_TEXTS, iou, sample_path, word_recall
+
+PAPER = (250, 248, 240)
+
+
+@pytest.fixture(scope="module")
+def ocr() -> TesseractOcr:
+    """One engine shared by the module's tests (it holds no per-call state)."""
+    return TesseractOcr()
+
+
+def _lines(result: OcrResult) -> list[str]:
+    return [line.strip() for line in result.text.splitlines() if line.strip()]
+
+
+def _box(result: OcrResult, word: str) -> tuple[int, int, int, int]:
+    matches = [b for b in result.boxes if b.text == word]
+    assert len(matches) == 1, f"{word!r} found {len(matches)} times in {result.boxes}"
+    b = matches[0]
+    return (b.left, b.top, b.width, b.height)
+
+
+def _boxes_inside(result: OcrResult) -> bool:
+    width, height = result.image_size
+    return all(
+        b.left >= 0 and b.top >= 0 and b.left + b.width <= width and b.top + b.height <= height
+        for b in result.boxes
+    )
+
+
+def test_conforms_to_the_ocr_protocol() -> None:
+    assert isinstance(TesseractOcr(), OcrEngine)
+
+
+def test_receipt_reads_every_line(ocr: TesseractOcr) -> None:
+    result = ocr.recognize(sample_path("receipt_en.png"), "en")
+    assert _lines(result) == list(RECEIPT_LINES)
+    assert result.language == "en"
+    assert result.confidence > 80
+    assert result.image_size == (560, 620)
+    assert re.fullmatch(r"tesseract \d+\.\d+.*", result.engine)
+    assert result.details["tesseract_lang"] == "eng"
+    assert {"CORNER", "CAFE", "TOTAL", "7.20", "Thank"} <= {b.text for b in result.boxes}
+
+
+def test_receipt_word_boxes_are_where_the_words_were_drawn(ocr: TesseractOcr) -> None:
+    _, drawn = render_receipt()
+    result = ocr.recognize(sample_path("receipt_en.png"), "en")
+    assert _boxes_inside(result)
+    assert iou(_box(result, "TOTAL"), drawn["TOTAL"]) > 0.6
+
+
+def test_chinese_notice_is_detected_and_read(ocr: TesseractOcr) -> None:
+    result = ocr.recognize(sample_path("notice_zh.png"), "auto")
+    assert result.language == "zh"
+    assert _lines(result) == list(NOTICE_LINES)  # no spaces between the characters
+    assert result.confidence > 80
+
+
+def test_english_is_detected_in_auto_mode(ocr: TesseractOcr) -> None:
+    result = ocr.recognize(sample_path("receipt_en.png"), "auto")
+    assert result.language == "en"
+    assert _lines(result) == list(RECEIPT_LINES)
+    assert result.details["tesseract_lang"] == "eng"
+
+
+@pytest.mark.parametrize(
+    ("alias", "name", "lines"),
+    [("eng", "receipt_en.png", RECEIPT_LINES), ("chi_sim", "notice_zh.png", NOTICE_LINES)],
+)
+def test_tesseract_language_names_are_accepted(
+    ocr: TesseractOcr, alias: str, name: str, lines: tuple[str, ...]
+) -> None:
+    result = ocr.recognize(sample_path(name), alias)
+    assert result.language == ("en" if alias == "eng" else "zh")
+    assert _lines(result) == list(lines)
+
+
+def test_photo_without_text_yields_no_text(ocr: TesseractOcr) -> None:
+    result = ocr.recognize(sample_path("photo_sunset.jpg"), "auto")
+    assert len(result.text.split()) <= 1
+    assert result.image_size == (640, 427)
+
+
+def test_unevenly_lit_page_is_read_only_with_preprocessing(ocr: TesseractOcr) -> None:
+    path = sample_path("page_uneven_light.jpg")
+    expected = SAMPLE_TEXTS["page_uneven_light.jpg"]
+    raw = TesseractOcr(preprocess=False).recognize(path, "en")
+    prepared = ocr.recognize(path, "en")
+    assert word_recall(expected, raw.text) < 0.5  # measured 0.24: the sample is hard
+    assert word_recall(expected, prepared.text) >= 0.9  # measured 0.98
+    assert "illumination normalised" in prepared.details["preprocessing"]
+    assert len(_lines(prepared)) == 10
+
+
+def test_exif_orientation_is_applied_before_reading(ocr: TesseractOcr, tmp_path: Path) -> None:
+    upright, drawn = render_receipt()
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # sideways on disk
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, quality=95, exif=exif)
+    result = ocr.recognize(path, "en")
+    assert result.image_size == upright.size
+    assert _lines(result) == list(RECEIPT_LINES)
+    assert iou(_box(result, "TOTAL"), drawn["TOTAL"]) > 0.5
+
+
+def test_skewed_receipt_reads_with_deskew(tmp_path: Path) -> None:
+    upright, drawn = render_receipt()
+    skewed = upright.rotate(4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=PAPER)
+    path = tmp_path / "skewed.png"
+    skewed.save(path)
+    assert estimate_skew(skewed.convert("L")) == pytest.approx(-4.0, abs=0.3)
+    result = TesseractOcr(deskew=True).recognize(path, "en")
+    assert _lines(result) == list(RECEIPT_LINES)
+    assert "deskewed -4.0 deg" in result.details["preprocessing"]
+    assert result.image_size == skewed.size
+    assert _boxes_inside(result)
+    # The drawn TOTAL box, rotated like the image, must contain the found box's centre.
+    left, top, width, height = _box(result, "TOTAL")
+    marker = Image.new("L", upright.size, 0)
+    x, y, w, h = drawn["TOTAL"]
+    marker.paste(255, (x, y, x + w, y + h))
+    rotated = marker.rotate(4, expand=True)
+    assert rotated.getpixel((left + width // 2, top + height // 2)) > 128
+
+
+def test_small_text_is_upscaled_and_boxes_map_back(ocr: TesseractOcr, tmp_path: Path) -> None:
+    upright, drawn = render_receipt()
+    small = upright.resize((140, 155), Image.Resampling.LANCZOS)  # 0.25x: ~5 px x-height
+    path = tmp_path / "small.png"
+    small.save(path)
+    result = ocr.recognize(path, "en")
+    assert "upscaled 2x" in result.details["preprocessing"]
+    assert result.image_size == (140, 155)
+    assert word_recall(SAMPLE_TEXTS["receipt_en.png"], result.text) >= 0.9  # 0.47 without
+    x, y, w, h = drawn["TOTAL"]
+    expected = (round(x / 4), round(y / 4), round(w / 4), round(h / 4))
+    assert iou(_box(result, "TOTAL"), expected) > 0.4
+    assert _boxes_inside(result)
+
+
+@pytest.mark.slow  # eight OCR calls, about 4 s on two cores
+def test_parallel_calls_match_sequential_ones(ocr: TesseractOcr) -> None:
+    jobs = [(sample_path("receipt_en.png"), "en"), (sample_path("notice_zh.png"), "zh")] * 2
+    sequential = [ocr.recognize(path, lang).text for path, lang in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda job: ocr.recognize(*job).text, jobs))
+    assert parallel == sequential
+    assert sequential[0].startswith("CORNER CAFE") and sequential[1].startswith("停车场通知")
+
+
+def test_bad_image_raises_input_error_naming_the_file(ocr: TesseractOcr, tmp_path: Path) -> None:
+    path = tmp_path / "notes.png"
+    path.write_text("this is not a picture\n")
+    with pytest.raises(InputError, match=r"notes\.png: not an image file: looks like a text"):
+        ocr.recognize(path)
+
+
+def test_unknown_language_is_a_config_error(ocr: TesseractOcr) -> None:
+    with pytest.raises(ConfigError, match="unknown OCR language 'fr'"):
+        ocr.recognize(sample_path("receipt_en.png"), "fr")  # type: ignore[arg-type]
+
+
+def test_missing_tesseract_is_a_config_error_with_install_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(tmp_path / "no-such"))
+    engine = TesseractOcr()
+    with pytest.raises(ConfigError, match="apt-get install tesseract-ocr"):
+        engine.recognize(sample_path("receipt_en.png"), "en")
+
+
+def test_missing_language_pack_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path))  # an empty tessdata directory
+    with pytest.raises(ConfigError, match="language pack"):
+        TesseractOcr().recognize(sample_path("receipt_en.png"), "en")
+
+
+@pytest.fixture
+def fake_tesseract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Point pytesseract at a real shell script that misbehaves as told."""
+
+    def install(body: str) -> None:
+        script = tmp_path / "tesseract"
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+        monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(script))
+
+    return install
+
+
+def test_hung_tesseract_is_killed_as_a_transient_error(
+    fake_tesseract: Callable[[str], None],
+) -> None:
+    fake_tesseract("exec sleep 30")
+    engine = TesseractOcr(timeout=1)
+    with pytest.raises(TransientError, match="did not finish within 1 s"):
+        engine.recognize(sample_path("receipt_en.png"), "en")
+
+
+def test_crashed_tesseract_is_a_transient_error(fake_tesseract: Callable[[str], None]) -> None:
+    fake_tesseract("kill -SEGV $$")
+    engine = TesseractOcr()
+    with pytest.raises(TransientError, match="crashed"):
+        engine.recognize(sample_path("receipt_en.png"), "en")
+
+
+def test_failing_tesseract_is_a_permanent_error(fake_tesseract: Callable[[str], None]) -> None:
+    fake_tesseract("echo bad input >&2; exit 1")
+    engine = TesseractOcr()
+    with pytest.raises(PermanentError, match=r"exit code 1.*bad input"):
+        engine.recognize(sample_path("receipt_en.png"), "en")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"threads": 0}, "threads"), ({"timeout": 0}, "timeout"), ({"psm": 14}, "segmentation")],
+)
+def test_invalid_settings_are_config_errors(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TesseractOcr(**kwargs)  # type: ignore[arg-type]
