@@ -24,7 +24,7 @@ os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
-pytest_plugins = ("tests.support.fixtures",)
+pytest_plugins = ("tests.support.fixtures", "tests.support.redis_fixtures")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
