@@ -7,10 +7,11 @@ explicit keyword arguments down. The API key is a ``SecretStr`` and never printe
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DASHSCOPE_BEIJING = "https://dashscope.aliyuncs.com/compatible-mode/v1"
@@ -39,6 +40,35 @@ class LLMSettings(BaseSettings):
     temperature: float = Field(0.3, ge=0, le=2)
     top_p: float = Field(0.9, gt=0, le=1)
     max_tokens: int = Field(400, gt=0)
+    # Resilience (adapters/llm/resilient.py); documented under "Resilience settings".
+    backup_base_urls: str = Field(
+        "", description="comma-separated backup regions, tried in order after base_url"
+    )
+    fallback_models: str = Field(
+        "", description="comma-separated models tried after `model`; `offline` may be last"
+    )
+    qps: float = Field(5.0, ge=0, description="requests per second per process; 0 = no limit")
+    burst: int = Field(5, ge=1, description="requests allowed at once before the QPS applies")
+    max_retries: int = Field(4, ge=0, description="retries per model after the first attempt")
+    deadline: float = Field(120.0, gt=0, description="seconds for a whole call, waits included")
+    stream: bool = Field(False, description="stream the answer over server-sent events")
+    max_continuations: int = Field(2, ge=0, description="continuations of a truncated answer")
+    retry_base: float = Field(0.5, gt=0, description="first back-off ceiling, seconds")
+    retry_cap: float = Field(8.0, gt=0, description="largest back-off ceiling, seconds")
+    breaker_threshold: int = Field(3, ge=1, description="failures in a row that open a region")
+    breaker_cooldown: float = Field(30.0, gt=0, description="seconds before probing it again")
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The base URLs to call, in order: the primary, then the backups (deduplicated)."""
+        urls = [self.resolved_base_url, *self.backup_base_urls.split(",")]
+        return tuple(dict.fromkeys(u.strip().rstrip("/") for u in urls if u.strip()))
+
+    @property
+    def fallback_model_list(self) -> tuple[str, ...]:
+        """``fallback_models`` as a tuple, e.g. ``("qwen-plus", "offline")``."""
+        names = (m.strip() for m in self.fallback_models.split(","))
+        return tuple(dict.fromkeys(m for m in names if m and m != self.model))
 
     @property
     def resolved_backend(self) -> Literal["openai", "offline"]:
@@ -74,6 +104,39 @@ class TTSSettings(BaseSettings):
     voice_zh: str = "sit/cmn"
 
 
+ASR_CHECKPOINT_NAME = "whisper-tiny.en.pt"
+
+
+def default_models_dir() -> Path:
+    """Where imported speech models live: ``$XDG_DATA_HOME/narrate/models`` (~/.local/share)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "narrate" / "models"
+
+
+class ASRSettings(BaseSettings):
+    """The speech-recognition step (openai-whisper on weights imported for offline use)."""
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_ASR_", extra="ignore")
+
+    models_dir: Path = Field(
+        default_factory=default_models_dir,
+        description="where `narrate models import` writes checkpoints",
+    )
+    model: str = Field(
+        "",
+        description=f"a .pt checkpoint path or a whisper model name; "
+        f"default <models_dir>/{ASR_CHECKPOINT_NAME}",
+    )
+    language: str | None = Field(None, description="e.g. en or zh; unset = detect")
+
+    @model_validator(mode="after")
+    def _default_model(self) -> ASRSettings:
+        """Point an unset ``model`` at the tiny.en checkpoint in ``models_dir``."""
+        if not self.model:
+            self.model = str(self.models_dir / ASR_CHECKPOINT_NAME)
+        return self
+
+
 class Settings(BaseSettings):
     """All of narrate's settings."""
 
@@ -87,6 +150,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ocr: OCRSettings = Field(default_factory=OCRSettings)
     tts: TTSSettings = Field(default_factory=TTSSettings)
+    asr: ASRSettings = Field(default_factory=ASRSettings)
 
 
 def load_settings() -> Settings:

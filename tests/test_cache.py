@@ -24,7 +24,6 @@ from narrate.cache import (
     open_cache,
 )
 from narrate.errors import ConfigError
-from tests.support.redis_fixtures import redis_server, redis_url  # noqa: F401  (until conftest registers them)
 from tests.support.redis_server import RedisServer, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +184,7 @@ def test_open_cache_falls_back_to_null_when_the_file_cannot_be_opened(
 # --- Redis -----------------------------------------------------------------------------
 
 
-def test_redis_clear_leaves_other_keys(redis_url: str) -> None:  # noqa: F811
+def test_redis_clear_leaves_other_keys(redis_url: str) -> None:
     import redis
 
     cache = RedisCache(redis_url)
@@ -210,7 +209,7 @@ def test_redis_down_is_a_miss_without_exception(caplog: pytest.LogCaptureFixture
     assert caplog.text.count("caching off for") == 1
 
 
-def test_redis_going_away_mid_run(redis_server: RedisServer) -> None:  # noqa: F811
+def test_redis_going_away_mid_run(redis_server: RedisServer) -> None:
     with RedisServer() as own:
         cache = RedisCache(own.url, socket_timeout=0.5, retry_interval=0)
         cache.set("k", RESPONSE, ttl=60)
@@ -226,7 +225,7 @@ def test_redis_going_away_mid_run(redis_server: RedisServer) -> None:  # noqa: F
 def test_open_cache_picks_the_backend(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setenv("NARRATE_CACHE_PATH", str(tmp_path / "env.sqlite3"))

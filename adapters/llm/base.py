@@ -20,14 +20,22 @@ Role = Literal["system", "user", "assistant"]
 
 @dataclass(frozen=True)
 class ChatMessage:
-    """One chat message; ``content`` is text or a list of OpenAI content parts."""
+    """One chat message; ``content`` is text or a list of OpenAI content parts.
+
+    ``partial=True`` on a final assistant message asks the model to continue that text
+    (DashScope's partial mode): the reply holds only the continuation.
+    """
 
     role: Role
     content: str | list[dict[str, Any]]
+    partial: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The message as the chat-completions API expects it."""
-        return {"role": self.role, "content": self.content}
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.partial:
+            message["partial"] = True
+        return message
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,9 @@ class ChatResult:
     truncated: bool = False
     ttft_s: float | None = None  # time to first token, for streams
     request_id: str | None = None
+    endpoints_tried: tuple[str, ...] = ()  # every base URL an attempt went to, in order
+    fallback_from: tuple[str, ...] = ()  # models that failed before ``model`` answered
+    continuations: int = 0  # partial-mode requests that continued a cut or truncated answer
 
 
 @runtime_checkable
@@ -110,6 +121,9 @@ class Description:
     attempts: int = 1
     truncated: bool = False
     offline: bool = False
+    ttft_s: float | None = None  # time to first token when streamed
+    endpoints_tried: tuple[str, ...] = ()
+    fallback_from: tuple[str, ...] = ()  # models (or describers) that failed first
 
 
 @runtime_checkable

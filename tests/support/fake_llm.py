@@ -18,6 +18,10 @@ seeded probabilistic mix, then the default (``ok``). Faults, with an optional ``
                         then the connection is dropped
     malformed           HTTP 200 whose body (or SSE event) is not valid JSON
 
+Partial mode (DashScope): when the last message is ``{"role": "assistant", "content": T,
+"partial": true}``, the reply holds only the rest of the answer after ``T``, so a client can
+continue an answer that was cut or truncated.
+
 Use it as a context manager (``with FakeLLMServer() as fake: fake.base_url``), through the
 ``fake_llm`` / ``fake_llm_factory`` fixtures, or by hand::
 
@@ -116,6 +120,18 @@ def _last_user_text(body: Any) -> str:
                     str(p.get("text", "")) for p in content if isinstance(p, dict)
                 ).strip()
     return ""
+
+
+def _partial_prefix(body: Any) -> str | None:
+    """The text of a final ``{"role": "assistant", "partial": true}`` message, if any."""
+    if not isinstance(body, dict):
+        return None
+    messages = body.get("messages") or []
+    last = messages[-1] if messages else None
+    if isinstance(last, dict) and last.get("role") == "assistant" and last.get("partial"):
+        content = last.get("content")
+        return content if isinstance(content, str) else None
+    return None
 
 
 def _image_urls(body: Any) -> list[str]:
@@ -267,6 +283,19 @@ class FakeLLMServer:
         images = len(_image_urls(body))
         seen = f" I was shown {images} image{'s' if images != 1 else ''}." if images else ""
         return f"This is a fake answer about: {said}.{seen}"
+
+    def reply_text(self, body: Any) -> str:
+        """The text to send: the full answer, or in partial mode only what follows the prefix."""
+        full = self.answer_text(body)
+        prefix = _partial_prefix(body)
+        if not prefix:
+            return full
+        common = 0
+        for a, b in zip(full, prefix, strict=False):
+            if a != b:
+                break
+            common += 1
+        return full[common:]
 
     def sleep(self, seconds: float) -> bool:
         """Sleep unless the server is stopping; True when the full time passed."""
@@ -434,7 +463,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, body: dict[str, Any], model: str, *, stream: bool, force_length: bool
     ) -> None:
         fake = self.server.fake
-        tokens = tokenize(fake.answer_text(body))
+        tokens = tokenize(fake.reply_text(body))
         finish = "stop"
         max_tokens = body.get("max_tokens")
         if force_length:
@@ -483,7 +512,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream_cut(self, body: dict[str, Any], model: str, stream: bool, after: int) -> None:
         fake = self.server.fake
-        tokens = tokenize(fake.answer_text(body))
+        tokens = tokenize(fake.reply_text(body))
         if stream:
             self._start_sse()
             for token in tokens[:after]:
