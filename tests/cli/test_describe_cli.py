@@ -1,0 +1,89 @@
+"""``narrate describe`` as a user runs it: a real process, good and bad inputs together."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assets import SAMPLES_DIR
+from tests.support.wavcheck import wav_stats
+
+
+def narrate(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh process, offline, and capture what it prints."""
+    full_env = {**os.environ, "NARRATE_LLM_BACKEND": "offline", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "narrate.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_help_lists_commands_and_settings(tmp_path: Path) -> None:
+    run = narrate("describe", "--help", cwd=tmp_path)
+    assert run.returncode == 0
+    assert "--lang {auto,en,zh}" in run.stdout and "NARRATE_LLM_BACKEND" in run.stdout
+
+
+@pytest.mark.slow
+def test_good_and_bad_images_in_one_call(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "letter.jpg"
+    text.write_text("Dear Sir, this is plain text.")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes((SAMPLES_DIR / "receipt_en.png").read_bytes()[:2000])
+    receipt = tmp_path / "receipt.png"
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", receipt)
+
+    run = narrate(
+        "describe", str(empty), str(receipt), str(text), str(truncated), "missing.gif",
+        "--out", "out", cwd=tmp_path,
+    )  # fmt: skip
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "empty.png: file is empty" in run.stderr
+    assert "letter.jpg: not an image file: looks like a text file" in run.stderr
+    assert "cut.png: image data is truncated or corrupt" in run.stderr
+    assert "missing.gif: file not found" in run.stderr
+    assert "4 image(s) failed" in run.stderr
+    assert "1 of 5 image(s) described" in run.stdout
+    assert "CORNER CAFE" in run.stdout
+    duration, rms = wav_stats(tmp_path / "out" / "receipt.wav")
+    assert duration > 1 and rms > 0.01
+    saved = json.loads((tmp_path / "out" / "receipt.json").read_text())
+    assert "TOTAL 7.20" in saved["ocr_text"]
+    assert not (tmp_path / "out" / "empty.wav").exists()
+
+
+@pytest.mark.slow
+def test_json_output_is_machine_readable(tmp_path: Path) -> None:
+    run = narrate(
+        "describe", str(SAMPLES_DIR / "notice_zh.png"), "nope.png", "--json", "--out", "o",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 1
+    records = json.loads(run.stdout)  # nothing else on stdout
+    assert [r["ok"] for r in records] == [True, False]
+    assert records[0]["language"] == "zh" and "停车场" in records[0]["ocr_text"]
+    assert records[0]["audio_path"].endswith("o/notice_zh.wav")
+    assert records[1]["error"] == "nope.png: file not found"
+
+
+def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
+    run = narrate(
+        "describe", str(SAMPLES_DIR / "receipt_en.png"), cwd=tmp_path, NARRATE_LLM_BACKEND="gpt"
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().startswith("narrate: error: invalid setting: NARRATE_LLM_BACKEND")
+    assert "Traceback" not in run.stderr

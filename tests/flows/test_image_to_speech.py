@@ -1,0 +1,79 @@
+"""The image_to_speech flow end to end on real parts, under the shared Prefect harness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assets import SAMPLES_DIR
+from tests.support.wavcheck import wav_stats
+
+pytestmark = pytest.mark.slow
+
+
+def _artifact(key: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert found, f"no artifact {key}"
+    return str(found[0].data)
+
+
+def test_receipt_end_to_end(prefect_harness: None, offline_env: None, tmp_path: Path) -> None:
+    from flows.image_to_speech import image_to_speech
+
+    result = image_to_speech(SAMPLES_DIR / "receipt_en.png", out_dir=tmp_path)
+
+    assert "TOTAL 7.20" in result.ocr_text
+    assert result.language == "en"
+    assert result.backend == "offline"
+    assert "CORNER CAFE" in result.description
+    assert set(result.timings) == {"ocr", "features", "describe", "speech"}
+    assert result.audio_path == tmp_path / "receipt_en.wav"
+    duration, rms = wav_stats(result.audio_path)
+    assert duration > 1.0 and rms > 0.01
+
+    saved = json.loads((tmp_path / "receipt_en.json").read_text())
+    assert saved["description"] == result.description
+    assert saved["audio_path"] == str(result.audio_path)
+    assert {"description", "ocr_text", "ocr_confidence", "language", "features"} <= set(saved)
+    assert json.loads(result.to_json())["backend"] == "offline"
+
+    markdown = _artifact("description-receipt-en-png")
+    assert result.description.splitlines()[0][:40] in markdown and "TOTAL 7.20" in markdown
+    table = _artifact("timings-receipt-en-png")
+    assert "ocr" in table and "offline" in table
+
+
+def test_chinese_notice_end_to_end(
+    prefect_harness: None, offline_env: None, tmp_path: Path
+) -> None:
+    from flows.image_to_speech import image_to_speech
+
+    result = image_to_speech(SAMPLES_DIR / "notice_zh.png", out_dir=tmp_path)
+
+    assert result.language == "zh"
+    assert "停车场" in result.ocr_text
+    assert "停车场" in result.description
+    duration, rms = wav_stats(result.audio_path)
+    assert duration > 1.0 and rms > 0.01
+
+
+def test_bad_image_fails_the_flow_with_the_reason(
+    prefect_harness: None, offline_env: None, tmp_path: Path
+) -> None:
+    from flows.image_to_speech import image_to_speech
+    from narrate.errors import InputError
+
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty\.jpg: file is empty"):
+        image_to_speech(empty, out_dir=tmp_path)
+    assert not (tmp_path / "empty.wav").exists()

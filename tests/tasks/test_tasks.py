@@ -1,0 +1,100 @@
+"""Tasks: thin wrappers called with ``task.fn``; the retry policy and the content cache key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from prefect.logging import disable_run_logger
+
+from assets import SAMPLES_DIR
+from narrate.errors import InputError, TransientError
+from narrate.settings import LLMSettings, OCRSettings, TTSSettings
+from tasks._policy import file_digest
+from tasks.describe import describe_image
+from tasks.features import extract_features
+from tasks.ocr import ocr_image
+from tasks.speech import synthesize_speech
+from tests.support.wavcheck import wav_stats
+
+RECEIPT = SAMPLES_DIR / "receipt_en.png"
+
+
+def test_tasks_chain_with_fn_on_real_parts(tmp_path: Path) -> None:
+    with disable_run_logger():
+        ocr = ocr_image.fn(RECEIPT, "auto", OCRSettings())
+        features = extract_features.fn(RECEIPT, ocr.boxes)
+        description = describe_image.fn(ocr, features, LLMSettings(backend="offline"))
+        speech = synthesize_speech.fn(
+            description.text, tmp_path / "r.wav", description.language, TTSSettings()
+        )
+    assert "TOTAL" in ocr.text and "CAFE" in ocr.text
+    assert ocr.language == "en"
+    assert 0 < features.text_coverage < 1
+    assert description.backend == "offline" and description.offline
+    assert "7.20" in description.text or "CORNER" in description.text
+    duration, rms = wav_stats(speech.path)
+    assert duration > 1.0 and rms > 0.01
+
+
+def test_bad_image_raises_input_error_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not a picture")
+    with disable_run_logger(), pytest.raises(InputError, match=r"notes\.png.*not an image"):
+        ocr_image.fn(bad, "auto", OCRSettings())
+
+
+def test_file_digest_follows_content_not_path(tmp_path: Path) -> None:
+    copy = tmp_path / "renamed.png"
+    shutil.copy(RECEIPT, copy)
+    assert file_digest(copy) == file_digest(RECEIPT)
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    assert file_digest(copy) != file_digest(RECEIPT)
+
+
+def test_retry_policy_retries_transient_only(prefect_harness: None) -> None:
+    from prefect import flow, task
+
+    from tasks._policy import retry_on_transient
+
+    calls = {"transient": 0, "input": 0}
+
+    @task(retries=3, retry_delay_seconds=0, retry_condition_fn=retry_on_transient)
+    def flaky() -> str:
+        calls["transient"] += 1
+        if calls["transient"] < 3:
+            raise TransientError("try again")
+        return "done"
+
+    @task(retries=3, retry_delay_seconds=0, retry_condition_fn=retry_on_transient)
+    def bad_input() -> str:
+        calls["input"] += 1
+        raise InputError("x.png", "file is empty (0 bytes)")
+
+    @flow
+    def run() -> tuple[str, bool]:
+        state = bad_input(return_state=True)
+        return flaky(), state.is_failed()
+
+    assert run() == ("done", True)
+    assert calls == {"transient": 3, "input": 1}
+
+
+def test_ocr_task_is_cached_by_content(prefect_harness: None, tmp_path: Path) -> None:
+    from prefect import flow
+
+    copy = tmp_path / "same-bytes-other-name.png"
+    shutil.copy(RECEIPT, copy)
+
+    @flow
+    def twice() -> tuple[str, str, str]:
+        first = ocr_image(RECEIPT, "en", OCRSettings(), return_state=True)
+        second = ocr_image(copy, "en", OCRSettings(), return_state=True)
+        third = ocr_image(copy, "zh", OCRSettings(), return_state=True)
+        return first.name, second.name, third.name
+
+    first, second, third = twice()
+    assert second == "Cached"  # same bytes under another path: no tesseract call
+    assert third != "Cached"  # another language is another result
+    assert first in ("Completed", "Cached")
