@@ -18,13 +18,15 @@ help:  ## list the targets
 system:  ## install the Debian packages that are missing (tesseract, espeak-ng, redis, ...)
 	@bash scripts/install_system.sh
 
-$(STAMP): pyproject.toml scripts/install_system.sh
+$(STAMP): pyproject.toml scripts/install_system.sh scripts/install_asr.sh
 	@bash scripts/install_system.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing narrate into $(VENV) ..."
-	@$(PIP) install --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@set -o pipefail; $(PIP) install -e '.[dev,redis,metrics]' 2>&1 | grep -vE '^WARNING: Location|^\s*$$' || true
-	@$(PY) -c "import narrate, prefect, pytesseract, pyttsx3" 
+	@$(PIP) install -e '.[dev,redis,metrics]' >$(VENV)/pip.log 2>&1 \
+		|| { grep -v 'is ignored: it is neither' $(VENV)/pip.log; echo "pip install failed"; exit 1; }
+	@echo "installing speech recognition (CPU torch, whisper, pinned tiny.en weights) ..."
+	@bash scripts/install_asr.sh $(VENV) --dev
+	@$(PY) -c "import narrate, prefect, pytesseract, pyttsx3, whisper"
 	@touch $@
 
 setup: $(STAMP)  ## create .venv and install narrate with everything it needs
