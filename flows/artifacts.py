@@ -6,7 +6,7 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from narrate.results import DescribeResult
+from narrate.results import AnswerResult, DescribeResult
 
 
 def artifact_key(prefix: str, name: str) -> str:
@@ -43,7 +43,16 @@ def publish_describe_artifacts(result: DescribeResult) -> None:
     create_markdown_artifact(
         markdown=markdown, key=artifact_key("description", name), description=f"narrate: {name}"
     )
-    rows = [
+    create_table_artifact(
+        table=_timing_rows(result),
+        key=artifact_key("timings", name),
+        description=f"narrate stages: {name}",
+    )
+
+
+def _timing_rows(result: DescribeResult) -> list[dict[str, object]]:
+    """Per-stage seconds, then backend, endpoint, attempts and tokens."""
+    rows: list[dict[str, object]] = [
         {"stage": stage, "seconds": round(seconds, 3)} for stage, seconds in result.timings.items()
     ]
     rows += [
@@ -52,6 +61,40 @@ def publish_describe_artifacts(result: DescribeResult) -> None:
         {"stage": "attempts", "seconds": None, "value": result.attempts},
     ]
     rows += [{"stage": f"tokens.{k}", "seconds": None, "value": v} for k, v in result.usage.items()]
+    return rows
+
+
+def publish_answer_artifacts(result: AnswerResult) -> None:
+    """A markdown artifact (question, answer, OCR text) and the timings table."""
+    name = result.image_path.name
+    heard = (
+        f" (heard in `{result.question_audio}`, confidence {result.transcript_confidence:.2f})"
+        if result.question_audio is not None and result.transcript_confidence is not None
+        else ""
+    )
+    markdown = "\n".join(
+        [
+            f"# Question about {name}",
+            "",
+            f"**Question**{heard}:",
+            _quote(result.question),
+            "",
+            "**Answer:**",
+            _quote(result.answer),
+            "",
+            f"Audio: `{result.audio_path}` ({result.audio_duration_s:.1f} s)",
+            "",
+            "## OCR text",
+            "```",
+            result.ocr_text.strip() or "(no text found)",
+            "```",
+        ]
+    )
+    create_markdown_artifact(
+        markdown=markdown, key=artifact_key("answer", name), description=f"narrate Q&A: {name}"
+    )
     create_table_artifact(
-        table=rows, key=artifact_key("timings", name), description=f"narrate stages: {name}"
+        table=_timing_rows(result),
+        key=artifact_key("answer-timings", name),
+        description=f"narrate stages: {name}",
     )

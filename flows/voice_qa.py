@@ -1,0 +1,78 @@
+"""Flow ``voice_qa``: a question about an image, spoken or typed, answered aloud.
+
+The question's transcription (whisper) runs beside OCR and the image features; then the
+answer is written from the image's text and features, and spoken into a WAV file.
+``python -m flows.voice_qa IMAGE "QUESTION"`` runs it from a shell.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow
+
+from flows.artifacts import publish_answer_artifacts
+from flows.image_to_speech import PREFECT_STEPS
+from narrate.pipeline import Steps, answer_one
+from narrate.results import AnswerResult
+from narrate.settings import load_settings
+from tasks.transcribe import transcribe_question
+
+
+def _submit(step: Any, *args: Any, **kwargs: Any) -> Any:
+    return step.submit(*args, **kwargs)
+
+
+VOICE_QA_STEPS = Steps(
+    ocr=PREFECT_STEPS.ocr,
+    features=PREFECT_STEPS.features,
+    describe=PREFECT_STEPS.describe,
+    speak=PREFECT_STEPS.speak,
+    transcribe=transcribe_question,
+    submit=_submit,
+)
+
+
+@flow(name="voice-qa", flow_run_name="ask about {image_path}", timeout_seconds=1800)
+def voice_qa(
+    image_path: Path,
+    question_audio: Path | None = None,
+    question_text: str | None = None,
+    out_dir: Path | None = None,
+    lang: Literal["auto", "en", "zh"] = "auto",
+) -> AnswerResult:
+    """Answer a question about ``image_path`` aloud: ``<out_dir>/<stem>.answer.wav``.
+
+    Args:
+        image_path: the image the question is about.
+        question_audio: the question as a recording (WAV, FLAC, OGG or MP3), or
+        question_text: the question as text (give one of the two).
+        out_dir: where the WAV and JSON go; default ``NARRATE_OUT_DIR`` or ``./narrate-out``.
+        lang: the language of the text in the image; ``auto`` detects English or Chinese.
+    """
+    settings = load_settings()
+    result = answer_one(
+        Path(image_path),
+        question_text=question_text,
+        question_audio=Path(question_audio) if question_audio else None,
+        out_dir=Path(out_dir) if out_dir else settings.out_dir,
+        lang=lang,
+        settings=settings,
+        steps=VOICE_QA_STEPS,
+    )
+    publish_answer_artifacts(result)
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit('usage: python -m flows.voice_qa IMAGE "QUESTION" | QUESTION.wav')
+    image, question = sys.argv[1], sys.argv[2]
+    audio = Path(question) if Path(question).is_file() else None
+    print(
+        voice_qa(
+            Path(image), question_audio=audio, question_text=None if audio else question
+        ).to_json(indent=2)
+    )

