@@ -70,7 +70,9 @@ def get_class(capability: str, name: str) -> type[Any]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         hint = f" Install it with: {impl.install_hint}" if impl.install_hint else ""
-        raise ConfigError(f"{capability} implementation {name!r} is unavailable: {exc}.{hint}") from exc
+        raise ConfigError(
+            f"{capability} implementation {name!r} is unavailable: {exc}.{hint}"
+        ) from exc
     return getattr(module, class_name)
 
 
