@@ -80,9 +80,9 @@ class ChatResult:
     truncated: bool = False
     ttft_s: float | None = None  # time to first token, for streams
     request_id: str | None = None
-    endpoints_tried: tuple[str, ...] = ()  # every base URL an attempt went to, in order
+    endpoints_tried: tuple[str, ...] = ()  # distinct base URLs attempts went to, in order
     fallback_from: tuple[str, ...] = ()  # models that failed before ``model`` answered
-    continuations: int = 0  # partial-mode requests that continued a cut or truncated answer
+    continuations: int = 0  # requests that continued an answer stopped by finish "length"
 
 
 @runtime_checkable

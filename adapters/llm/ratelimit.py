@@ -1,0 +1,115 @@
+"""A client-side token bucket (requests per second + burst), shared by every task in a process.
+
+``TokenBucket`` hands out tokens at ``rate`` per second and holds at most ``burst`` of them.
+It reserves tokens under a lock (a negative balance is a queue of reservations), so callers
+are served in arrival order and, over any window of ``t`` seconds, at most
+``burst + rate * t`` acquisitions complete. Threads call ``acquire()`` (it sleeps), asyncio
+code awaits ``acquire_async()`` (it awaits ``asyncio.sleep``); both draw on the same tokens.
+
+``shared_bucket(key, rate, burst)`` returns the ONE bucket of this process for ``key`` (e.g.
+the endpoint list and the model), so every ``ResilientChatClient`` with the same key, in any
+thread or event loop, shares one limit. ``rate <= 0`` means unlimited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Callable, Hashable
+
+
+class TokenBucket:
+    """Thread-safe token bucket; ``rate`` tokens per second, at most ``burst`` banked."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 1,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
+        self.rate = float(rate)
+        self.burst = max(1, int(burst))
+        self._tokens = float(self.burst)
+        self._updated = clock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(rate={self.rate:g}, burst={self.burst})"
+
+    @property
+    def unlimited(self) -> bool:
+        """True when the bucket never makes anyone wait (``rate <= 0``)."""
+        return self.rate <= 0
+
+    def configure(self, rate: float, burst: int) -> None:
+        """Change the rate and burst in place (banked tokens are kept, up to the new burst)."""
+        with self._lock:
+            self._refill()
+            self.rate = float(rate)
+            self.burst = max(1, int(burst))
+            self._tokens = min(self._tokens, float(self.burst))
+
+    def reserve(self, max_wait: float = math.inf) -> float | None:
+        """Take a token; return the seconds to wait before using it, or None (nothing taken)
+        when that wait would exceed ``max_wait``."""
+        if self.unlimited:
+            return 0.0
+        with self._lock:
+            self._refill()
+            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+            if wait > max_wait:
+                return None
+            self._tokens -= 1
+            return wait
+
+    def acquire(self, max_wait: float = math.inf) -> bool:
+        """Wait for a token; False at once (nothing taken) if that would take > ``max_wait``."""
+        wait = self.reserve(max_wait)
+        if wait is None:
+            return False
+        if wait > 0:
+            self._sleep(wait)
+        return True
+
+    async def acquire_async(self, max_wait: float = math.inf) -> bool:
+        """``acquire`` for asyncio: awaits instead of blocking the event loop."""
+        wait = self.reserve(max_wait)
+        if wait is None:
+            return False
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return True
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = max(0.0, now - self._updated)
+        self._updated = now
+        if self.rate > 0:
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+
+
+_BUCKETS: dict[Hashable, TokenBucket] = {}
+_BUCKETS_LOCK = threading.Lock()
+
+
+def shared_bucket(key: Hashable, rate: float, burst: int) -> TokenBucket:
+    """The process-wide bucket for ``key``; created on first use, re-configured if changed."""
+    with _BUCKETS_LOCK:
+        bucket = _BUCKETS.get(key)
+        if bucket is None:
+            bucket = _BUCKETS[key] = TokenBucket(rate, burst)
+        elif bucket.rate != float(rate) or bucket.burst != max(1, int(burst)):
+            bucket.configure(rate, burst)
+        return bucket
+
+
+def reset_buckets() -> None:
+    """Forget every shared bucket (tests; a process that re-reads its settings)."""
+    with _BUCKETS_LOCK:
+        _BUCKETS.clear()
