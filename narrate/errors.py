@@ -8,9 +8,12 @@ callers deal with one small tree::
      ├── ConfigError         a setting is missing or invalid
      └── AdapterError        a backend (tesseract, espeak-ng, an HTTP API, ...) failed
           ├── TransientError  may succeed when retried: timeouts, 429, 5xx, resets
+          │    └── RetriesExhaustedError  the adapter already retried until its deadline
           └── PermanentError  will fail again: 4xx, out of quota, bad credentials
 
-Tasks retry on ``TransientError`` only; everything else fails fast with its message.
+Tasks retry on ``TransientError`` only, and not on ``RetriesExhaustedError`` (retrying an
+adapter that has its own retry loop would multiply the attempts); everything else fails
+fast with its message.
 """
 
 from __future__ import annotations
@@ -47,10 +50,14 @@ class TransientError(AdapterError):
         super().__init__(message)
 
 
+class RetriesExhaustedError(TransientError):
+    """Transient failures went on through every retry the adapter makes; don't retry again."""
+
+
 class PermanentError(AdapterError):
     """A failure that retrying the same call cannot fix."""
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when ``exc`` is worth retrying."""
-    return isinstance(exc, TransientError)
+    """True when ``exc`` is worth retrying by the caller."""
+    return isinstance(exc, TransientError) and not isinstance(exc, RetriesExhaustedError)

@@ -59,8 +59,12 @@ class DescribeResult:
     usage: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     audio_duration_s: float = 0.0
-    attempts: int = 1
+    attempts: int = 1  # HTTP attempts the description took (retries, failovers, fallbacks)
     truncated: bool = False
+    ttft_s: float | None = None  # time to the first token, when the answer was streamed
+    endpoints_tried: tuple[str, ...] = ()
+    fallback_from: tuple[str, ...] = ()  # models that failed before the one that answered
+    cached: bool = False  # the LLM answer came from the response cache
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON types."""

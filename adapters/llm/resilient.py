@@ -56,7 +56,7 @@ from adapters.llm.base import ChatMessage, ChatRequest, ChatResult, Usage
 from adapters.llm.breaker import CircuitBreaker, shared_breaker
 from adapters.llm.openai_compat import ChatPermanentError, OpenAICompatClient
 from adapters.llm.ratelimit import TokenBucket, shared_bucket
-from narrate.errors import PermanentError, TransientError
+from narrate.errors import PermanentError, RetriesExhaustedError, TransientError
 
 log = logging.getLogger("narrate.llm")
 
@@ -104,7 +104,7 @@ class ResponseCache(Protocol):
         ...
 
 
-class LLMExhaustedError(TransientError):
+class LLMExhaustedError(RetriesExhaustedError):
     """No answer within the retries and the deadline, on every endpoint and model."""
 
     def __init__(
