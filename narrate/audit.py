@@ -29,32 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from narrate.cache import canonical_json
 from narrate.secrets import redact_data
+from narrate.settings import AuditSettings
 
 log = logging.getLogger(__name__)
 
 FILE_RE = re.compile(r"audit-(\d{4}-\d{2}-\d{2})\.jsonl")
-
-
-def default_audit_dir() -> Path:
-    """``$XDG_DATA_HOME/narrate/audit``, or ``~/.local/share/narrate/audit``."""
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "narrate" / "audit"
-
-
-class AuditSettings(BaseSettings):
-    """The audit log of LLM calls."""
-
-    model_config = SettingsConfigDict(env_prefix="NARRATE_AUDIT_", extra="ignore")
-
-    enabled: bool = True
-    dir: Path = Field(default_factory=default_audit_dir)
-    retention_days: int = Field(180, ge=1, description="older daily files are deleted")
-    include_messages: bool = Field(False, description="also store the messages sent")
 
 
 def _message_dict(message: Any) -> Any:

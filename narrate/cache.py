@@ -14,21 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
-
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from narrate.errors import ConfigError
 from narrate.secrets import redact, register_secret
+from narrate.settings import CacheSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,37 +34,6 @@ KEY_PREFIX = "narrate:llm:v1:"
 TRANSPORT_PARAMS = frozenset(
     {"api_key", "base_url", "endpoint", "timeout", "headers", "extra_headers", "stream"}
 )
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/narrate``, or ``~/.cache/narrate``."""
-    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache_home) / "narrate"
-
-
-class CacheSettings(BaseSettings):
-    """The LLM response cache."""
-
-    model_config = SettingsConfigDict(env_prefix="NARRATE_CACHE_", extra="ignore")
-
-    backend: Literal["auto", "sqlite", "redis", "off"] = Field(
-        "auto", description="auto = redis when REDIS_URL is set, else sqlite"
-    )
-    ttl: float = Field(300.0, gt=0, description="seconds a cached response stays valid")
-    path: Path = Field(
-        default_factory=lambda: default_cache_dir() / "responses.sqlite3",
-        description="the SQLite database file",
-    )
-    redis_url: str | None = Field(
-        None, validation_alias=AliasChoices("NARRATE_CACHE_REDIS_URL", "REDIS_URL")
-    )
-
-    @property
-    def resolved_backend(self) -> Literal["sqlite", "redis", "off"]:
-        """The backend ``auto`` stands for with the current ``redis_url``."""
-        if self.backend != "auto":
-            return self.backend
-        return "redis" if self.redis_url else "sqlite"
 
 
 def canonical_json(value: Any) -> bytes:

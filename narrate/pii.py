@@ -26,17 +26,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-
-class PrivacySettings(BaseSettings):
-    """Whether text sent to the LLM is anonymised first (``NARRATE_ANONYMIZE``)."""
-
-    model_config = SettingsConfigDict(env_prefix="NARRATE_", extra="ignore")
-
-    anonymize: bool = Field(False, description="replace e-mails, phones, IDs, cards, IPs")
-
 
 class Replacement(NamedTuple):
     """Where one value was replaced: its kind, its span in the original text, its placeholder."""
@@ -201,12 +190,19 @@ _DETECTORS: tuple[tuple[str, re.Pattern[str], Normaliser], ...] = (
 )
 
 
+_PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CN_ID|BANK_CARD|IP)_\d+\]")
+
+
 class Anonymizer:
     """Anonymises several texts with shared placeholders: one value, one placeholder."""
 
     def __init__(self) -> None:
         self._placeholders: dict[tuple[str, str], str] = {}
+        self._originals: dict[str, str] = {}  # placeholder -> first original, kept in memory
         self._per_kind: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(counts={dict(self._per_kind)})"
 
     def _placeholder(self, kind: str, value: str) -> str:
         key = (kind, value)
@@ -235,6 +231,7 @@ class Anonymizer:
         cursor = 0
         for start, end, kind, value in found:
             placeholder = self._placeholder(kind, value)
+            self._originals.setdefault(placeholder, text[start:end])
             pieces += [text[cursor:start], placeholder]
             replacements.append(Replacement(kind, start, end, placeholder))
             cursor = end
@@ -255,6 +252,13 @@ class Anonymizer:
                 parts.append(part)
             out["content"] = parts
         return out
+
+    def restore(self, text: str) -> str:
+        """``text`` with this anonymiser's placeholders put back to the original values.
+
+        For local use only (e.g. the spoken answer): what was sent stays anonymised.
+        """
+        return _PLACEHOLDER.sub(lambda m: self._originals.get(m.group(), m.group()), text)
 
     @property
     def counts(self) -> dict[str, int]:

@@ -21,6 +21,62 @@ DASHSCOPE_VIRGINIA = "https://dashscope-us.aliyuncs.com/compatible-mode/v1"
 Language = Literal["auto", "en", "zh"]
 
 
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/narrate``, or ``~/.cache/narrate``."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "narrate"
+
+
+class CacheSettings(BaseSettings):
+    """The LLM response cache."""
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_CACHE_", extra="ignore")
+
+    backend: Literal["auto", "sqlite", "redis", "off"] = Field(
+        "auto", description="auto = redis when REDIS_URL is set, else sqlite"
+    )
+    ttl: float = Field(300.0, gt=0, description="seconds a cached response stays valid")
+    path: Path = Field(
+        default_factory=lambda: default_cache_dir() / "responses.sqlite3",
+        description="the SQLite database file",
+    )
+    redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("NARRATE_CACHE_REDIS_URL", "REDIS_URL")
+    )
+
+    @property
+    def resolved_backend(self) -> Literal["sqlite", "redis", "off"]:
+        """The backend ``auto`` stands for with the current ``redis_url``."""
+        if self.backend != "auto":
+            return self.backend
+        return "redis" if self.redis_url else "sqlite"
+
+
+def default_audit_dir() -> Path:
+    """``$XDG_DATA_HOME/narrate/audit``, or ``~/.local/share/narrate/audit``."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "narrate" / "audit"
+
+
+class AuditSettings(BaseSettings):
+    """The audit log of LLM calls."""
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_AUDIT_", extra="ignore")
+
+    enabled: bool = True
+    dir: Path = Field(default_factory=default_audit_dir)
+    retention_days: int = Field(180, ge=1, description="older daily files are deleted")
+    include_messages: bool = Field(False, description="also store the messages sent")
+
+
+class PrivacySettings(BaseSettings):
+    """Whether text sent to the LLM is anonymised first (``NARRATE_ANONYMIZE``)."""
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_", extra="ignore")
+
+    anonymize: bool = Field(False, description="replace e-mails, phones, IDs, cards, IPs")
+
+
 class LLMSettings(BaseSettings):
     """The description/answer step: which backend, where, which model."""
 
@@ -57,6 +113,12 @@ class LLMSettings(BaseSettings):
     retry_cap: float = Field(8.0, gt=0, description="largest back-off ceiling, seconds")
     breaker_threshold: int = Field(3, ge=1, description="failures in a row that open a region")
     breaker_cooldown: float = Field(30.0, gt=0, description="seconds before probing it again")
+    api_key_block: str | None = Field(
+        None, description="name of a Prefect Secret block holding the key (flows only)"
+    )
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -137,6 +199,16 @@ class ASRSettings(BaseSettings):
         return self
 
 
+class MetricsSettings(BaseSettings):
+    """Prometheus metrics for long-lived processes and batch runs."""
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_METRICS_", extra="ignore")
+
+    port: int | None = Field(None, ge=0, le=65535, description="serve /metrics on this port")
+    addr: str = "127.0.0.1"
+    pushgateway: str | None = Field(None, description="push to this Pushgateway after a batch")
+
+
 class Settings(BaseSettings):
     """All of narrate's settings."""
 
@@ -150,6 +222,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ocr: OCRSettings = Field(default_factory=OCRSettings)
     tts: TTSSettings = Field(default_factory=TTSSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     asr: ASRSettings = Field(default_factory=ASRSettings)
 
 
@@ -158,11 +231,15 @@ def load_settings() -> Settings:
     from pydantic import ValidationError
 
     from narrate.errors import ConfigError
+    from narrate.secrets import register_secret
 
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
-        sections = (Settings, LLMSettings, OCRSettings, TTSSettings)
+        sections = (
+            Settings, LLMSettings, OCRSettings, TTSSettings, ASRSettings, MetricsSettings,
+            CacheSettings, AuditSettings, PrivacySettings,
+        )  # fmt: skip
         prefixes = {cls.__name__: cls.model_config.get("env_prefix", "") for cls in sections}
         prefix = prefixes.get(exc.title, "NARRATE_")
         problems = []
@@ -170,3 +247,5 @@ def load_settings() -> Settings:
             where = prefix + "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
         raise ConfigError("invalid setting: " + "; ".join(problems)) from None
+    register_secret(settings.llm.api_key)  # redacted wherever it might be logged
+    return settings

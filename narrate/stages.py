@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from adapters import registry
 from adapters.asr.base import Transcriber, Transcript
 from adapters.features.base import FeatureExtractor, ImageFeatures
@@ -42,85 +40,10 @@ def _synthesizer(rate: int, voice_en: str, voice_zh: str) -> SpeechSynthesizer:
 
 
 def build_describer(llm: LLMSettings) -> Describer:
-    """The describer the LLM settings ask for: offline, or a resilient chat client over HTTP
-    (wrapped in a fallback to the offline describer when ``offline`` ends the fallback list).
+    """The describer the LLM settings ask for (see ``narrate.llm_ops``), built once."""
+    from narrate.llm_ops import build_describer as build
 
-    Built once per distinct settings and reused, so HTTP connections, token buckets and
-    circuit breakers are shared by every call in the process.
-    """
-    if llm.resolved_backend == "offline":
-        return registry.load("describer", "offline")
-    return _chat_describer(
-        llm.endpoints,
-        llm.model,
-        llm.fallback_model_list,
-        llm.api_key,
-        llm.timeout,
-        llm.temperature,
-        llm.top_p,
-        llm.max_tokens,
-        llm.stream,
-        (
-            llm.max_retries,
-            llm.deadline,
-            llm.qps,
-            llm.burst,
-            llm.retry_base,
-            llm.retry_cap,
-            llm.breaker_threshold,
-            llm.breaker_cooldown,
-            llm.max_continuations,
-        ),
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _chat_describer(
-    endpoints: tuple[str, ...],
-    model: str,
-    fallback_models: tuple[str, ...],
-    api_key: SecretStr | None,
-    timeout: float,
-    temperature: float,
-    top_p: float,
-    max_tokens: int,
-    stream: bool,
-    resilience: tuple[Any, ...],
-) -> Describer:
-    from adapters.llm.fallback import FallbackDescriber
-    from adapters.llm.resilient import OFFLINE, ResilientChatClient
-
-    (retries, deadline, qps, burst, base, cap, threshold, cooldown, continuations) = resilience
-    client = ResilientChatClient(
-        endpoints=endpoints,
-        model=model,
-        fallback_models=fallback_models,
-        api_key=api_key,
-        timeout=timeout,
-        max_retries=retries,
-        deadline=deadline,
-        qps=qps,
-        burst=burst,
-        retry_base=base,
-        retry_cap=cap,
-        breaker_threshold=threshold,
-        breaker_cooldown=cooldown,
-        max_continuations=continuations,
-    )
-    chat = registry.load(
-        "describer",
-        "openai",
-        client=client,
-        model=model,
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        stream=stream,
-    )
-    chain: list[Describer] = [chat]
-    if OFFLINE in fallback_models:
-        chain.append(registry.load("describer", "offline"))
-    return FallbackDescriber(chain)
+    return build(llm)
 
 
 def run_ocr(

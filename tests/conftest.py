@@ -23,6 +23,11 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+# The LLM response cache and the audit log write to the session's own folders.
+os.environ["NARRATE_CACHE_PATH"] = str(_SESSION_HOME / "cache" / "responses.sqlite3")
+os.environ["NARRATE_AUDIT_DIR"] = str(_SESSION_HOME / "audit")
+for _name in ("REDIS_URL",):
+    os.environ.pop(_name, None)
 
 pytest_plugins = ("tests.support.fixtures", "tests.support.redis_fixtures")
 

@@ -17,12 +17,12 @@ from adapters.llm.base import Usage
 from narrate.audit import (
     AuditLog,
     AuditRecord,
-    AuditSettings,
     NullAuditLog,
     messages_sha256,
     open_audit_log,
 )
 from narrate.secrets import REDACTED, clear_secrets, register_secret
+from narrate.settings import AuditSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CANARY = "canary-audit-K9m8N7b6V5c4"
@@ -251,6 +251,7 @@ def test_automatic_prune_runs_once_a_day(tmp_path: Path) -> None:
 
 
 def test_settings_and_null_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NARRATE_AUDIT_DIR", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     settings = AuditSettings()
     assert settings.dir == tmp_path / "data" / "narrate" / "audit"

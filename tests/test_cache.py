@@ -15,7 +15,6 @@ import pytest
 
 from adapters.llm.base import ChatMessage
 from narrate.cache import (
-    CacheSettings,
     NullCache,
     RedisCache,
     ResponseCache,
@@ -24,6 +23,7 @@ from narrate.cache import (
     open_cache,
 )
 from narrate.errors import ConfigError
+from narrate.settings import CacheSettings
 from tests.support.redis_server import RedisServer, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -249,5 +249,6 @@ def test_open_cache_picks_the_backend(
 
 
 def test_default_path_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("NARRATE_CACHE_PATH", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert CacheSettings().path == tmp_path / "narrate" / "responses.sqlite3"

@@ -8,12 +8,12 @@ import pytest
 
 from narrate.pii import (
     AnonymizedText,
-    PrivacySettings,
     anonymize,
     anonymize_messages,
     luhn_valid,
     valid_cn_id,
 )
+from narrate.settings import PrivacySettings
 
 _ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]  # GB 11643
 

@@ -11,6 +11,7 @@ Two levels:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -80,6 +81,7 @@ class ChatResult:
     truncated: bool = False
     ttft_s: float | None = None  # time to first token, for streams
     request_id: str | None = None
+    cached: bool = False  # served from the response cache, no API call
     endpoints_tried: tuple[str, ...] = ()  # distinct base URLs attempts went to, in order
     fallback_from: tuple[str, ...] = ()  # models that failed before ``model`` answered
     continuations: int = 0  # requests that continued an answer stopped by finish "length"
@@ -124,12 +126,19 @@ class Description:
     ttft_s: float | None = None  # time to first token when streamed
     endpoints_tried: tuple[str, ...] = ()
     fallback_from: tuple[str, ...] = ()  # models (or describers) that failed first
+    cached: bool = False  # the answer came from the response cache
 
 
 @runtime_checkable
 class Describer(Protocol):
     """Writes a description of an image (or answers a question about it)."""
 
-    def describe(self, request: DescriptionRequest) -> Description:
-        """Return a description grounded in ``request``'s OCR text and features."""
+    def describe(
+        self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
+    ) -> Description:
+        """Return a description grounded in ``request``'s OCR text and features.
+
+        ``on_delta`` receives the text as it is written (a streaming model sends it piece by
+        piece; other describers send it whole), so speech can start before the end.
+        """
         ...

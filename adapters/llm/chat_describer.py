@@ -107,10 +107,16 @@ class ChatDescriber:
             stream=self.stream,
         )
 
-    def describe(self, request: DescriptionRequest) -> Description:
-        """Ask the model for a description (or an answer) grounded in ``request``."""
+    def describe(
+        self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
+    ) -> Description:
+        """Ask the model for a description (or an answer) grounded in ``request``.
+
+        With ``stream=True`` and an ``on_delta`` (here or given to the constructor), the
+        answer's pieces reach ``on_delta`` as the model writes them.
+        """
         chat_request = self.build_request(request)
-        result = self._call(chat_request)
+        result = self._call(chat_request, on_delta or self.on_delta)
         text = _THINK.sub("", result.text).strip()
         if not text:
             raise TransientError(
@@ -128,10 +134,17 @@ class ChatDescriber:
             finish_reason=result.finish_reason,
             attempts=result.attempts,
             truncated=result.truncated,
+            ttft_s=result.ttft_s,
+            cached=result.cached,
         )
 
-    def _call(self, chat_request: ChatRequest) -> ChatResult:
+    def _call(
+        self, chat_request: ChatRequest, on_delta: Callable[[str], None] | None
+    ) -> ChatResult:
         stream_fn = getattr(self.client, "stream", None)
-        if self.stream and self.on_delta is not None and callable(stream_fn):
-            return stream_fn(chat_request, on_delta=self.on_delta)
-        return self.client.complete(chat_request)
+        if self.stream and on_delta is not None and callable(stream_fn):
+            return stream_fn(chat_request, on_delta=on_delta)
+        result = self.client.complete(chat_request)
+        if on_delta is not None and result.text:
+            on_delta(result.text)
+        return result

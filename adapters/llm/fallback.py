@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from adapters.llm.base import Describer, Description, DescriptionRequest
 from adapters.llm.resilient import forget_last_result, last_result
@@ -50,15 +50,21 @@ class FallbackDescriber:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self.describers)!r})"
 
-    def describe(self, request: DescriptionRequest) -> Description:
-        """The first description any describer in the chain manages; the last error otherwise."""
+    def describe(
+        self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
+    ) -> Description:
+        """The first description any describer in the chain manages; the last error otherwise.
+
+        ``on_delta`` is handed to each describer in turn: a listener that already received
+        part of a failed streamed answer sees the next describer's text from its start.
+        """
         failed: list[str] = []
         endpoints: list[str] = []
         attempts = 0
         for index, describer in enumerate(self.describers):
             forget_last_result()
             try:
-                description = describer.describe(request)
+                description = describer.describe(request, on_delta)
             except AdapterError as exc:
                 if index + 1 == len(self.describers):
                     raise

@@ -13,7 +13,7 @@ instead (``backend="offline"``, ``offline=True``) so the CLI or a flow can say s
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.llm.base import Description, DescriptionRequest
@@ -129,8 +129,13 @@ class OfflineDescriber:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    def describe(self, request: DescriptionRequest) -> Description:
-        """Describe the image, or answer ``request.question``, from its text and features."""
+    def describe(
+        self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
+    ) -> Description:
+        """Describe the image, or answer ``request.question``, from its text and features.
+
+        ``on_delta``, when given, receives the whole text at once.
+        """
         zh = request.language == "zh"
         lines = text_lines(request.ocr_text, zh=zh)
         facts = request.facts or {}
@@ -145,6 +150,8 @@ class OfflineDescriber:
             text = _describe_zh(lines, facts, self.max_quote_zh)
         else:
             text = _describe_en(lines, facts, request.features_summary, self.max_quote_en)
+        if on_delta is not None:
+            on_delta(text)
         return Description(
             text=text,
             language=request.language,

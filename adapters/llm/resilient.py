@@ -57,6 +57,7 @@ from adapters.llm.breaker import CircuitBreaker, shared_breaker
 from adapters.llm.openai_compat import ChatPermanentError, OpenAICompatClient
 from adapters.llm.ratelimit import TokenBucket, shared_bucket
 from narrate.errors import PermanentError, RetriesExhaustedError, TransientError
+from narrate.metrics import llm_in_flight
 
 log = logging.getLogger("narrate.llm")
 
@@ -90,6 +91,7 @@ class AttemptRecord:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     delivered_chars: int = 0  # text this attempt delivered (streams cut mid-way too)
+    messages: tuple[dict[str, Any], ...] = ()  # the messages as sent (after anonymisation)
 
 
 class ResponseCache(Protocol):
@@ -99,8 +101,8 @@ class ResponseCache(Protocol):
         """A stored answer for ``request`` sent to ``model``, or None."""
         ...
 
-    def put(self, request: ChatRequest, result: ChatResult) -> None:
-        """Store a complete answer."""
+    def put(self, request: ChatRequest, model: str, result: ChatResult) -> None:
+        """Store a complete answer to ``request`` sent to ``model`` (whoever answered it)."""
         ...
 
 
@@ -320,7 +322,7 @@ class ResilientChatClient:
                 raise self._final_error(call, nxt.error) from nxt.error
             _LAST_RESULT.set(result)
             if self.cache is not None and not result.truncated:
-                self.cache.put(request, result)
+                self.cache.put(request, first, result)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -456,6 +458,7 @@ class ResilientChatClient:
             if call.on_delta is not None:
                 call.on_delta(piece)
 
+        sent = tuple(m.to_dict() for m in segment_request.messages)
         wall, started = time.time(), self._clock()
         parameters = {
             "temperature": request.temperature,
@@ -465,12 +468,13 @@ class ResilientChatClient:
             "partial_chars": len(prefix),
         }
         try:
-            if request.stream:
-                segment = client.stream(segment_request, on_delta=deliver)
-            else:
-                segment = client.complete(segment_request)
-                call.parts.append(segment.text)
-                delivered = len(segment.text)
+            with llm_in_flight():
+                if request.stream:
+                    segment = client.stream(segment_request, on_delta=deliver)
+                else:
+                    segment = client.complete(segment_request)
+                    call.parts.append(segment.text)
+                    delivered = len(segment.text)
         except (TransientError, PermanentError) as exc:
             self._report(
                 AttemptRecord(
@@ -486,6 +490,7 @@ class ResilientChatClient:
                     error_code=getattr(exc, "error_code", None),
                     error=str(exc),
                     delivered_chars=delivered,
+                    messages=sent,
                 )
             )
             raise
@@ -504,6 +509,7 @@ class ResilientChatClient:
                 usage=segment.usage,
                 finish_reason=segment.finish_reason,
                 delivered_chars=delivered,
+                messages=sent,
             )
         )
         return segment

@@ -1,0 +1,319 @@
+"""Operating the LLM step: response cache, audit log, metrics, anonymisation, assembly.
+
+``build_describer(llm)`` turns ``LLMSettings`` into the describer the pipeline calls::
+
+    AnonymizingDescriber (NARRATE_ANONYMIZE=1: text is anonymised before it leaves)
+      └── FallbackDescriber
+            ├── ChatDescriber ── ResilientChatClient ── cache: ChatResponseCache
+            │                                        └─ on_attempt: AuditHook, MetricsHook
+            └── OfflineDescriber (when ``offline`` ends NARRATE_LLM_FALLBACK_MODELS)
+
+One describer is built per distinct settings and reused, so HTTP connections, token
+buckets, circuit breakers, the cache connection and the audit file are shared by every call
+in the process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from adapters import registry
+from adapters.llm.base import ChatRequest, ChatResult, Describer, Description, DescriptionRequest
+from adapters.llm.base import Usage as ChatUsage
+from narrate import metrics
+from narrate.audit import AuditLog, NullAuditLog, open_audit_log
+from narrate.cache import ResponseCache, cache_key, open_cache
+from narrate.pii import Anonymizer
+from narrate.settings import LLMSettings
+
+log = logging.getLogger("narrate.llm")
+
+OFFLINE = "offline"
+
+
+class ChatResponseCache:
+    """The resilient client's cache: chat requests in, ``ChatResult``s out, with a TTL.
+
+    Keyed by model, messages (as sent, so after anonymisation) and sampling parameters;
+    never by endpoint or key. A hit is counted in the metrics and written to the audit log.
+    """
+
+    def __init__(
+        self,
+        store: ResponseCache,
+        *,
+        ttl: float,
+        on_hit: Callable[[ChatRequest, str, ChatResult], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.on_hit = on_hit
+
+    @staticmethod
+    def key(request: ChatRequest, model: str) -> str:
+        """The cache key of ``request`` sent to ``model``."""
+        params = {
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+        }
+        return cache_key(model, request.messages, params)
+
+    def get(self, request: ChatRequest, model: str) -> ChatResult | None:
+        """The stored answer, marked ``cached``, or None."""
+        value = self.store.get(self.key(request, model))
+        metrics.record_cache(value is not None)
+        if value is None:
+            return None
+        result = ChatResult(
+            text=str(value["text"]),
+            finish_reason=str(value.get("finish_reason", "stop")),
+            usage=ChatUsage(**value.get("usage", {})),
+            latency_s=0.0,
+            model=str(value.get("model", model)),
+            endpoint=str(value.get("endpoint", "")),
+            attempts=0,
+            request_id=value.get("request_id"),
+            cached=True,
+        )
+        if self.on_hit is not None:
+            self.on_hit(request, model, result)
+        return result
+
+    def put(self, request: ChatRequest, model: str, result: ChatResult) -> None:
+        """Keep a complete answer for ``ttl`` seconds."""
+        value = {
+            "text": result.text,
+            "finish_reason": result.finish_reason,
+            "usage": dataclasses.asdict(result.usage),
+            "model": result.model,
+            "endpoint": result.endpoint,
+            "request_id": result.request_id,
+        }
+        self.store.set(self.key(request, model), value, self.ttl)
+
+
+class AuditHook:
+    """Writes one audit record per HTTP attempt, and one per cache hit."""
+
+    def __init__(self, audit: AuditLog | NullAuditLog) -> None:
+        self.audit = audit
+
+    def __call__(self, record: Any) -> None:
+        """``on_attempt`` hook: ``record`` is an ``AttemptRecord``."""
+        self.audit.record(
+            request_id=record.request_id,
+            endpoint=record.endpoint,
+            model=record.model,
+            parameters=record.parameters,
+            messages=record.messages,
+            status=record.status_code or (record.error_code if record.error else 200),
+            latency_s=round(record.latency_s, 4),
+            tokens=record.usage,
+            attempt=record.attempt,
+            cache_hit=False,
+            outcome=record.outcome,
+            error=record.error,
+            extra={"call_id": record.call_id, "finish_reason": record.finish_reason},
+        )
+
+    def cache_hit(self, request: ChatRequest, model: str, result: ChatResult) -> None:
+        """``ChatResponseCache`` hook: the answer came from the cache, no request was sent."""
+        self.audit.record(
+            request_id=result.request_id,
+            endpoint=result.endpoint,
+            model=model,
+            parameters={
+                "temperature": request.temperature,
+                "top_p": request.top_p,
+                "max_tokens": request.max_tokens,
+                "stream": request.stream,
+            },
+            messages=tuple(m.to_dict() for m in request.messages),
+            status="cache",
+            latency_s=0.0,
+            tokens=result.usage,
+            attempt=0,
+            cache_hit=True,
+            outcome="cache_hit",
+        )
+
+
+class MetricsHook:
+    """Counts every attempt in the Prometheus metrics, with retries, failovers, fallbacks."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, Any] = {}  # call_id -> the previous attempt of that call
+        self._lock = threading.Lock()
+
+    def __call__(self, record: Any) -> None:
+        """``on_attempt`` hook: ``record`` is an ``AttemptRecord``."""
+        kind = "timeout" if "timed out" in (record.error or "").lower() else record.error_code
+        status = metrics.status_class(
+            record.status_code or (200 if record.outcome == "ok" else None), kind
+        )
+        metrics.record_llm_request(record.endpoint, record.model, status, record.latency_s)
+        if record.outcome == "ok":
+            metrics.record_tokens(
+                record.model, record.usage.prompt_tokens, record.usage.completion_tokens
+            )
+            if record.ttft_s is not None:
+                metrics.record_ttft(record.model, record.ttft_s)
+            if record.finish_reason == "length":
+                metrics.record_truncation(record.model)
+        with self._lock:
+            previous = self._last.pop(record.call_id, None)
+            if record.outcome != "ok":
+                self._last[record.call_id] = record
+            if len(self._last) > 10_000:  # calls that ended in an error leave an entry
+                self._last.clear()
+        if previous is None:
+            return
+        if previous.model != record.model:
+            metrics.record_fallback(previous.model, record.model)
+        elif previous.endpoint != record.endpoint:
+            metrics.record_failover(previous.endpoint, record.endpoint)
+        else:
+            metrics.record_retry(metrics.status_class(previous.status_code, previous.error_code))
+
+
+class _RestoringDeltas:
+    """Passes streamed text on with placeholders restored, holding back a half-seen one."""
+
+    def __init__(self, anonymizer: Anonymizer, sink: Callable[[str], None]) -> None:
+        self.anonymizer = anonymizer
+        self.sink = sink
+        self.held = ""
+
+    def __call__(self, piece: str) -> None:
+        text = self.held + piece
+        cut = text.rfind("[")
+        if cut != -1 and "]" not in text[cut:] and len(text) - cut <= 16:
+            text, self.held = text[:cut], text[cut:]
+        else:
+            self.held = ""
+        if text:
+            self.sink(self.anonymizer.restore(text))
+
+    def flush(self) -> None:
+        if self.held:
+            self.sink(self.anonymizer.restore(self.held))
+            self.held = ""
+
+
+class AnonymizingDescriber:
+    """A ``Describer`` that anonymises the OCR text and the question before they leave.
+
+    E-mails, phones, resident IDs, card numbers and IPs become typed placeholders in what is
+    sent; the image itself is not sent (its pixels hold the same text). The answer is
+    restored locally, so the spoken answer and the result carry the real values.
+    """
+
+    def __init__(self, inner: Describer) -> None:
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.inner!r})"
+
+    def describe(
+        self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
+    ) -> Description:
+        """Describe with anonymised text; restore the placeholders in the answer."""
+        anonymizer = Anonymizer()
+        safe = dataclasses.replace(
+            request,
+            ocr_text=anonymizer.anonymize(request.ocr_text).text,
+            question=(
+                anonymizer.anonymize(request.question).text
+                if request.question is not None
+                else None
+            ),
+            image_path=None,
+        )
+        restoring = _RestoringDeltas(anonymizer, on_delta) if on_delta is not None else None
+        description = self.inner.describe(safe, restoring)
+        if restoring is not None:
+            restoring.flush()
+        if anonymizer.counts:
+            log.info("anonymised before sending: %s", anonymizer.counts)
+        return dataclasses.replace(description, text=anonymizer.restore(description.text))
+
+
+_DESCRIBERS: dict[str, Describer] = {}
+_DESCRIBERS_LOCK = threading.Lock()
+
+
+def _settings_key(llm: LLMSettings) -> str:
+    """A digest of every setting, the key included, for the describer cache."""
+    secret = llm.api_key.get_secret_value() if llm.api_key else ""
+    return hashlib.sha256((llm.model_dump_json() + "\0" + secret).encode()).hexdigest()
+
+
+def build_describer(llm: LLMSettings) -> Describer:
+    """The describer ``llm`` asks for, built once per distinct settings (see module doc)."""
+    if llm.resolved_backend == "offline":
+        return registry.load("describer", "offline")
+    key = _settings_key(llm)
+    with _DESCRIBERS_LOCK:
+        describer = _DESCRIBERS.get(key)
+        if describer is None:
+            describer = _DESCRIBERS[key] = _make_chat_describer(llm)
+        return describer
+
+
+def _make_chat_describer(llm: LLMSettings) -> Describer:
+    from adapters.llm.fallback import FallbackDescriber
+    from adapters.llm.resilient import ResilientChatClient
+
+    audit_hook = AuditHook(open_audit_log(llm.audit))
+    cache = None
+    if llm.cache.resolved_backend != "off":
+        cache = ChatResponseCache(
+            open_cache(llm.cache), ttl=llm.cache.ttl, on_hit=audit_hook.cache_hit
+        )
+    client = ResilientChatClient(
+        endpoints=llm.endpoints,
+        model=llm.model,
+        fallback_models=llm.fallback_model_list,
+        api_key=llm.api_key,
+        timeout=llm.timeout,
+        max_retries=llm.max_retries,
+        deadline=llm.deadline,
+        qps=llm.qps,
+        burst=llm.burst,
+        retry_base=llm.retry_base,
+        retry_cap=llm.retry_cap,
+        breaker_threshold=llm.breaker_threshold,
+        breaker_cooldown=llm.breaker_cooldown,
+        max_continuations=llm.max_continuations,
+        cache=cache,
+        on_attempt=[audit_hook, MetricsHook()],
+    )
+    chat = registry.load(
+        "describer",
+        "openai",
+        client=client,
+        model=llm.model,
+        temperature=llm.temperature,
+        top_p=llm.top_p,
+        max_tokens=llm.max_tokens,
+        stream=llm.stream,
+    )
+    chain: list[Describer] = [chat]
+    if OFFLINE in llm.fallback_model_list:
+        chain.append(registry.load("describer", "offline"))
+    describer: Describer = FallbackDescriber(chain)
+    if llm.privacy.anonymize:
+        describer = AnonymizingDescriber(describer)
+    return describer
+
+
+def forget_describers() -> None:
+    """Drop the built describers (tests that change settings mid-process)."""
+    with _DESCRIBERS_LOCK:
+        _DESCRIBERS.clear()
