@@ -12,10 +12,10 @@ from typing import Literal
 
 from prefect import flow
 
+from flows._setup import flow_settings
 from flows.artifacts import publish_describe_artifacts
 from narrate.pipeline import Steps, describe_one
 from narrate.results import DescribeResult
-from narrate.settings import load_settings
 from tasks.describe import describe_image
 from tasks.features import extract_features
 from tasks.ocr import ocr_image
@@ -39,7 +39,7 @@ def image_to_speech(
         out_dir: where the WAV and JSON go; default ``NARRATE_OUT_DIR`` or ``./narrate-out``.
         lang: the language of the text in the image; ``auto`` detects English or Chinese.
     """
-    settings = load_settings()
+    settings = flow_settings()
     result = describe_one(
         Path(image_path),
         out_dir=Path(out_dir) if out_dir else settings.out_dir,

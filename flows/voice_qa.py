@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 from prefect import flow
 
+from flows._setup import flow_settings
 from flows.artifacts import publish_answer_artifacts
 from flows.image_to_speech import PREFECT_STEPS
 from narrate.pipeline import Steps, answer_one
 from narrate.results import AnswerResult
-from narrate.settings import load_settings
 from tasks.transcribe import transcribe_question
 
 
@@ -52,7 +52,7 @@ def voice_qa(
         out_dir: where the WAV and JSON go; default ``NARRATE_OUT_DIR`` or ``./narrate-out``.
         lang: the language of the text in the image; ``auto`` detects English or Chinese.
     """
-    settings = load_settings()
+    settings = flow_settings()
     result = answer_one(
         Path(image_path),
         question_text=question_text,

@@ -66,9 +66,7 @@ def plain_steps() -> Steps:
     )
 
 
-def output_paths(
-    image_path: Path, out_dir: Path, stem: str | None = None
-) -> tuple[Path, Path]:
+def output_paths(image_path: Path, out_dir: Path, stem: str | None = None) -> tuple[Path, Path]:
     """Where the WAV and the JSON for ``image_path`` go: ``<out>/<stem>.wav|.json``.
 
     ``stem`` overrides the image's own stem (the batch flow uses it to keep two images
@@ -91,8 +89,6 @@ def describe_one(
 
     ``stem`` names the outputs (default: the image's stem).
     """
-    from narrate.stages import features_facts
-
     image_path = Path(image_path)
     wav_path, json_path = output_paths(image_path, out_dir, stem)
     timings: dict[str, float] = {}
@@ -114,24 +110,42 @@ def describe_one(
     timings["speech"] = time.perf_counter() - start
 
     result = DescribeResult(
-        image_path=image_path,
-        description=description.text,
-        ocr_text=ocr.text,
-        ocr_confidence=ocr.confidence,
-        language=description.language,
-        features=features_facts(features),
-        audio_path=speech.path,
-        backend=description.backend,
-        model=description.model,
-        endpoint=description.endpoint,
-        usage=to_jsonable(description.usage),
-        timings=timings,
-        audio_duration_s=speech.duration_s,
-        attempts=description.attempts,
-        truncated=description.truncated,
+        **_result_fields(image_path, ocr, features, description, speech, timings)
     )
     write_json_atomic(json_path, result.to_dict())
     return result
+
+
+def _result_fields(
+    image_path: Path, ocr: Any, features: Any, description: Any, speech: Any, timings: dict
+) -> dict[str, Any]:
+    """The ``DescribeResult`` fields from the steps' results; the timings go to the metrics."""
+    from narrate import metrics
+    from narrate.stages import features_facts
+
+    for stage, seconds in timings.items():
+        metrics.observe_stage(stage, seconds)
+    return {
+        "image_path": image_path,
+        "description": description.text,
+        "ocr_text": ocr.text,
+        "ocr_confidence": ocr.confidence,
+        "language": description.language,
+        "features": features_facts(features),
+        "audio_path": speech.path,
+        "backend": description.backend,
+        "model": description.model,
+        "endpoint": description.endpoint,
+        "usage": to_jsonable(description.usage),
+        "timings": timings,
+        "audio_duration_s": speech.duration_s,
+        "attempts": description.attempts,
+        "truncated": description.truncated,
+        "ttft_s": description.ttft_s,
+        "endpoints_tried": description.endpoints_tried,
+        "fallback_from": description.fallback_from,
+        "cached": description.cached,
+    }
 
 
 def answer_one(
@@ -149,7 +163,6 @@ def answer_one(
     A spoken question is transcribed in the background while OCR and then the features
     (which need OCR's word boxes) run; the answer is written, then spoken.
     """
-    from narrate.stages import features_facts
 
     if (question_text is None) == (question_audio is None):
         raise InputError(None, "give exactly one question: as text or as an audio file")
@@ -192,21 +205,7 @@ def answer_one(
     timings["speech"] = time.perf_counter() - mark
 
     result = AnswerResult(
-        image_path=image_path,
-        description=answer.text,
-        ocr_text=ocr.text,
-        ocr_confidence=ocr.confidence,
-        language=answer.language,
-        features=features_facts(features),
-        audio_path=speech.path,
-        backend=answer.backend,
-        model=answer.model,
-        endpoint=answer.endpoint,
-        usage=to_jsonable(answer.usage),
-        timings=timings,
-        audio_duration_s=speech.duration_s,
-        attempts=answer.attempts,
-        truncated=answer.truncated,
+        **_result_fields(image_path, ocr, features, answer, speech, timings),
         question=question,
         answer=answer.text,
         question_source="audio" if question_audio is not None else "text",

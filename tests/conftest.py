@@ -22,6 +22,7 @@ os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "prefect")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] = "narrate"  # narrate's warnings reach run logs
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 # The LLM response cache and the audit log write to the session's own folders.
 os.environ["NARRATE_CACHE_PATH"] = str(_SESSION_HOME / "cache" / "responses.sqlite3")

@@ -1,0 +1,293 @@
+"""The operator's guarantees end to end: response cache, audit log, PII, secrets.
+
+Every test runs the real pipeline (tesseract, espeak-ng) against fake OpenAI-compatible
+servers on loopback and asserts on what those servers received and what was written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from assets import SAMPLES_DIR
+from narrate.llm_ops import forget_describers
+from narrate.pipeline import answer_one, describe_one, plain_steps
+from narrate.settings import load_settings
+from tests.support.fake_llm import FakeLLMServer
+
+RECEIPT = SAMPLES_DIR / "receipt_en.png"
+CANARY = "sk-canary-7f3a9c1e5b2d4f60a8e1"
+
+
+def chat_requests(server: FakeLLMServer) -> list:
+    """The chat-completion requests a fake server received."""
+    return [r for r in server.requests if r.path.endswith("/chat/completions")]
+
+
+def audit_lines(directory: Path) -> list[dict]:
+    """Every record in every audit file, in file order (each line must be valid JSON)."""
+    records = []
+    for path in sorted(directory.glob("audit-*.jsonl")):
+        records += [json.loads(line) for line in path.read_text().splitlines()]
+    return records
+
+
+@pytest.fixture
+def llm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """Point the LLM step at fake servers, with this test's own cache and audit folders."""
+
+    def configure(*servers: FakeLLMServer, **extra: str) -> None:
+        monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
+        monkeypatch.setenv("NARRATE_LLM_BASE_URL", servers[0].base_url)
+        if len(servers) > 1:
+            backups = ",".join(s.base_url for s in servers[1:])
+            monkeypatch.setenv("NARRATE_LLM_BACKUP_BASE_URLS", backups)
+        monkeypatch.setenv("NARRATE_LLM_RETRY_BASE", "0.05")
+        monkeypatch.setenv("NARRATE_CACHE_PATH", str(tmp_path / "cache.sqlite3"))
+        monkeypatch.setenv("NARRATE_AUDIT_DIR", str(tmp_path / "audit"))
+        for name, value in extra.items():
+            monkeypatch.setenv(name, value)
+        forget_describers()
+
+    yield configure
+    forget_describers()
+
+
+def describe(out_dir: Path, image: Path = RECEIPT):  # type: ignore[no-untyped-def]
+    """One image through the direct engine with the current environment."""
+    return describe_one(
+        image, out_dir=out_dir, lang="auto", settings=load_settings(), steps=plain_steps()
+    )
+
+
+# ------------------------------------------------------------------------ response cache
+
+
+def test_second_identical_run_sends_nothing(
+    fake_llm: FakeLLMServer, llm_env: Callable[..., None], tmp_path: Path
+) -> None:
+    llm_env(fake_llm)
+    first = describe(tmp_path / "one")
+    second = describe(tmp_path / "two")
+
+    assert len(chat_requests(fake_llm)) == 1
+    assert "CORNER CAFE" in chat_requests(fake_llm)[0].user_text
+    assert first.description == second.description
+    assert (first.cached, second.cached) == (False, True)
+    records = audit_lines(tmp_path / "audit")
+    assert [(r["cache_hit"], r["outcome"]) for r in records] == [
+        (False, "ok"),
+        (True, "cache_hit"),
+    ]
+    assert records[0]["messages_sha256"] == records[1]["messages_sha256"]
+
+
+def test_cache_expires_after_its_ttl(
+    fake_llm: FakeLLMServer, llm_env: Callable[..., None], tmp_path: Path
+) -> None:
+    llm_env(fake_llm, NARRATE_CACHE_TTL="0.5")
+    describe(tmp_path)
+    time.sleep(0.7)
+    again = describe(tmp_path)
+    assert len(chat_requests(fake_llm)) == 2 and not again.cached
+
+
+def test_redis_backend_serves_the_second_run(
+    fake_llm: FakeLLMServer, llm_env: Callable[..., None], tmp_path: Path, redis_url: str
+) -> None:
+    llm_env(fake_llm, REDIS_URL=redis_url, NARRATE_CACHE_BACKEND="redis")
+    describe(tmp_path)
+    forget_describers()  # a new process would build its describer anew: Redis still has it
+    second = describe(tmp_path)
+    assert len(chat_requests(fake_llm)) == 1 and second.cached
+
+
+def test_changed_parameters_miss_the_cache(
+    fake_llm: FakeLLMServer, llm_env: Callable[..., None], tmp_path: Path
+) -> None:
+    llm_env(fake_llm)
+    describe(tmp_path)
+    llm_env(fake_llm, NARRATE_LLM_TEMPERATURE="0.9")
+    describe(tmp_path)
+    bodies = [r.body for r in chat_requests(fake_llm)]
+    assert [b["temperature"] for b in bodies] == [0.3, 0.9]
+
+
+# ------------------------------------------------------------------------ audit log
+
+
+def test_audit_has_every_attempt_in_order(
+    fake_llm_factory: Callable[..., FakeLLMServer],
+    llm_env: Callable[..., None],
+    tmp_path: Path,
+) -> None:
+    primary = fake_llm_factory(script=["503"])
+    backup = fake_llm_factory(script=["429-ms:50", "ok"])
+    llm_env(primary, backup, NARRATE_LLM_API_KEY=CANARY)
+    result = describe(tmp_path)
+
+    records = audit_lines(tmp_path / "audit")
+    assert [(r["endpoint"], r["status"], r["attempt"]) for r in records] == [
+        (primary.base_url, 503, 1),
+        (backup.base_url, 429, 2),
+        (backup.base_url, 200, 3),
+    ]
+    assert [r["outcome"] for r in records] == ["transient", "transient", "ok"]
+    assert records[-1]["tokens"]["total"] > 0
+    assert records[-1]["parameters"]["temperature"] == 0.3
+    assert all("messages" not in r and len(r["messages_sha256"]) == 64 for r in records)
+    assert result.attempts == 3 and result.endpoint == backup.base_url
+    text = "".join(p.read_text() for p in (tmp_path / "audit").iterdir())
+    assert CANARY not in text
+
+
+# ------------------------------------------------------------------------ PII
+
+
+PII = {
+    "email": "liwei88@example.com",
+    "phone": "138 1234 5678",
+    "id": "11010519491231002X",
+    "card": "4111 1111 1111 1111",
+    "ip": "192.168.10.24",
+}
+
+
+def pii_image(path: Path) -> Path:
+    """A form-like image full of personal data, rendered large enough to OCR."""
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 30)
+    lines = [
+        "MEMBERSHIP FORM",
+        f"Email: {PII['email']}",
+        f"Phone: {PII['phone']}",
+        f"ID: {PII['id']}",
+        f"Card: {PII['card']}",
+        f"Server: {PII['ip']}",
+    ]
+    image = Image.new("RGB", (900, 70 + 60 * len(lines)), "white")
+    draw = ImageDraw.Draw(image)
+    for number, line in enumerate(lines):
+        draw.text((40, 30 + 60 * number), line, fill="black", font=font)
+    image.save(path)
+    return path
+
+
+def test_no_personal_data_reaches_the_api(
+    fake_llm: FakeLLMServer, llm_env: Callable[..., None], tmp_path: Path
+) -> None:
+    llm_env(fake_llm, NARRATE_ANONYMIZE="1", NARRATE_LLM_MODEL="qwen3-vl-plus")
+    image = pii_image(tmp_path / "form.png")
+    question = f"Is {PII['email']} the same person as the one at {PII['phone']}?"
+    result = answer_one(
+        image, question_text=question, out_dir=tmp_path, lang="en",
+        settings=load_settings(), steps=plain_steps(),
+    )  # fmt: skip
+
+    assert PII["email"] in result.ocr_text  # OCR really read it: the local result keeps it
+    sent = chat_requests(fake_llm)
+    assert len(sent) == 1
+    raw = sent[0].raw.decode()
+    for value in (*PII.values(), PII["phone"].replace(" ", ""), PII["card"].replace(" ", "")):
+        assert value not in raw, value
+    body = json.dumps(sent[0].body)
+    for placeholder in ("[EMAIL_1]", "[PHONE_1]", "[CN_ID_1]", "[BANK_CARD_1]", "[IP_1]"):
+        assert placeholder in body, placeholder
+    assert sent[0].image_urls == []  # a vision model would see the text: the image stays
+    # the fake model echoes the question's opening words; the answer restores them locally
+    assert PII["email"] in result.answer and "[EMAIL_1]" not in result.answer
+
+
+# ------------------------------------------------------------------------ secrets
+
+
+def test_the_key_never_leaves_through_outputs_logs_or_audit(
+    fake_llm_factory: Callable[..., FakeLLMServer], tmp_path: Path
+) -> None:
+    good = fake_llm_factory(api_key=CANARY)
+    out, audit = tmp_path / "out", tmp_path / "audit"
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    env = {
+        **os.environ,
+        "NARRATE_LLM_BACKEND": "openai",
+        "NARRATE_LLM_BASE_URL": good.base_url,
+        "DASHSCOPE_API_KEY": CANARY,
+        "NARRATE_AUDIT_DIR": str(audit),
+        "NARRATE_AUDIT_INCLUDE_MESSAGES": "1",
+        "NARRATE_CACHE_PATH": str(tmp_path / "cache.sqlite3"),
+        "NARRATE_LLM_MAX_RETRIES": "0",
+    }
+
+    def cli(*args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "narrate.cli", "describe", "--debug", *args],
+            env={**env, **overrides},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    runs = [
+        cli(str(RECEIPT), str(bad), "--out", str(out)),
+        cli(str(RECEIPT), str(bad), "--out", str(out), "--json"),
+        # a wrong key: the server answers 401 and echoes the key it got in its message
+        cli(
+            str(RECEIPT),
+            "--out",
+            str(tmp_path / "out2"),
+            DASHSCOPE_API_KEY=CANARY + "-wrong",
+            NARRATE_CACHE_BACKEND="off",
+        ),
+    ]
+
+    assert chat_requests(good)[0].headers["authorization"] == f"Bearer {CANARY}"  # it was used
+    assert "401" in runs[2].stderr or "API key" in runs[2].stderr
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".sqlite3"]
+    assert any(p.suffix == ".jsonl" for p in files) and any(p.suffix == ".json" for p in files)
+    for run in runs:
+        assert CANARY not in run.stdout and CANARY not in run.stderr
+    for path in files:
+        assert CANARY.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_the_key_never_reaches_prefect_logs_or_artifacts(
+    prefect_harness: None,
+    fake_llm_factory: Callable[..., FakeLLMServer],
+    llm_env: Callable[..., None],
+    tmp_path: Path,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from flows.image_to_speech import image_to_speech
+
+    primary = fake_llm_factory(api_key=CANARY, script=["503"])  # a logged failover
+    backup = fake_llm_factory(api_key=CANARY)
+    llm_env(primary, backup, DASHSCOPE_API_KEY=CANARY)
+    state = image_to_speech(RECEIPT, out_dir=tmp_path, return_state=True)
+    assert state.is_completed()
+    run_id = state.state_details.flow_run_id
+
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+    with get_client(sync_client=True) as client:
+        for _ in range(50):  # run logs are shipped in batches: wait for the retry warning
+            logs = client.read_logs(log_filter=log_filter)
+            if any("failover" in log.message for log in logs):
+                break
+            time.sleep(0.2)
+        artifacts = client.read_artifacts()
+        run = client.read_flow_run(run_id)
+    assert len(chat_requests(primary)) == len(chat_requests(backup)) == 1
+    assert any("failover" in log.message for log in logs) and artifacts
+    seen = [log.message for log in logs] + [json.dumps(a.data) for a in artifacts]
+    seen.append(json.dumps(run.parameters))
+    assert not [text for text in seen if CANARY in text]
