@@ -18,6 +18,7 @@ from flows.artifacts import publish_answer_artifacts
 from flows.image_to_speech import PREFECT_STEPS
 from narrate.pipeline import Steps, answer_one
 from narrate.results import AnswerResult
+from tasks.answer import answer_aloud
 from tasks.transcribe import transcribe_question
 
 
@@ -31,6 +32,7 @@ VOICE_QA_STEPS = Steps(
     describe=PREFECT_STEPS.describe,
     speak=PREFECT_STEPS.speak,
     transcribe=transcribe_question,
+    answer_aloud=answer_aloud,
     submit=_submit,
 )
 

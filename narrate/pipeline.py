@@ -50,6 +50,7 @@ class Steps:
     describe: Callable[..., Any]
     speak: Callable[..., Any]
     transcribe: Callable[..., Any] | None = None
+    answer_aloud: Callable[..., Any] | None = None  # stream the answer, speaking as it comes
     submit: Callable[..., Pending] = _submit_in_thread
 
 
@@ -63,6 +64,7 @@ def plain_steps() -> Steps:
         describe=stages.run_describe,
         speak=stages.run_speech,
         transcribe=stages.run_transcribe,
+        answer_aloud=stages.run_answer_aloud,
     )
 
 
@@ -196,13 +198,24 @@ def answer_one(
     else:
         question = str(question_text).strip()
 
+    first_audio_s = None
     mark = time.perf_counter()
-    answer = steps.describe(ocr, features, settings.llm, question=question, image_path=image_path)
-    timings["answer"] = time.perf_counter() - mark
-
-    mark = time.perf_counter()
-    speech = steps.speak(answer.text, wav_path, answer.language, settings.tts)
-    timings["speech"] = time.perf_counter() - mark
+    if settings.llm.stream and steps.answer_aloud is not None:
+        answer, streamed = steps.answer_aloud(
+            ocr, features, settings.llm, settings.tts, wav_path,
+            question=question, image_path=image_path,
+        )  # fmt: skip
+        speech, first_audio_s = streamed.speech, streamed.first_audio_s
+        timings["answer+speech"] = time.perf_counter() - mark
+    else:
+        answer = steps.describe(
+            ocr, features, settings.llm, question=question, image_path=image_path
+        )
+        timings["answer"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        speech = steps.speak(answer.text, wav_path, answer.language, settings.tts)
+        timings["speech"] = time.perf_counter() - mark
+        first_audio_s = timings["answer"] + timings["speech"]
 
     result = AnswerResult(
         **_result_fields(image_path, ocr, features, answer, speech, timings),
@@ -211,6 +224,7 @@ def answer_one(
         question_source="audio" if question_audio is not None else "text",
         question_audio=Path(question_audio) if question_audio is not None else None,
         transcript_confidence=transcript.confidence if transcript is not None else None,
+        first_audio_s=first_audio_s,
     )
     write_json_atomic(json_path, result.to_dict())
     return result

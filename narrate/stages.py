@@ -20,6 +20,7 @@ from adapters.llm.base import Describer, Description, DescriptionRequest
 from adapters.ocr.base import OcrEngine, OcrResult, WordBox
 from adapters.tts.base import SpeechResult, SpeechSynthesizer
 from narrate.settings import ASRSettings, LLMSettings, OCRSettings, TTSSettings
+from narrate.speech_stream import StreamedSpeech
 
 
 @functools.cache
@@ -68,6 +69,24 @@ def features_facts(features: ImageFeatures) -> dict[str, Any]:
     return facts
 
 
+def description_request(
+    ocr: OcrResult,
+    features: ImageFeatures,
+    *,
+    question: str | None = None,
+    image_path: Path | None = None,
+) -> DescriptionRequest:
+    """What the describer gets: the image's text, its language and its features."""
+    return DescriptionRequest(
+        ocr_text=ocr.text,
+        language=ocr.language,
+        features_summary=features.summary,
+        question=question,
+        image_path=image_path,
+        facts=features_facts(features),
+    )
+
+
 def run_describe(
     ocr: OcrResult,
     features: ImageFeatures,
@@ -77,14 +96,7 @@ def run_describe(
     image_path: Path | None = None,
 ) -> Description:
     """Describe the image (or answer ``question`` about it) from its text and features."""
-    request = DescriptionRequest(
-        ocr_text=ocr.text,
-        language=ocr.language,
-        features_summary=features.summary,
-        question=question,
-        image_path=image_path,
-        facts=features_facts(features),
-    )
+    request = description_request(ocr, features, question=question, image_path=image_path)
     return build_describer(llm).describe(request)
 
 
@@ -103,3 +115,31 @@ def _transcriber(model: str, language: str | None) -> Transcriber:
 def run_transcribe(audio_path: Path, asr: ASRSettings) -> Transcript:
     """Transcribe a spoken question with whisper."""
     return _transcriber(asr.model, asr.language).transcribe(Path(audio_path))
+
+
+def run_answer_aloud(
+    ocr: OcrResult,
+    features: ImageFeatures,
+    llm: LLMSettings,
+    tts: TTSSettings,
+    out_path: Path,
+    *,
+    question: str | None = None,
+    image_path: Path | None = None,
+) -> tuple[Description, StreamedSpeech]:
+    """Write the answer and speak each sentence as soon as it is complete (one WAV at the end).
+
+    With ``NARRATE_LLM_STREAM=1`` the model's deltas arrive as it writes, so the first
+    sentence is being spoken while the rest is still coming.
+    """
+    from narrate.speech_stream import StreamingSpeaker
+
+    synthesizer = _synthesizer(tts.rate, tts.voice_en, tts.voice_zh)
+    speaker = StreamingSpeaker(
+        lambda text, path, language: synthesizer.synthesize(text, path, language=language),
+        Path(out_path),
+        ocr.language,
+    )
+    request = description_request(ocr, features, question=question, image_path=image_path)
+    description = build_describer(llm).describe(request, speaker.on_delta)
+    return description, speaker.finish(description.text)

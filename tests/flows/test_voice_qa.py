@@ -82,3 +82,23 @@ def test_ask_cli_with_bad_audio_says_why(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert "q.wav" in run.stderr
+
+
+def test_streamed_answer_through_the_flow(
+    prefect_harness: None, fake_llm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flows.voice_qa import voice_qa
+    from narrate.llm_ops import forget_describers
+
+    monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
+    monkeypatch.setenv("NARRATE_LLM_BASE_URL", fake_llm.base_url)
+    monkeypatch.setenv("NARRATE_LLM_STREAM", "true")
+    monkeypatch.setenv("NARRATE_CACHE_BACKEND", "off")
+    forget_describers()
+    result = voice_qa(SAMPLES_DIR / "receipt_en.png", question_text="What does it say?",
+                      out_dir=tmp_path)  # fmt: skip
+    assert result.answer.startswith("This is a fake answer about:")
+    assert fake_llm.requests[-1].body["stream"] is True
+    assert "answer+speech" in result.timings and result.first_audio_s is not None
+    assert wav_stats(result.audio_path)[1] > 0.01
+    forget_describers()
