@@ -5,12 +5,16 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check -q
 STAMP := $(VENV)/.narrate-installed
 OUT ?= narrate-out/demo
+PREFECT_PORT ?= 4200
+POOL ?= narrate-local
 # Keep Prefect quiet and patient offline (its temporary server takes 10-20 s here).
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export OMP_THREAD_LIMIT ?= 1
+export PREFECT_LOGGING_EXTRA_LOGGERS ?= narrate
+export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 
-.PHONY: help setup system demo test test-fast lint format clean
+.PHONY: help setup system demo test test-fast lint format clean server deploy worker
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,7 +26,7 @@ $(STAMP): pyproject.toml scripts/install_system.sh scripts/install_asr.sh
 	@bash scripts/install_system.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing narrate into $(VENV) ..."
-	@$(PIP) install -e '.[dev,redis,metrics]' >$(VENV)/pip.log 2>&1 \
+	@$(PIP) install -e '.[dev,redis,metrics,dask]' >$(VENV)/pip.log 2>&1 \
 		|| { grep -v 'is ignored: it is neither' $(VENV)/pip.log; echo "pip install failed"; exit 1; }
 	@echo "installing speech recognition (CPU torch, whisper, pinned tiny.en weights) ..."
 	@bash scripts/install_asr.sh $(VENV) --dev
@@ -51,6 +55,20 @@ lint:  ## ruff lint + format check
 
 format:  ## apply ruff's fixes and formatting
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+server: setup  ## run a Prefect server with its UI on http://127.0.0.1:$(PREFECT_PORT) (foreground)
+	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)   (in other shells: export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api)"
+	@$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+deploy: setup  ## create the process work pool (once) and deploy everything in prefect.yaml
+	@export PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api}; \
+	$(VENV)/bin/prefect work-pool inspect $(POOL) >/dev/null 2>&1 \
+		|| $(VENV)/bin/prefect work-pool create $(POOL) --type process; \
+	$(VENV)/bin/prefect --no-prompt deploy --all
+
+worker: setup  ## start a worker on the process pool (runs deployments; Ctrl-C stops it)
+	@PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api} \
+		$(VENV)/bin/prefect worker start --pool $(POOL)
 
 clean:  ## remove outputs (keeps .venv)
 	rm -rf narrate-out .pytest_cache

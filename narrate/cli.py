@@ -141,6 +141,74 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return run_metrics_command(args.port, args.addr)
 
 
+class _ProgressBar:
+    """A one-line progress bar on stderr (a line per 10% when stderr is not a terminal)."""
+
+    def __init__(self, width: int = 30) -> None:
+        self.width = width
+        self.tty = sys.stderr.isatty()
+        self.counts: dict[str, int] = {"ok": 0, "skipped": 0, "failed": 0}
+        self.last_tenth = -1
+
+    def __call__(self, done: int, total: int, outcome: Any) -> None:
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        filled = self.width * done // total if total else self.width
+        bar = "#" * filled + "." * (self.width - filled)
+        counts = ", ".join(f"{n} {s}" for s, n in self.counts.items())
+        line = f"[{bar}] {done}/{total} ({counts})"
+        if self.tty:
+            end = "\n" if done >= total else ""
+            print(f"\r{line}", end=end, file=sys.stderr, flush=True)
+        elif (tenth := 10 * done // max(total, 1)) != self.last_tenth or done >= total:
+            self.last_tenth = tenth
+            print(line, file=sys.stderr, flush=True)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Describe every image of folders, globs or files; resumable, with a summary."""
+    from narrate.batch import progress_listener, run_direct
+    from narrate.settings import load_settings
+
+    settings = load_settings()
+    out_dir = Path(args.out) if args.out else settings.out_dir
+    inputs = [str(i) for i in args.inputs]
+    if args.engine == "direct":
+        if args.runner != "thread":
+            print("narrate: --runner dask needs --engine prefect", file=sys.stderr)
+            return 2
+        summary = run_direct(
+            inputs, out_dir, settings=settings, lang=args.lang, concurrency=args.concurrency,
+            on_progress=_ProgressBar(),
+        ).to_dict()  # fmt: skip
+    else:
+        if not os.environ.get("PREFECT_API_URL"):
+            print(
+                "narrate: starting a temporary Prefect server (10-20 s); set PREFECT_API_URL "
+                "to record runs on a running server, or use --engine direct",
+                file=sys.stderr,
+            )
+        from flows.batch import batch_describe
+
+        with progress_listener(_ProgressBar()):
+            summary = batch_describe(
+                inputs if len(inputs) > 1 else inputs[0], out_dir=out_dir,
+                concurrency=args.concurrency, lang=args.lang, runner=args.runner,
+                dask_address=args.dask_address,
+            )  # fmt: skip
+    if args.json:
+        json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(
+            f"{summary['ok']} described, {summary['skipped']} skipped (done before), "
+            f"{summary['failed']} failed of {summary['total']} in {summary['seconds']:.1f} s; "
+            f"results in {out_dir}/, summary in {summary['summary_csv']}"
+        )
+    if summary["failed"]:
+        print(f"narrate: {summary['failed']} image(s) failed; see the summary", file=sys.stderr)
+    return 1 if summary["failed"] else 0
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     """Options shared by the commands that run the pipeline."""
     parser.add_argument("--out", metavar="DIR", help="output folder (default ./narrate-out)")
@@ -200,6 +268,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(ask)
     ask.set_defaults(func=cmd_ask)
 
+    batch = sub.add_parser(
+        "batch",
+        help="describe every image of folders, globs or files; resumable, with a summary",
+        description="Describe many images with bounded concurrency: <out>/<name>.json + .wav "
+        "per image, <out>/manifest.jsonl (a rerun skips finished images, a killed run "
+        "resumes), <out>/summary.json and summary.csv. Same-named images in different "
+        "folders keep their subfolder under <out>.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="a folder, a quoted glob or image files"
+    )
+    batch.add_argument("--out", metavar="DIR", help="output folder (default ./narrate-out)")
+    batch.add_argument(
+        "--concurrency", type=int, default=8, metavar="N", help="images in flight (default 8)"
+    )
+    batch.add_argument(
+        "--lang", choices=("auto", "en", "zh"), default="auto", help="text language (auto)"
+    )
+    batch.add_argument(
+        "--engine",
+        choices=("prefect", "direct"),
+        default="prefect",
+        help="prefect (default): the batch-describe flow, recorded in the Prefect UI (a "
+        "temporary server starts when PREFECT_API_URL is unset); direct: the same steps on "
+        "a thread pool without Prefect",
+    )
+    batch.add_argument(
+        "--runner",
+        choices=("thread", "dask"),
+        default="thread",
+        help="where the flow's tasks run: threads here, or a Dask cluster (prefect-dask)",
+    )
+    batch.add_argument(
+        "--dask-address", metavar="ADDR", help="a running Dask scheduler (default: LocalCluster)"
+    )
+    batch.add_argument("--json", action="store_true", help="print the summary as JSON")
+    batch.add_argument("--debug", action="store_true", help="show tracebacks")
+    batch.set_defaults(func=cmd_batch)
+
     from narrate.model_import import register as register_models
 
     register_models(sub)
@@ -222,6 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from narrate.secrets import install_redaction
+
+    install_redaction()
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

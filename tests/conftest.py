@@ -23,8 +23,11 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] = "narrate"  # narrate's warnings reach run logs
+os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"  # ... outside runs: not
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-# The LLM response cache and the audit log write to the session's own folders.
+# The LLM response cache is off unless a test turns it on (a hit would hide the requests a
+# test counts); it and the audit log write to the session's own folders.
+os.environ["NARRATE_CACHE_BACKEND"] = "off"
 os.environ["NARRATE_CACHE_PATH"] = str(_SESSION_HOME / "cache" / "responses.sqlite3")
 os.environ["NARRATE_AUDIT_DIR"] = str(_SESSION_HOME / "audit")
 for _name in ("REDIS_URL",):

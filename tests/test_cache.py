@@ -228,6 +228,7 @@ def test_open_cache_picks_the_backend(
     redis_url: str,
 ) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("NARRATE_CACHE_BACKEND", raising=False)  # the suite turns it off
     monkeypatch.setenv("NARRATE_CACHE_PATH", str(tmp_path / "env.sqlite3"))
     settings = CacheSettings()
     assert settings.ttl == 300 and settings.resolved_backend == "sqlite"

@@ -43,6 +43,7 @@ def test_scrape_after_a_failover_and_a_429_matches_what_happened(
     monkeypatch.setenv("NARRATE_LLM_BASE_URL", primary.base_url)
     monkeypatch.setenv("NARRATE_LLM_BACKUP_BASE_URLS", backup.base_url)
     monkeypatch.setenv("NARRATE_LLM_RETRY_BASE", "0.05")
+    monkeypatch.setenv("NARRATE_CACHE_BACKEND", "sqlite")
     monkeypatch.setenv("NARRATE_CACHE_PATH", str(tmp_path / "cache.sqlite3"))
     forget_describers()
     model = "qwen3-max"

@@ -51,6 +51,7 @@ def llm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callabl
             backups = ",".join(s.base_url for s in servers[1:])
             monkeypatch.setenv("NARRATE_LLM_BACKUP_BASE_URLS", backups)
         monkeypatch.setenv("NARRATE_LLM_RETRY_BASE", "0.05")
+        monkeypatch.setenv("NARRATE_CACHE_BACKEND", "sqlite")
         monkeypatch.setenv("NARRATE_CACHE_PATH", str(tmp_path / "cache.sqlite3"))
         monkeypatch.setenv("NARRATE_AUDIT_DIR", str(tmp_path / "audit"))
         for name, value in extra.items():
@@ -222,6 +223,7 @@ def test_the_key_never_leaves_through_outputs_logs_or_audit(
         "DASHSCOPE_API_KEY": CANARY,
         "NARRATE_AUDIT_DIR": str(audit),
         "NARRATE_AUDIT_INCLUDE_MESSAGES": "1",
+        "NARRATE_CACHE_BACKEND": "sqlite",
         "NARRATE_CACHE_PATH": str(tmp_path / "cache.sqlite3"),
         "NARRATE_LLM_MAX_RETRIES": "0",
     }

@@ -1,0 +1,492 @@
+"""Batch describing, independent of the engine: inputs, output names, resume, summaries.
+
+``BatchRun`` streams the inputs (a folder, a glob, or paths), decides for each image whether
+it is already done (see ``narrate.manifest``) and under which output name it goes, records
+outcomes and writes the summary. ``process_item`` does one image with given ``Steps``;
+``drive`` keeps at most ``limit`` items in flight on any executor whose futures have
+``add_done_callback`` and ``result`` (a ``ThreadPoolExecutor``, a Prefect task runner).
+The Prefect flow (``flows/batch.py``) and the CLI's direct engine both use these.
+
+Memory stays flat as the batch grows: inputs are a generator, images are opened only by
+the item that needs them, and summary rows go to a file as they arrive.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import glob
+import json
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from narrate import metrics
+from narrate.manifest import (
+    STATE_DIR,
+    Manifest,
+    checkpoint_path,
+    file_sha256,
+    load_description,
+    output_settings,
+    save_description,
+    settings_fingerprint,
+)
+from narrate.pipeline import Steps, describe_one
+from narrate.settings import Settings
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+SUMMARY_FIELDS = ("item", "status", "reason", "backend", "tokens", "seconds", "output")
+Status = Literal["ok", "skipped", "failed"]
+
+# OCR and feature extraction are CPU-bound: at most one per core at a time in this process,
+# however many items are in flight (most of them wait for the LLM).
+_CPU_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input image and the folder its output name is relative to."""
+
+    path: Path
+    root: Path
+
+
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder part of a glob pattern before the first wildcard."""
+    parts: list[str] = []
+    for part in Path(pattern).parts:
+        if _is_glob(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
+def _walk(folder: Path, skip: Path | None) -> Iterator[Path]:
+    """Image files under ``folder``, depth first, sorted per folder; hidden entries skipped."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            if skip is None or path.resolve() != skip:
+                yield from _walk(path, skip)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            yield path
+
+
+def iter_sources(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> Iterator[Source]:
+    """Stream the images named by ``inputs``: folders (recursively), globs, or file paths.
+
+    A named file is yielded even when it is missing or not an image, so that it fails as an
+    item with its reason; folders and globs yield image files only, never ``out_dir``.
+    """
+    specs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    skip = Path(out_dir).resolve()
+    for spec in specs:
+        text = str(spec)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            for found in _walk(path, skip):
+                yield Source(found, path)
+        elif _is_glob(text):
+            root = _glob_root(text)
+            for name in glob.iglob(text, recursive=True):
+                found = Path(name)
+                is_image = found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES
+                if is_image and skip not in found.resolve().parents:
+                    yield Source(found, root)
+        else:
+            yield Source(path, path.parent)
+
+
+def count_sources(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> int:
+    """How many images ``inputs`` names (one pass over the names; nothing is opened)."""
+    return sum(1 for _ in iter_sources(inputs, out_dir))
+
+
+# -- items and outcomes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One image to describe: where it is, what its outputs are called, its manifest key."""
+
+    index: int
+    path: Path
+    item: str  # the input as the user named it (shown in summaries)
+    name: str  # output stem relative to out_dir, POSIX style: "a" or "sub/a"
+    key: str
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What happened to one input: a row of the summary."""
+
+    item: str
+    status: Status
+    reason: str = ""
+    backend: str = ""
+    tokens: int = 0
+    seconds: float = 0.0
+    output: str = ""  # the JSON file, relative to out_dir
+    key: str = ""
+    name: str = ""
+
+    def row(self) -> dict[str, Any]:
+        """The summary row (``SUMMARY_FIELDS``)."""
+        data = dataclasses.asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return {k: data[k] for k in SUMMARY_FIELDS}
+
+
+def _cpu_bound(step: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _CPU_SLOTS:
+            return step(*args, **kwargs)
+
+    return run
+
+
+def _checkpointed(step: Callable[..., Any], checkpoint: Path) -> Callable[..., Any]:
+    """``step`` (describe) that reuses a saved description, and saves a new one at once."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        saved = load_description(checkpoint)
+        if saved is not None:
+            return saved
+        description = step(*args, **kwargs)
+        save_description(checkpoint, description)
+        return description
+
+    return run
+
+
+def process_item(
+    work: WorkItem, *, out_dir: Path, lang: str, settings: Settings, steps: Steps
+) -> ItemOutcome:
+    """Describe one image with ``steps``; errors propagate (the caller records them).
+
+    OCR and features wait for a free core; the description is checkpointed under the item's
+    key so that a resumed run never repeats a finished LLM call.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    name = PurePosixPath(work.name)
+    checkpoint = checkpoint_path(out_dir, work.key)
+    item_steps = dataclasses.replace(
+        steps,
+        ocr=_cpu_bound(steps.ocr),
+        features=_cpu_bound(steps.features),
+        describe=_checkpointed(steps.describe, checkpoint),
+    )
+    result = describe_one(
+        work.path,
+        out_dir=out_dir / name.parent,
+        lang=lang,
+        settings=settings,
+        steps=item_steps,
+        stem=name.name,
+    )
+    return ItemOutcome(
+        item=work.item,
+        status="ok",
+        backend=result.backend,
+        tokens=int(result.usage.get("total_tokens", 0) or 0),
+        seconds=time.perf_counter() - started,
+        output=f"{work.name}.json",
+        key=work.key,
+        name=work.name,
+    )
+
+
+# -- the run -----------------------------------------------------------------------------
+
+ProgressListener = Callable[[int, int, ItemOutcome], None]
+_LISTENERS: list[ProgressListener] = []
+
+
+@contextmanager
+def progress_listener(listener: ProgressListener) -> Iterator[None]:
+    """Call ``listener(done, total, outcome)`` after each item of batches run in this process
+    (the CLI draws its progress bar this way while the flow runs)."""
+    _LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(listener)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """The end of a batch run: counts and where the summaries are."""
+
+    out_dir: Path
+    total: int
+    ok: int
+    skipped: int
+    failed: int
+    seconds: float
+    tokens: int
+    summary_json: Path
+    summary_csv: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in vars(self).items()}
+
+
+class BatchRun:
+    """One batch over ``inputs`` into ``out_dir``: plan the items, record outcomes, summarise."""
+
+    def __init__(
+        self,
+        inputs: str | Path | Sequence[str | Path],
+        out_dir: Path,
+        *,
+        settings: Settings,
+        lang: str = "auto",
+        on_progress: ProgressListener | None = None,
+    ) -> None:
+        self.inputs = inputs
+        self.out_dir = Path(out_dir)
+        self.settings = settings
+        self.lang = lang
+        self.fingerprint = settings_fingerprint(settings, lang)
+        self.manifest = Manifest(self.out_dir)
+        self.total = count_sources(inputs, self.out_dir)
+        self.counts: Counter[str] = Counter()
+        self.tokens = 0
+        self.on_progress = on_progress
+        self._started = time.perf_counter()
+        self._lock = threading.Lock()
+        self._rows_path = self.out_dir / STATE_DIR / "summary-rows.jsonl"
+        self._rows_path.parent.mkdir(parents=True, exist_ok=True)
+        self._rows = open(self._rows_path, "w", encoding="utf-8")  # noqa: SIM115
+
+    @property
+    def done(self) -> int:
+        """Items recorded so far."""
+        return sum(self.counts.values())
+
+    def _name_for(self, source: Source, item: str, digest: str) -> str:
+        """The output stem: the path relative to its root without suffix; a clash with a
+        different source (now or in an earlier run) gets the content hash appended."""
+        try:
+            relative = source.path.relative_to(source.root)
+        except ValueError:
+            relative = Path(source.path.name)
+        name = PurePosixPath(*relative.with_suffix("").parts).as_posix() or "image"
+        owner = self.manifest.names.get(name)
+        if owner is not None and owner != item:
+            name = f"{name}-{digest[:8]}"
+        self.manifest.names.setdefault(name, item)
+        return name
+
+    def plan(self) -> Iterator[WorkItem | ItemOutcome]:
+        """Each input in turn: a ``WorkItem`` to run, or an outcome decided without running
+        it (``skipped`` when already done, ``failed`` when unreadable)."""
+        for index, source in enumerate(iter_sources(self.inputs, self.out_dir)):
+            item = str(source.path)
+            digest = file_sha256(source.path)
+            if digest is None:  # missing or unreadable: the image loader words the reason
+                key = f"unreadable-{index}"
+                yield WorkItem(index, source.path, item, source.path.stem or "image", key)
+                continue
+            key = f"{digest}-{self.fingerprint}"
+            finished = self.manifest.done(key)
+            if finished is not None:
+                reason = "done in an earlier run"
+                if finished.item != item:
+                    reason = f"same image as {finished.item}, done in an earlier run"
+                yield ItemOutcome(
+                    item=item,
+                    status="skipped",
+                    reason=reason,
+                    backend=self.settings.llm.resolved_backend,
+                    output=f"{finished.name}.json",
+                    key=key,
+                    name=finished.name,
+                )
+                continue
+            yield WorkItem(index, source.path, item, self._name_for(source, item, digest), key)
+
+    def failure(self, work: WorkItem, exc: BaseException, seconds: float) -> ItemOutcome:
+        """The outcome of an item whose run raised ``exc``."""
+        from narrate.errors import NarrateError
+
+        reason = str(exc) if isinstance(exc, NarrateError) else f"{type(exc).__name__}: {exc}"
+        return ItemOutcome(
+            item=work.item,
+            status="failed",
+            reason=reason,
+            backend=self.settings.llm.resolved_backend,
+            seconds=seconds,
+            key=work.key,
+            name=work.name,
+        )
+
+    def record(self, outcome: ItemOutcome) -> None:
+        """Remember an outcome: manifest (ok/failed), summary row, counters, progress."""
+        with self._lock:
+            if outcome.status != "skipped" and not outcome.key.startswith("unreadable-"):
+                self.manifest.append(
+                    {
+                        "key": outcome.key,
+                        "status": outcome.status,
+                        "item": outcome.item,
+                        "name": outcome.name if outcome.status == "ok" else "",
+                        "backend": outcome.backend,
+                        "tokens": outcome.tokens,
+                        "seconds": round(outcome.seconds, 3),
+                        "reason": outcome.reason,
+                        "settings": output_settings(self.settings, self.lang),
+                        "time": time.time(),
+                    }
+                )
+                if outcome.status == "ok":
+                    self.manifest.drop_checkpoint(outcome.key)
+            self._rows.write(json.dumps(outcome.row(), ensure_ascii=False) + "\n")
+            self._rows.flush()
+            self.counts[outcome.status] += 1
+            self.tokens += outcome.tokens
+            done = self.done
+        if outcome.status != "skipped":
+            metrics.record_item("batch", outcome.status == "ok")
+        for listener in [self.on_progress, *_LISTENERS]:
+            if listener is not None:
+                listener(done, self.total, outcome)
+
+    def rows(self, status: str | None = None) -> Iterator[dict[str, Any]]:
+        """The summary rows recorded so far (optionally of one status), read back from disk."""
+        if not self._rows.closed:
+            self._rows.flush()
+        with open(self._rows_path, encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                if status is None or row["status"] == status:
+                    yield row
+
+    def finish(self) -> BatchSummary:
+        """Write ``summary.json`` and ``summary.csv`` (atomically) and return the counts."""
+        self._rows.close()
+        summary = BatchSummary(
+            out_dir=self.out_dir,
+            total=self.done,
+            ok=self.counts["ok"],
+            skipped=self.counts["skipped"],
+            failed=self.counts["failed"],
+            seconds=round(time.perf_counter() - self._started, 3),
+            tokens=self.tokens,
+            summary_json=self.out_dir / "summary.json",
+            summary_csv=self.out_dir / "summary.csv",
+        )
+        head = {k: v for k, v in summary.to_dict().items() if not k.startswith("summary_")}
+        head["settings"] = output_settings(self.settings, self.lang)
+        with _atomic_text(summary.summary_json) as fh:
+            fh.write(json.dumps(head, ensure_ascii=False, indent=2)[:-2] + ',\n  "items": [')
+            for i, row in enumerate(self.rows()):
+                fh.write(("," if i else "") + "\n    " + json.dumps(row, ensure_ascii=False))
+            fh.write("\n  ]\n}\n")
+        with _atomic_text(summary.summary_csv, newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS)
+            writer.writeheader()
+            writer.writerows(self.rows())
+        return summary
+
+
+@contextmanager
+def _atomic_text(path: Path, newline: str | None = None) -> Iterator[Any]:
+    """A text file written in full or not at all (temp file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def drive(
+    batch: BatchRun,
+    submit: Callable[[WorkItem], Any],
+    *,
+    limit: int,
+) -> BatchSummary:
+    """Run ``batch`` with at most ``limit`` items in flight; ``submit(work)`` returns a future.
+
+    The futures only need ``add_done_callback(fn)`` and ``result()``: a
+    ``concurrent.futures.Future`` or a ``PrefectFuture``. A failed future fails its item only.
+    """
+    finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    pending: dict[int, tuple[WorkItem, float]] = {}
+
+    def collect_one() -> None:
+        future = finished.get()
+        work, started = pending.pop(id(future))
+        try:
+            outcome = future.result()
+        except Exception as exc:
+            outcome = batch.failure(work, exc, time.perf_counter() - started)
+        batch.record(outcome)
+
+    for planned in batch.plan():
+        if isinstance(planned, ItemOutcome):
+            batch.record(planned)
+            continue
+        future = submit(planned)
+        pending[id(future)] = (planned, time.perf_counter())
+        future.add_done_callback(finished.put)
+        while len(pending) >= max(1, limit):
+            collect_one()
+    while pending:
+        collect_one()
+    return batch.finish()
+
+
+def run_direct(
+    inputs: str | Path | Sequence[str | Path],
+    out_dir: Path,
+    *,
+    settings: Settings,
+    lang: str = "auto",
+    concurrency: int = 8,
+    on_progress: ProgressListener | None = None,
+) -> BatchSummary:
+    """The batch without Prefect: plain step functions on a thread pool (the CLI's direct
+    engine, and the baseline the benchmark compares the flow with)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from narrate.pipeline import plain_steps
+
+    batch = BatchRun(inputs, out_dir, settings=settings, lang=lang, on_progress=on_progress)
+    steps = plain_steps()
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        return drive(
+            batch,
+            lambda work: pool.submit(
+                process_item, work, out_dir=batch.out_dir, lang=lang, settings=settings,
+                steps=steps,
+            ),
+            limit=concurrency,
+        )  # fmt: skip

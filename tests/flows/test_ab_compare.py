@@ -1,0 +1,72 @@
+"""The A/B comparison flow: one fake-LLM variant against the offline describer, real OCR."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from flows.ab_compare import variant_settings
+from narrate.compare import ocr_mention_share
+from narrate.errors import InputError
+from narrate.settings import Settings
+from tests.flows.test_batch import text_image
+from tests.support.fake_llm import FakeLLMServer
+
+
+def test_ocr_mention_share_counts_distinct_words_and_cjk_characters() -> None:
+    assert ocr_mention_share("ALPHA NOTE 42", "a note about alpha") == pytest.approx(2 / 3)
+    assert ocr_mention_share("停车场", "这是停车场的通知") == 1.0
+    assert ocr_mention_share("", "anything") is None
+
+
+def test_variant_settings_reject_unknown_and_invalid_values() -> None:
+    assert variant_settings(Settings(), {"name": "warm", "temperature": 0.7}).temperature == 0.7
+    with pytest.raises(InputError, match=r"unknown LLM setting.*tempreature"):
+        variant_settings(Settings(), {"tempreature": 0.7})
+    with pytest.raises(InputError, match="temperature=5"):
+        variant_settings(Settings(), {"temperature": 5})
+
+
+@pytest.mark.slow
+def test_ab_compare_two_variants(
+    prefect_harness: None,
+    tmp_path: Path,
+    fake_llm_factory: Callable[..., FakeLLMServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.ab_compare import ab_compare
+
+    fake = fake_llm_factory(reply="A note that says ALPHA, or maybe BRAVO.")
+    monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
+    monkeypatch.setenv("NARRATE_LLM_BASE_URL", fake.base_url)
+    monkeypatch.setenv("NARRATE_CACHE_BACKEND", "off")
+    images = [str(text_image(tmp_path / f"{w}.png", w)) for w in ("ALPHA", "BRAVO")]
+    variants = [
+        {"name": "warm", "temperature": 0.7, "max_tokens": 50},
+        {"name": "offline", "backend": "offline"},
+    ]
+
+    table = ab_compare(images, variants, out_dir=tmp_path / "out")
+
+    assert [row["variant"] for row in table] == ["warm", "offline"]
+    warm, offline = table
+    assert warm["images"] == offline["images"] == 2 and warm["failed"] == 0
+    # OCR read "<WORD> NOTE 42": the fixed reply names the word and "note", not "42".
+    assert warm["ocr_mention_mean"] == pytest.approx(2 / 3, abs=0.01)
+    assert offline["ocr_mention_mean"] > warm["ocr_mention_mean"]
+    assert warm["tokens_mean"] > 0 and offline["tokens_mean"] == 0
+    assert warm["length_mean_chars"] == len("A note that says ALPHA, or maybe BRAVO.")
+    assert len(fake.requests) == 2  # only the openai variant calls the LLM
+    assert {r.body["temperature"] for r in fake.requests} == {0.7}
+    assert {r.body["max_tokens"] for r in fake.requests} == {50}
+
+    with open(tmp_path / "out" / "ab_compare.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["variant"] for r in rows] == ["warm", "offline"]
+    with open(tmp_path / "out" / "ab_compare_items.csv", newline="") as fh:
+        items = list(csv.DictReader(fh))
+    assert len(items) == 4
+    assert any("ALPHA" in i["description"] for i in items if i["variant"] == "offline")

@@ -1,0 +1,313 @@
+"""The batch flow on real parts: good and bad images, reruns, a SIGKILL mid-way, Dask.
+
+LLM calls go to the loopback fake server, which records every request; each test image
+carries its own word (ALPHA, BRAVO, ...), which OCR reads and the prompt quotes, so the
+requests can be counted per image.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from assets import SAMPLES_DIR
+from narrate.batch import BatchRun, WorkItem, iter_sources, process_item
+from narrate.errors import TransientError
+from narrate.manifest import Manifest, checkpoint_path, settings_fingerprint
+from narrate.settings import Settings
+from tests.support.fake_llm import FakeLLMServer
+from tests.support.wavcheck import wav_stats
+
+WORDS = ("ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL")
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def text_image(path: Path, word: str) -> Path:
+    """A PNG with ``word`` and a number in large black letters (tesseract reads it exactly)."""
+    image = Image.new("RGB", (640, 160), "white")
+    ImageDraw.Draw(image).text(
+        (30, 40), f"{word} NOTE 42", fill="black", font=ImageFont.truetype(FONT, 60)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def requests_for(fake: FakeLLMServer, word: str) -> list[float]:
+    """Arrival times of the chat requests whose prompt quotes ``word``."""
+    return [r.time for r in fake.requests if word in r.raw.decode("utf-8", "replace")]
+
+
+def use_fake_llm(monkeypatch: pytest.MonkeyPatch, fake: FakeLLMServer) -> None:
+    monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
+    monkeypatch.setenv("NARRATE_LLM_BASE_URL", fake.base_url)
+    monkeypatch.setenv("NARRATE_LLM_QPS", "0")
+    monkeypatch.setenv("NARRATE_CACHE_BACKEND", "off")  # count real calls only
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+# -- fast: inputs, names, manifest ---------------------------------------------------------
+
+
+def test_sources_from_folder_glob_and_list_skip_the_output_folder(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    for name in ("b.png", "a.jpg", "sub/c.webp", ".hidden.png", "notes.txt", "out/old.png"):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        (photos / name).write_bytes(b"x")
+    out = photos / "out"
+
+    folder = [str(s.path.relative_to(photos)) for s in iter_sources(photos, out)]
+    assert folder == ["a.jpg", "b.png", "sub/c.webp"]  # sorted, recursive, images only
+    globbed = [str(s.path.relative_to(photos)) for s in iter_sources(f"{photos}/**/*.png", out)]
+    assert globbed == ["b.png"]
+    listed = list(iter_sources([str(photos / "b.png"), "missing.gif"], out))
+    assert [s.path.name for s in listed] == ["b.png", "missing.gif"]  # named files always come
+
+
+def test_manifest_survives_a_torn_last_line(tmp_path: Path) -> None:
+    manifest = Manifest(tmp_path)
+    manifest.append({"key": "k1", "status": "ok", "item": "a.png", "name": "a"})
+    (tmp_path / "a.json").write_text("{}")
+    with open(manifest.path, "a") as fh:
+        fh.write('{"key": "k2", "status": "o')  # what SIGKILL mid-write leaves
+
+    again = Manifest(tmp_path)
+    assert again.done("k1") is not None and again.done("k2") is None
+    again.append({"key": "k3", "status": "ok", "item": "b.png", "name": "b"})
+    lines = manifest.path.read_text().splitlines()
+    assert [json.loads(line)["key"] for line in lines] == ["k1", "k3"]
+
+
+def test_fingerprint_follows_the_settings_that_change_the_output() -> None:
+    base = Settings()
+    warmer = base.model_copy(update={"llm": base.llm.model_copy(update={"temperature": 0.9})})
+    slower = base.model_copy(update={"tts": base.tts.model_copy(update={"rate": 120})})
+    timeout = base.model_copy(update={"llm": base.llm.model_copy(update={"timeout": 5.0})})
+    prints = {settings_fingerprint(s, "auto") for s in (base, warmer, slower)}
+    assert len(prints) == 3
+    assert settings_fingerprint(base, "en") != settings_fingerprint(base, "auto")
+    assert settings_fingerprint(timeout, "auto") == settings_fingerprint(base, "auto")
+
+
+@pytest.mark.slow
+def test_a_finished_description_is_never_asked_for_again(
+    tmp_path: Path, fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the LLM answered but before the item finished: the resume reuses it."""
+    from narrate.pipeline import plain_steps
+    from narrate.settings import load_settings
+
+    use_fake_llm(monkeypatch, fake_llm)
+    settings = load_settings()
+    image = text_image(tmp_path / "in" / "golf.png", "GOLF")
+    out = tmp_path / "out"
+    batch = BatchRun(tmp_path / "in", out, settings=settings)
+    (work,) = [w for w in batch.plan() if isinstance(w, WorkItem)]
+
+    def speech_dies(*args: object, **kwargs: object) -> object:
+        raise TransientError("espeak-ng vanished")
+
+    crashing = dataclasses.replace(plain_steps(), speak=speech_dies)
+    with pytest.raises(TransientError):
+        process_item(work, out_dir=out, lang="auto", settings=settings, steps=crashing)
+    assert len(requests_for(fake_llm, "GOLF")) == 1
+    assert checkpoint_path(out, work.key).is_file()
+
+    outcome = process_item(work, out_dir=out, lang="auto", settings=settings, steps=plain_steps())
+    assert outcome.status == "ok" and outcome.output == "golf.json"
+    assert len(requests_for(fake_llm, "GOLF")) == 1  # no second call
+    saved = json.loads((out / "golf.json").read_text())
+    assert "GOLF" in saved["ocr_text"] and saved["image_path"] == str(image)
+    assert saved["description"].startswith("This is a fake answer")
+
+
+# -- the flow ------------------------------------------------------------------------------
+
+
+def _artifact_data(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert found, f"no artifact {key}"
+    return str(found[0].data)
+
+
+@pytest.mark.slow
+def test_batch_flow_good_and_bad_images_then_a_rerun_skips_everything(
+    prefect_harness: None,
+    tmp_path: Path,
+    fake_llm: FakeLLMServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.batch import batch_describe
+
+    use_fake_llm(monkeypatch, fake_llm)
+    folder = tmp_path / "in"
+    text_image(folder / "north" / "note.png", "ALPHA")
+    text_image(folder / "south" / "note.png", "BRAVO")  # same stem, other folder
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", folder / "receipt.png")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "letter.jpg").write_text("Dear Sir, this is plain text.")
+    (folder / "readme.txt").write_text("not an image: ignored")
+    out = tmp_path / "out"
+
+    summary = batch_describe(str(folder), out_dir=out, concurrency=3)
+
+    assert (summary["total"], summary["ok"], summary["failed"], summary["skipped"]) == (5, 3, 2, 0)
+    for name, word in (("north/note", "ALPHA"), ("south/note", "BRAVO")):
+        result = json.loads((out / f"{name}.json").read_text())
+        assert word in result["ocr_text"] and "fake answer" in result["description"]
+        assert result["backend"] == "openai"
+        duration, rms = wav_stats(out / f"{name}.wav")
+        assert duration > 0.5 and rms > 0.01
+    assert "CORNER CAFE" in json.loads((out / "receipt.json").read_text())["ocr_text"]
+    assert len(fake_llm.requests) == 3
+    assert len(requests_for(fake_llm, "ALPHA")) == len(requests_for(fake_llm, "BRAVO")) == 1
+
+    rows = {Path(r["item"]).name: r for r in read_csv(out / "summary.csv")}
+    assert set(rows) == {"note.png", "receipt.png", "empty.png", "letter.jpg"}  # notes x2
+    assert rows["empty.png"]["status"] == "failed"
+    assert "empty.png: file is empty" in rows["empty.png"]["reason"]
+    assert "letter.jpg: not an image file: looks like a text file" in rows["letter.jpg"]["reason"]
+    assert rows["receipt.png"]["status"] == "ok" and int(rows["receipt.png"]["tokens"]) > 0
+    assert rows["receipt.png"]["backend"] == "openai" and rows["receipt.png"]["output"]
+    report = json.loads((out / "summary.json").read_text())
+    assert report["ok"] == 3 and len(report["items"]) == 5
+    assert {i["output"] for i in report["items"] if i["status"] == "ok"} == {
+        "north/note.json",
+        "south/note.json",
+        "receipt.json",
+    }
+    table = _artifact_data("batch-summary")
+    assert "file is empty" in table and "receipt.png" in table
+    assert float(_artifact_data("batch-progress")) == 100.0
+
+    again = batch_describe(str(folder), out_dir=out, concurrency=3)
+
+    assert (again["ok"], again["skipped"], again["failed"]) == (0, 3, 2)
+    assert len(fake_llm.requests) == 3  # not one new LLM call
+    statuses = {r["status"] for r in read_csv(out / "summary.csv") if r["item"].endswith(".png")}
+    assert "skipped" in statuses
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert sum(json.loads(line)["status"] == "ok" for line in lines) == 3  # skips add no line
+
+
+@pytest.mark.slow
+def test_run_killed_mid_way_resumes_without_repeating_llm_calls(
+    prefect_harness: None, tmp_path: Path, fake_llm_factory: Callable[..., FakeLLMServer]
+) -> None:
+    from prefect.settings import get_current_settings
+
+    latency = 1.0
+    fake = fake_llm_factory(latency=latency)
+    words = WORDS[:6]
+    folder = tmp_path / "in"
+    for word in words:
+        text_image(folder / f"{word.lower()}.png", word)
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(get_current_settings().api.url),
+        "NARRATE_LLM_BACKEND": "openai",
+        "NARRATE_LLM_BASE_URL": fake.base_url,
+        "NARRATE_LLM_QPS": "0",
+        "NARRATE_CACHE_BACKEND": "off",
+    }
+    command = [sys.executable, "-m", "narrate.cli", "batch", str(folder), "--out", str(out)]
+    command += ["--concurrency", "2"]
+    manifest = out / "manifest.jsonl"
+
+    first = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and first.poll() is None:
+            if manifest.exists() and manifest.read_text().count('"status": "ok"') >= 2:
+                break
+            time.sleep(0.05)
+        killed_at = time.time()
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.wait(30)
+    assert first.returncode == -signal.SIGKILL, "the batch finished before it could be killed"
+    finished_before = manifest.read_text().count('"status": "ok"')
+    assert 2 <= finished_before < len(words)
+    # Answers that arrived well before the kill had been saved (manifest or checkpoint).
+    safe = killed_at - latency - 0.3
+    answered = {w for w in words if any(t < safe for t in requests_for(fake, w))}
+    before = {w: len(requests_for(fake, w)) for w in words}
+
+    resumed = subprocess.run(
+        [*command, "--json"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads(resumed.stdout)
+    assert summary["skipped"] >= finished_before
+    assert summary["ok"] + summary["skipped"] == len(words) and summary["failed"] == 0
+    after = {w: len(requests_for(fake, w)) - before[w] for w in words}
+    assert all(after[w] == 0 for w in answered), (answered, after)  # never asked again
+    assert all(n <= 1 for n in after.values()), after  # and never twice in the resume
+    for word in words:
+        assert word in json.loads((out / f"{word.lower()}.json").read_text())["ocr_text"]
+
+
+@pytest.mark.slow
+def test_batch_on_a_dask_local_cluster(
+    prefect_harness: None, offline_env: None, tmp_path: Path
+) -> None:
+    from flows.batch import batch_describe
+
+    folder = tmp_path / "in"
+    text_image(folder / "one.png", "HOTEL")
+    shutil.copy(SAMPLES_DIR / "notice_zh.png", folder / "two.png")
+
+    summary = batch_describe(str(folder), out_dir=tmp_path / "out", concurrency=2, runner="dask")
+
+    assert (summary["ok"], summary["failed"]) == (2, 0)
+    assert "HOTEL" in json.loads((tmp_path / "out" / "one.json").read_text())["description"]
+    assert "停车场" in json.loads((tmp_path / "out" / "two.json").read_text())["ocr_text"]
+    assert wav_stats(tmp_path / "out" / "two.wav")[0] > 0.5
+
+
+@pytest.mark.slow
+def test_cli_batch_direct_engine_progress_and_exit_status(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    text_image(folder / "echo.png", "ECHO")
+    (folder / "broken.png").write_bytes((SAMPLES_DIR / "receipt_en.png").read_bytes()[:2000])
+    env = {**os.environ, "NARRATE_LLM_BACKEND": "offline"}
+
+    run = subprocess.run(
+        [sys.executable, "-m", "narrate.cli", "batch", str(folder), "--out", "out",
+         "--engine", "direct"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert run.returncode == 1
+    assert "2/2 (1 ok, 0 skipped, 1 failed)" in run.stderr
+    assert "1 described, 0 skipped (done before), 1 failed of 2" in run.stdout
+    rows = read_csv(tmp_path / "out" / "summary.csv")
+    assert {r["status"] for r in rows} == {"ok", "failed"}
+    assert "ECHO" in json.loads((tmp_path / "out" / "echo.json").read_text())["description"]
