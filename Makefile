@@ -35,13 +35,19 @@ $(STAMP): pyproject.toml scripts/install_system.sh scripts/install_asr.sh
 
 setup: $(STAMP)  ## create .venv and install narrate with everything it needs
 
-demo: setup  ## describe the bundled sample images aloud, offline, through the Prefect flow
+demo: setup  ## describe the bundled samples aloud and answer a spoken question, offline
+	@mkdir -p $(OUT)
 	@echo "narrate demo: describing the sample images offline (a temporary Prefect server starts first, ~15 s)"
 	@NARRATE_LLM_BACKEND=offline $(VENV)/bin/narrate describe --engine prefect --out $(OUT) \
 		assets/samples/receipt_en.png assets/samples/notice_zh.png \
-		assets/samples/photo_sunset.jpg assets/samples/page_uneven_light.jpg 2>demo.log \
-		|| { cat demo.log; exit 1; }
-	@rm -f demo.log
+		assets/samples/photo_sunset.jpg assets/samples/page_uneven_light.jpg 2>$(OUT)/demo.log \
+		|| { cat $(OUT)/demo.log; exit 1; }
+	@echo
+	@echo "narrate demo: a spoken question about the receipt (whisper hears assets/samples/question_total.wav)"
+	@NARRATE_LLM_BACKEND=offline $(VENV)/bin/narrate ask assets/samples/receipt_en.png \
+		--audio assets/samples/question_total.wav --out $(OUT) 2>>$(OUT)/demo.log \
+		|| { cat $(OUT)/demo.log; exit 1; }
+	@echo
 	@echo "results (WAV + JSON per image): $(abspath $(OUT))"
 
 test: setup lint  ## lint, then run the whole test suite on real parts
