@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any, Literal
+from uuid import UUID
 
 from prefect import flow, task
 from prefect.artifacts import (
@@ -74,9 +75,11 @@ class _ProgressArtifact:
 
     def __init__(self, total: int) -> None:
         self.last = -1
-        self.id = create_progress_artifact(
+        artifact_id = create_progress_artifact(
             progress=0.0, key="batch-progress", description=f"narrate batch: {total} image(s)"
         )
+        assert isinstance(artifact_id, UUID)  # sync context: the id, not a coroutine
+        self.id = artifact_id
 
     def __call__(self, done: int, total: int, outcome: ItemOutcome) -> None:
         percent = int(100 * done / total) if total else 100
