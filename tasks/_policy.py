@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import Task
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
@@ -16,6 +19,10 @@ from narrate.errors import is_transient
 RETRIES = 3
 RETRY_DELAYS = exponential_backoff(backoff_factor=1)(RETRIES)  # 1 s, 2 s, 4 s
 RETRY_JITTER = 0.5  # each delay varies by up to +-50%
+CACHE_FOR = timedelta(days=7)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def retry_on_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -45,3 +52,34 @@ def content_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> st
     extra = hashlib.sha256(repr(sorted(others.items(), key=lambda kv: kv[0])).encode()).hexdigest()
     task_name = context.task.name
     return f"{task_name}-{file_digest(parameters['image_path'])}-{extra[:16]}"
+
+
+def step_task(
+    name: str,
+    *,
+    timeout_s: float,
+    cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str] | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """The decorator of every pipeline step: retried on transient errors only, with
+    exponential backoff and jitter, under a timeout; cached for a week by ``cache_key_fn``
+    (deterministic steps, keyed by file content) or not cached at all."""
+    if cache_key_fn is None:
+        return task(
+            name=name,
+            retries=RETRIES,
+            retry_delay_seconds=RETRY_DELAYS,
+            retry_jitter_factor=RETRY_JITTER,
+            retry_condition_fn=retry_on_transient,
+            timeout_seconds=timeout_s,
+            cache_policy=NO_CACHE,
+        )
+    return task(
+        name=name,
+        retries=RETRIES,
+        retry_delay_seconds=RETRY_DELAYS,
+        retry_jitter_factor=RETRY_JITTER,
+        retry_condition_fn=retry_on_transient,
+        timeout_seconds=timeout_s,
+        cache_key_fn=cache_key_fn,
+        cache_expiration=CACHE_FOR,
+    )

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from adapters.features.base import ImageFeatures
 from adapters.llm.base import Description
 from adapters.ocr.base import OcrResult
 from narrate import stages
 from narrate.settings import LLMSettings, TTSSettings
 from narrate.speech_stream import StreamedSpeech
-from tasks._policy import RETRIES, RETRY_DELAYS, RETRY_JITTER, retry_on_transient
+from tasks._policy import step_task
 
 
-@task(
-    name="answer_aloud",
-    retries=RETRIES,
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_jitter_factor=RETRY_JITTER,
-    retry_condition_fn=retry_on_transient,
-    timeout_seconds=900,
-    cache_policy=NO_CACHE,
-)
+@step_task("answer_aloud", timeout_s=900)
 def answer_aloud(
     ocr: OcrResult,
     features: ImageFeatures,

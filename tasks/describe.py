@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
-
 from adapters.features.base import ImageFeatures
 from adapters.llm.base import Description
 from adapters.ocr.base import OcrResult
 from narrate import stages
 from narrate.settings import LLMSettings
-from tasks._policy import RETRIES, RETRY_DELAYS, RETRY_JITTER, retry_on_transient
+from tasks._policy import step_task
 
 
-@task(
-    name="describe_image",
-    retries=RETRIES,
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_jitter_factor=RETRY_JITTER,
-    retry_condition_fn=retry_on_transient,
-    timeout_seconds=600,
-)
+@step_task("describe_image", timeout_s=600)
 def describe_image(
     ocr: OcrResult,
     features: ImageFeatures,

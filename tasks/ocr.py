@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
-
-from prefect import task
 
 from adapters.ocr.base import OcrResult
 from narrate import stages
 from narrate.settings import OCRSettings
-from tasks._policy import (
-    RETRIES,
-    RETRY_DELAYS,
-    RETRY_JITTER,
-    content_cache_key,
-    retry_on_transient,
-)
+from tasks._policy import content_cache_key, step_task
 
 
-@task(
-    name="ocr_image",
-    retries=RETRIES,
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_jitter_factor=RETRY_JITTER,
-    retry_condition_fn=retry_on_transient,
-    timeout_seconds=300,
-    cache_key_fn=content_cache_key,
-    cache_expiration=timedelta(days=7),
-)
+@step_task("ocr_image", timeout_s=300, cache_key_fn=content_cache_key)
 def ocr_image(
     image_path: Path, language: str, ocr: OCRSettings, *, max_pixels: int = 50_000_000
 ) -> OcrResult:
