@@ -467,6 +467,15 @@ class ResilientChatClient:
             "stream": request.stream,
             "partial_chars": len(prefix),
         }
+        common: dict[str, Any] = {
+            "time": wall,
+            "call_id": call.call_id,
+            "attempt": call.attempts,
+            "endpoint": endpoint,
+            "model": model,
+            "parameters": parameters,
+            "messages": sent,
+        }
         try:
             with llm_in_flight():
                 if request.stream:
@@ -478,30 +487,19 @@ class ResilientChatClient:
         except (TransientError, PermanentError) as exc:
             self._report(
                 AttemptRecord(
-                    time=wall,
-                    call_id=call.call_id,
-                    attempt=call.attempts,
-                    endpoint=endpoint,
-                    model=model,
-                    parameters=parameters,
+                    **common,
                     outcome="transient" if isinstance(exc, TransientError) else "permanent",
                     latency_s=self._clock() - started,
                     status_code=getattr(exc, "status_code", None),
                     error_code=getattr(exc, "error_code", None),
                     error=str(exc),
                     delivered_chars=delivered,
-                    messages=sent,
                 )
             )
             raise
         self._report(
             AttemptRecord(
-                time=wall,
-                call_id=call.call_id,
-                attempt=call.attempts,
-                endpoint=endpoint,
-                model=model,
-                parameters=parameters,
+                **common,
                 outcome="ok",
                 latency_s=segment.latency_s,
                 request_id=segment.request_id,
@@ -509,7 +507,6 @@ class ResilientChatClient:
                 usage=segment.usage,
                 finish_reason=segment.finish_reason,
                 delivered_chars=delivered,
-                messages=sent,
             )
         )
         return segment
