@@ -293,3 +293,24 @@ def test_the_key_never_reaches_prefect_logs_or_artifacts(
     seen = [log.message for log in logs] + [json.dumps(a.data) for a in artifacts]
     seen.append(json.dumps(run.parameters))
     assert not [text for text in seen if CANARY in text]
+
+
+@pytest.mark.slow
+def test_the_key_can_come_from_a_prefect_secret_block(
+    prefect_harness: None,
+    fake_llm_factory: Callable[..., FakeLLMServer],
+    llm_env: Callable[..., None],
+    tmp_path: Path,
+) -> None:
+    from prefect.blocks.system import Secret
+
+    from flows.image_to_speech import image_to_speech
+
+    Secret(value=CANARY).save("narrate-test-key", overwrite=True)
+    server = fake_llm_factory(api_key=CANARY)  # answers 401 to any other key
+    llm_env(server, NARRATE_LLM_API_KEY_BLOCK="narrate-test-key")
+    result = image_to_speech(RECEIPT, out_dir=tmp_path)
+
+    assert result.backend == "openai"
+    assert chat_requests(server)[0].headers["authorization"] == f"Bearer {CANARY}"
+    assert CANARY not in (tmp_path / "receipt_en.json").read_text()
