@@ -151,11 +151,20 @@ class TesseractOcr:
             "psm": str(self.psm),
         }
         if wanted == "auto":
-            words, pack = self._tesseract(prepared.image, "chi_sim", deadline), "chi_sim"
-            result_language = "zh" if _cjk_share(words) >= 0.3 else "en"
-            if result_language == "en":
-                words, pack = self._tesseract(prepared.image, "eng", deadline), "eng"
-            details["language_detection"] = "chi_sim pass, share of CJK characters"
+            # English first: when the eng pass reads confidently, one pass is enough. Other
+            # text (Chinese read as Latin is junk with low confidence) gets a chi_sim pass,
+            # and the share of CJK characters decides.
+            words, pack, result_language = (
+                self._tesseract(prepared.image, "eng", deadline),
+                "eng",
+                "en",
+            )
+            details["language_detection"] = "eng pass read confidently"
+            if not _confidently_latin(words):
+                chinese = self._tesseract(prepared.image, "chi_sim", deadline)
+                details["language_detection"] = "eng and chi_sim passes, share of CJK characters"
+                if _cjk_share(chinese) >= 0.3:
+                    words, pack, result_language = chinese, "chi_sim", "zh"
         else:
             result_language = wanted
             pack = _LANGUAGE_PACKS[wanted]
@@ -275,6 +284,20 @@ def _parse_tsv(tsv: str) -> list[_Word]:
 def _is_real(word: _Word) -> bool:
     """False for punctuation-only specks that tesseract reads in textures and noise."""
     return any(ch.isalnum() for ch in word.text) or word.confidence >= 80
+
+
+def _confidently_latin(words: list[_Word]) -> bool:
+    """True when an ``eng`` pass read real text with high confidence throughout.
+
+    Chinese characters read by the English model come out as short junk words with low
+    confidence, so a page with Chinese on it fails the test and gets a ``chi_sim`` pass.
+    """
+    read = [w for w in words if w.text.strip()]
+    if len(read) < 3:
+        return False
+    unsure = sum(1 for w in read if w.confidence < 60) / len(read)
+    mean = sum(w.confidence for w in read) / len(read)
+    return unsure <= 0.2 and mean >= 75
 
 
 def _cjk_share(words: list[_Word]) -> float:

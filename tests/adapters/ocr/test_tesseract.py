@@ -80,6 +80,24 @@ def test_english_is_detected_in_auto_mode(ocr: TesseractOcr) -> None:
     assert result.language == "en"
     assert _lines(result) == list(RECEIPT_LINES)
     assert result.details["tesseract_lang"] == "eng"
+    assert result.details["language_detection"] == "eng pass read confidently"  # one pass
+
+
+def test_chinese_with_some_english_is_read_as_chinese(ocr: TesseractOcr, tmp_path: Path) -> None:
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 34)
+    lines = ["无线网络 WiFi: Cafe-Guest", "密码 12345678", "营业时间 早上八点至晚上十点"]
+    image = Image.new("RGB", (760, 220), "white")
+    draw = ImageDraw.Draw(image)
+    for number, line in enumerate(lines):
+        draw.text((30, 25 + 62 * number), line, fill="black", font=font)
+    image.save(tmp_path / "mixed.png")
+
+    result = ocr.recognize(tmp_path / "mixed.png", "auto")
+    assert result.language == "zh"
+    assert "营业时间" in result.text and "无线网络" in result.text
+    assert "WiFi" in result.text or "Cafe-Guest" in result.text
 
 
 @pytest.mark.parametrize(
