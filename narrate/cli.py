@@ -34,16 +34,25 @@ def _engine(choice: str) -> str:
     return "prefect" if os.environ.get("PREFECT_API_URL") else "direct"
 
 
-def _error_line(exc: BaseException, debug: bool) -> str:
-    from narrate.errors import NarrateError
+def _error_line(exc: BaseException, debug: bool, item: Path | None = None) -> str:
+    """One line a person can act on; ``item`` (the file being worked on) leads it."""
+    from narrate.errors import AdapterError, InputError, NarrateError
 
     if debug:
         import traceback
 
         traceback.print_exception(exc)
     if isinstance(exc, NarrateError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+        line = str(exc)
+        if isinstance(exc, AdapterError) and "could not connect" in line:
+            line += (
+                " — check the network and NARRATE_LLM_BASE_URL, or describe offline with "
+                "NARRATE_LLM_BACKEND=offline (or NARRATE_LLM_FALLBACK_MODELS=offline)"
+            )
+    else:
+        line = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    named = isinstance(exc, InputError) and exc.path is not None
+    return line if item is None or named else f"{item}: {line}"
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
@@ -76,7 +85,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
             result = run(image)
         except Exception as exc:
             failures += 1
-            reason = _error_line(exc, args.debug)
+            reason = _error_line(exc, args.debug, image)
             records.append({"image_path": str(image), "ok": False, "error": reason})
             print(f"narrate: failed: {reason}", file=sys.stderr)
             continue
@@ -118,7 +127,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 lang=args.lang, settings=settings, steps=plain_steps(),
             )  # fmt: skip
     except Exception as exc:
-        reason = _error_line(exc, args.debug)
+        reason = _error_line(exc, args.debug, image)
         if args.json:
             json.dump({"image_path": str(image), "ok": False, "error": reason}, sys.stdout)
             sys.stdout.write("\n")
