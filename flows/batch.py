@@ -41,7 +41,9 @@ TABLE_ROWS = 200  # rows in the summary table artifact (failures first); the CSV
 @task(name="describe_batch_item", task_run_name="{work.name}", cache_policy=NO_CACHE)
 def describe_batch_item(work: WorkItem, out_dir: Path, lang: str, settings: Settings) -> Any:
     """Describe one image of the batch: OCR, features, description, speech."""
-    return process_item(work, out_dir=out_dir, lang=lang, settings=settings, steps=plain_steps())
+    return process_item(
+        work, out_dir=out_dir, lang=lang, settings=settings, steps=plain_steps(settings.llm.cache)
+    )
 
 
 def task_runner_for(

@@ -29,11 +29,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from narrate import metrics
+from narrate.cache import file_sha256
 from narrate.manifest import (
     STATE_DIR,
     Manifest,
     checkpoint_path,
-    file_sha256,
     load_description,
     output_settings,
     save_description,
@@ -480,7 +480,7 @@ def run_direct(
     from narrate.pipeline import plain_steps
 
     batch = BatchRun(inputs, out_dir, settings=settings, lang=lang, on_progress=on_progress)
-    steps = plain_steps()
+    steps = plain_steps(settings.llm.cache)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         return drive(
             batch,

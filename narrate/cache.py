@@ -36,6 +36,18 @@ TRANSPORT_PARAMS = frozenset(
 )
 
 
+def file_sha256(path: str | Path) -> str | None:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks; ``None`` when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 def canonical_json(value: Any) -> bytes:
     """One byte string per JSON value: sorted keys, no spaces, UTF-8."""
     return json.dumps(

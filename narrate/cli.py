@@ -70,7 +70,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     else:
         from narrate.pipeline import describe_one, plain_steps
 
-        steps = plain_steps()
+        steps = plain_steps(settings.llm.cache)
 
         def run(image: Path) -> Any:
             return describe_one(
@@ -124,7 +124,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
             result = answer_one(
                 image, question_text=args.question, question_audio=audio, out_dir=out_dir,
-                lang=args.lang, settings=settings, steps=plain_steps(),
+                lang=args.lang, settings=settings, steps=plain_steps(settings.llm.cache),
             )  # fmt: skip
     except Exception as exc:
         reason = _error_line(exc, args.debug, image)

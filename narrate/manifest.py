@@ -34,18 +34,6 @@ MANIFEST_NAME = "manifest.jsonl"
 STATE_DIR = ".narrate"
 
 
-def file_sha256(path: str | Path) -> str | None:
-    """SHA-256 of a file's bytes, read in 1 MiB blocks; ``None`` when it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 def output_settings(settings: Settings, lang: str) -> dict[str, Any]:
     """The settings that change what a batch item produces (its description or its audio)."""
     llm = settings.llm

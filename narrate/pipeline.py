@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from narrate.errors import InputError
 from narrate.results import AnswerResult, DescribeResult, to_jsonable, write_json_atomic
-from narrate.settings import Settings
+from narrate.settings import CacheSettings, Settings
 
 
 class Pending(Protocol):
@@ -54,13 +54,18 @@ class Steps:
     submit: Callable[..., Pending] = _submit_in_thread
 
 
-def plain_steps() -> Steps:
-    """The steps as plain functions (no Prefect)."""
+def plain_steps(cache: CacheSettings | None = None) -> Steps:
+    """The steps as plain functions (no Prefect); with ``cache``, OCR and features are
+    cached by the image's bytes, as the Prefect tasks are."""
     from narrate import stages
 
+    ocr, features = stages.run_ocr, stages.run_features
+    if cache is not None and cache.resolved_backend != "off":
+        ocr = stages.content_cached("ocr", ocr, stages.ocr_result_from_dict, cache)
+        features = stages.content_cached("features", features, stages.features_from_dict, cache)
     return Steps(
-        ocr=stages.run_ocr,
-        features=stages.run_features,
+        ocr=ocr,
+        features=features,
         describe=stages.run_describe,
         speak=stages.run_speech,
         transcribe=stages.run_transcribe,

@@ -9,18 +9,28 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from adapters import registry
 from adapters.asr.base import Transcriber, Transcript
-from adapters.features.base import FeatureExtractor, ImageFeatures
+from adapters.features.base import DominantColour, FeatureExtractor, ImageFeatures
 from adapters.llm.base import Describer, Description, DescriptionRequest
 from adapters.ocr.base import OcrEngine, OcrResult, WordBox
 from adapters.tts.base import SpeechResult, SpeechSynthesizer
-from narrate.settings import ASRSettings, LLMSettings, OCRSettings, TTSSettings
+from narrate.cache import NullCache, ResponseCache, canonical_json, file_sha256, open_cache
+from narrate.results import to_jsonable
+from narrate.settings import ASRSettings, CacheSettings, LLMSettings, OCRSettings, TTSSettings
 from narrate.speech_stream import StreamedSpeech
+
+log = logging.getLogger("narrate.stages")
+T = TypeVar("T")
+STEP_CACHE_TTL_S = 7 * 24 * 3600.0  # OCR and features of an image's bytes, kept a week
 
 
 @functools.cache
@@ -143,3 +153,72 @@ def run_answer_aloud(
     request = description_request(ocr, features, question=question, image_path=image_path)
     description = build_describer(llm).describe(request, speaker.on_delta)
     return description, speaker.finish(description.text)
+
+
+# -- content cache for the deterministic steps (the direct engine; Prefect tasks have theirs)
+
+
+@functools.cache
+def _step_store(backend: str, path: str, redis_url: str | None) -> ResponseCache:
+    return open_cache(CacheSettings(backend=backend, path=Path(path), redis_url=redis_url))
+
+
+def _fingerprint(value: Any) -> Any:
+    """``value`` as JSON types; settings objects as their fields."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_fingerprint(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _fingerprint(v) for k, v in value.items()}
+    return to_jsonable(value)
+
+
+def content_cached(
+    kind: str, step: Callable[..., T], decode: Callable[[dict[str, Any]], T], cache: CacheSettings
+) -> Callable[..., T]:
+    """``step`` (whose first argument is a file) with its results cached by the file's bytes
+    and the other arguments, in the response cache's store for a week. A renamed copy of an
+    image is a hit; a changed image or setting is a miss. ``NARRATE_CACHE_BACKEND=off``
+    turns it off."""
+
+    def cached(path: Path, *args: Any, **kwargs: Any) -> T:
+        store = _step_store(cache.resolved_backend, str(cache.path), cache.redis_url)
+        digest = file_sha256(path)
+        if digest is None or isinstance(store, NullCache):
+            return step(path, *args, **kwargs)
+        others = canonical_json([_fingerprint(args), _fingerprint(kwargs)])
+        key = f"narrate:step:{kind}:{digest}:{hashlib.sha256(others).hexdigest()[:32]}"
+        stored = store.get(key)
+        if stored is not None:
+            try:
+                return decode(stored)
+            except (KeyError, TypeError, ValueError) as exc:  # written by another version
+                log.info("ignoring a stale %s cache entry (%s)", kind, exc)
+        value = step(path, *args, **kwargs)
+        store.set(key, dataclasses.asdict(value), STEP_CACHE_TTL_S)  # type: ignore[call-overload]
+        return value
+
+    return cached
+
+
+def ocr_result_from_dict(data: dict[str, Any]) -> OcrResult:
+    """An ``OcrResult`` back from its JSON form."""
+    return OcrResult(
+        **{
+            **data,
+            "boxes": tuple(WordBox(**box) for box in data["boxes"]),
+            "image_size": tuple(data["image_size"]),
+        }
+    )
+
+
+def features_from_dict(data: dict[str, Any]) -> ImageFeatures:
+    """``ImageFeatures`` back from their JSON form."""
+    return ImageFeatures(
+        **{
+            **data,
+            "dominant_colours": tuple(DominantColour(**c) for c in data["dominant_colours"]),
+            "vector": tuple(data["vector"]),
+        }
+    )

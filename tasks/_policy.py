@@ -14,6 +14,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
+from narrate.cache import file_sha256
 from narrate.errors import is_transient
 
 RETRIES = 3
@@ -36,14 +37,7 @@ def retry_on_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any
 
 def file_digest(path: str | Path) -> str:
     """SHA-256 of a file's bytes, or a marker that never matches when it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return f"unreadable:{path}"
-    return digest.hexdigest()
+    return file_sha256(path) or f"unreadable:{path}"
 
 
 def content_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:

@@ -1,0 +1,48 @@
+"""The direct engine caches OCR and features by the image's bytes, as the Prefect tasks do."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytesseract
+import pytest
+
+from assets import SAMPLES_DIR
+from narrate.errors import ConfigError
+from narrate.pipeline import plain_steps
+from narrate.settings import CacheSettings, OCRSettings
+
+RECEIPT = SAMPLES_DIR / "receipt_en.png"
+
+
+def test_a_renamed_copy_costs_no_tesseract_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps = plain_steps(CacheSettings(backend="sqlite", path=tmp_path / "cache.sqlite3"))
+    first = steps.ocr(RECEIPT, "auto", OCRSettings())
+    features = steps.features(RECEIPT, first.boxes)
+    copy = tmp_path / "same-bytes.png"
+    shutil.copy(RECEIPT, copy)
+
+    # From here on tesseract cannot run at all: only a cache hit can answer.
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(tmp_path / "missing"))
+    again = steps.ocr(copy, "auto", OCRSettings())
+    assert again == first
+    assert "TOTAL 7.20" in again.text
+    assert steps.features(copy, again.boxes) == features
+
+    with pytest.raises(ConfigError, match="tesseract"):  # another language is another key
+        steps.ocr(copy, "zh", OCRSettings())
+    copy.write_bytes(copy.read_bytes() + b"\0")  # other bytes, another key
+    with pytest.raises(ConfigError, match="tesseract"):
+        steps.ocr(copy, "auto", OCRSettings())
+
+
+def test_off_means_every_call_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = plain_steps(CacheSettings(backend="off", path=tmp_path / "cache.sqlite3"))
+    steps.ocr(RECEIPT, "en", OCRSettings())
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="tesseract"):
+        steps.ocr(RECEIPT, "en", OCRSettings())
+    assert not (tmp_path / "cache.sqlite3").exists()
