@@ -31,6 +31,7 @@ def image_to_speech(
     image_path: Path,
     out_dir: Path | None = None,
     lang: Literal["auto", "en", "zh"] = "auto",
+    stem: str | None = None,
 ) -> DescribeResult:
     """Describe one image aloud: writes ``<out_dir>/<stem>.wav`` and ``<stem>.json``.
 
@@ -38,6 +39,7 @@ def image_to_speech(
         image_path: the image (PNG, JPEG, WebP, TIFF, BMP or GIF).
         out_dir: where the WAV and JSON go; default ``NARRATE_OUT_DIR`` or ``./narrate-out``.
         lang: the language of the text in the image; ``auto`` detects English or Chinese.
+        stem: the output files' name; default the image's own (``receipt`` for receipt.png).
     """
     settings = flow_settings()
     result = describe_one(
@@ -46,6 +48,7 @@ def image_to_speech(
         lang=lang,
         settings=settings,
         steps=PREFECT_STEPS,
+        stem=stem,
     )
     publish_describe_artifacts(result)
     return result

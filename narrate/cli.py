@@ -55,6 +55,18 @@ def _error_line(exc: BaseException, debug: bool, item: Path | None = None) -> st
     return line if item is None or named else f"{item}: {line}"
 
 
+def _unique_stems(images: Sequence[str]) -> list[str]:
+    """Output names: each image's stem, numbered when two images share one (a/x.png b/x.png
+    give x and x-2), so no result overwrites another."""
+    seen: dict[str, int] = {}
+    stems = []
+    for image in images:
+        stem = Path(image).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     """Describe each image aloud; one failure does not stop the others."""
     from narrate.settings import load_settings
@@ -65,24 +77,24 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if engine == "prefect":
         from flows.image_to_speech import image_to_speech
 
-        def run(image: Path) -> Any:
-            return image_to_speech(image, out_dir=out_dir, lang=args.lang)
+        def run(image: Path, stem: str) -> Any:
+            return image_to_speech(image, out_dir=out_dir, lang=args.lang, stem=stem)
     else:
         from narrate.pipeline import describe_one, plain_steps
 
         steps = plain_steps(settings.llm.cache)
 
-        def run(image: Path) -> Any:
+        def run(image: Path, stem: str) -> Any:
             return describe_one(
-                image, out_dir=out_dir, lang=args.lang, settings=settings, steps=steps
+                image, out_dir=out_dir, lang=args.lang, settings=settings, steps=steps, stem=stem
             )
 
     records: list[dict[str, Any]] = []
     failures = 0
-    for image in args.images:
+    for image, stem in zip(args.images, _unique_stems(args.images), strict=True):
         image = Path(image)
         try:
-            result = run(image)
+            result = run(image, stem)
         except Exception as exc:
             failures += 1
             reason = _error_line(exc, args.debug, image)

@@ -87,3 +87,14 @@ def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert run.stderr.strip().startswith("narrate: error: invalid setting: NARRATE_LLM_BACKEND")
     assert "Traceback" not in run.stderr
+
+
+def test_images_with_the_same_name_do_not_overwrite_each_other() -> None:
+    from narrate.cli import _unique_stems
+
+    assert _unique_stems(["a/note.png", "b/note.jpg", "c/other.png", "note.gif"]) == [
+        "note",
+        "note-2",
+        "other",
+        "note-3",
+    ]
