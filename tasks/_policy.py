@@ -57,16 +57,11 @@ def step_task(
     """The decorator of every pipeline step: retried on transient errors only, with
     exponential backoff and jitter, under a timeout; cached for a week by ``cache_key_fn``
     (deterministic steps, keyed by file content) or not cached at all."""
-    if cache_key_fn is None:
-        return task(
-            name=name,
-            retries=RETRIES,
-            retry_delay_seconds=RETRY_DELAYS,
-            retry_jitter_factor=RETRY_JITTER,
-            retry_condition_fn=retry_on_transient,
-            timeout_seconds=timeout_s,
-            cache_policy=NO_CACHE,
-        )
+    caching: dict[str, Any] = (
+        {"cache_policy": NO_CACHE}
+        if cache_key_fn is None
+        else {"cache_key_fn": cache_key_fn, "cache_expiration": CACHE_FOR}
+    )
     return task(
         name=name,
         retries=RETRIES,
@@ -74,6 +69,5 @@ def step_task(
         retry_jitter_factor=RETRY_JITTER,
         retry_condition_fn=retry_on_transient,
         timeout_seconds=timeout_s,
-        cache_key_fn=cache_key_fn,
-        cache_expiration=CACHE_FOR,
+        **caching,
     )

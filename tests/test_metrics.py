@@ -11,7 +11,6 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import httpx
@@ -23,16 +22,6 @@ from narrate.errors import ConfigError
 from tests.conftest import REPO_ROOT
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture(scope="module")
-def metrics_url() -> Iterator[str]:
-    """narrate's /metrics served on a free loopback port for the whole module."""
-    server, thread = metrics.start_metrics_server(0, "127.0.0.1")
-    yield f"http://127.0.0.1:{server.server_port}/metrics"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def scrape(url: str) -> tuple[str, Samples]:

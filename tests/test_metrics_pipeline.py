@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from assets import SAMPLES_DIR
-from narrate import metrics
 from narrate.llm_ops import forget_describers
 from narrate.pipeline import describe_one, plain_steps
 from narrate.settings import load_settings
 from tests.support.fake_llm import FakeLLMServer
 from tests.test_metrics import Samples, scrape, value
-
-
-@pytest.fixture(scope="module")
-def metrics_url() -> Iterator[str]:
-    """/metrics served on a free loopback port, as ``narrate metrics`` or a worker would."""
-    server, thread = metrics.start_metrics_server(0, "127.0.0.1")
-    yield f"http://127.0.0.1:{server.server_port}/metrics"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
