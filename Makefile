@@ -65,7 +65,7 @@ format:  ## apply ruff's fixes and formatting
 
 server: setup  ## run a Prefect server with its UI on http://127.0.0.1:$(PREFECT_PORT) (foreground)
 	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)   (in other shells: export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api)"
-	@$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	@PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 deploy: setup  ## create the process work pool (once) and deploy everything in prefect.yaml
 	@export PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api}; \

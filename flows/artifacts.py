@@ -51,16 +51,27 @@ def publish_describe_artifacts(result: DescribeResult) -> None:
 
 
 def _timing_rows(result: DescribeResult) -> list[dict[str, object]]:
-    """Per-stage seconds, then backend, endpoint, attempts and tokens."""
-    rows: list[dict[str, object]] = [
-        {"stage": stage, "seconds": round(seconds, 3)} for stage, seconds in result.timings.items()
+    """Rows of one table (``what``, ``value``, ``unit``): seconds per stage, then how the
+    text was written: backend and model, endpoint, attempts, cache, fallbacks, tokens."""
+
+    def row(what: str, value: object, unit: str = "") -> dict[str, object]:
+        return {"what": what, "value": value, "unit": unit}
+
+    rows = [
+        row(f"{stage} time", round(seconds, 3), "s") for stage, seconds in result.timings.items()
     ]
     rows += [
-        {"stage": "backend", "seconds": None, "value": f"{result.backend} ({result.model})"},
-        {"stage": "endpoint", "seconds": None, "value": result.endpoint},
-        {"stage": "attempts", "seconds": None, "value": result.attempts},
+        row("backend", f"{result.backend} ({result.model})"),
+        row("endpoint", result.endpoint),
+        row("attempts", result.attempts),
+        row("from the response cache", "yes" if result.cached else "no"),
     ]
-    rows += [{"stage": f"tokens.{k}", "seconds": None, "value": v} for k, v in result.usage.items()]
+    if result.fallback_from:
+        row_text = ", ".join(result.fallback_from)
+        rows.append(row("failed before it", row_text))
+    if result.ttft_s is not None:
+        rows.append(row("time to first token", round(result.ttft_s, 3), "s"))
+    rows += [row(name.replace("_", " "), count, "tokens") for name, count in result.usage.items()]
     return rows
 
 

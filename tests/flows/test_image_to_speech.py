@@ -48,8 +48,12 @@ def test_receipt_end_to_end(prefect_harness: None, offline_env: None, tmp_path: 
 
     markdown = _artifact("description-receipt-en-png")
     assert result.description.splitlines()[0][:40] in markdown and "TOTAL 7.20" in markdown
-    table = _artifact("timings-receipt-en-png")
-    assert "ocr" in table and "offline" in table
+    rows = json.loads(_artifact("timings-receipt-en-png"))
+    assert all(set(row) == {"what", "value", "unit"} for row in rows)  # one set of columns
+    assert {"what": "backend", "value": "offline (offline)", "unit": ""} in rows
+    assert {"what": "from the response cache", "value": "no", "unit": ""} in rows
+    assert [r["what"] for r in rows][:4] == ["ocr time", "features time", "describe time",
+                                             "speech time"]  # fmt: skip
 
 
 def test_chinese_notice_end_to_end(
