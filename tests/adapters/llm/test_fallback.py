@@ -8,11 +8,9 @@ from pathlib import Path
 import pytest
 
 from adapters.llm.base import Describer, DescriptionRequest
-from adapters.llm.breaker import reset_breakers
 from adapters.llm.chat_describer import ChatDescriber
 from adapters.llm.fallback import FallbackDescriber
 from adapters.llm.offline import OfflineDescriber
-from adapters.llm.ratelimit import reset_buckets
 from adapters.llm.resilient import ResilientChatClient
 from narrate.errors import InputError, PermanentError
 from narrate.settings import LLMSettings
@@ -24,15 +22,6 @@ Factory = Callable[..., FakeLLMServer]
 SIGN = DescriptionRequest(
     ocr_text="CITY MUSEUM\nOpen 9am to 5pm", language="en", features_summary="a blue sign"
 )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_shared_state() -> Iterator[None]:
-    reset_breakers()
-    reset_buckets()
-    yield
-    reset_breakers()
-    reset_buckets()
 
 
 def settings(*servers: FakeLLMServer, **kwargs: object) -> LLMSettings:

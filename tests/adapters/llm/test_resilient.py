@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from adapters.llm.base import ChatClient, ChatMessage, ChatRequest
-from adapters.llm.breaker import CircuitBreaker, reset_breakers
-from adapters.llm.ratelimit import reset_buckets
+from adapters.llm.breaker import CircuitBreaker
 from adapters.llm.resilient import (
     AttemptRecord,
     LLMExhaustedError,
@@ -26,15 +25,6 @@ from tests.support.fake_llm import FakeLLMServer, tokenize
 Factory = Callable[..., FakeLLMServer]
 QUESTION = "Describe the red bus parked in front of the old station building please"
 REQUEST = ChatRequest(messages=(ChatMessage("user", QUESTION),), max_tokens=400)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_shared_state() -> Iterator[None]:
-    reset_breakers()
-    reset_buckets()
-    yield
-    reset_breakers()
-    reset_buckets()
 
 
 def make_client(*servers: FakeLLMServer, **kwargs: Any) -> ResilientChatClient:
