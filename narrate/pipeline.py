@@ -126,12 +126,9 @@ def describe_one(
 def _result_fields(
     image_path: Path, ocr: Any, features: Any, description: Any, speech: Any, timings: dict
 ) -> dict[str, Any]:
-    """The ``DescribeResult`` fields from the steps' results; the timings go to the metrics."""
-    from narrate import metrics
+    """The ``DescribeResult`` fields from the steps' results."""
     from narrate.stages import features_facts
 
-    for stage, seconds in timings.items():
-        metrics.observe_stage(stage, seconds)
     return {
         "image_path": image_path,
         "description": description.text,

@@ -24,6 +24,7 @@ from adapters.llm.base import Describer, Description, DescriptionRequest
 from adapters.ocr.base import OcrEngine, OcrResult, WordBox
 from adapters.tts.base import SpeechResult, SpeechSynthesizer
 from narrate.cache import NullCache, ResponseCache, canonical_json, file_sha256, open_cache
+from narrate.metrics import time_stage
 from narrate.results import to_jsonable
 from narrate.settings import ASRSettings, CacheSettings, LLMSettings, OCRSettings, TTSSettings
 from narrate.speech_stream import StreamedSpeech
@@ -62,14 +63,16 @@ def run_ocr(
 ) -> OcrResult:
     """Read the text in ``image_path`` (language ``auto``, ``en`` or ``zh``)."""
     engine = _ocr_engine(ocr.threads, ocr.deskew, ocr.timeout, max_pixels)
-    return engine.recognize(Path(image_path), language=language)  # type: ignore[arg-type]
+    with time_stage("ocr"):
+        return engine.recognize(Path(image_path), language=language)  # type: ignore[arg-type]
 
 
 def run_features(
     image_path: Path, boxes: Sequence[WordBox] = (), *, max_pixels: int = 50_000_000
 ) -> ImageFeatures:
     """Measure the image; the OCR word boxes give its text coverage."""
-    return _feature_extractor(max_pixels).extract(Path(image_path), tuple(boxes))
+    with time_stage("features"):
+        return _feature_extractor(max_pixels).extract(Path(image_path), tuple(boxes))
 
 
 def features_facts(features: ImageFeatures) -> dict[str, Any]:
@@ -107,14 +110,16 @@ def run_describe(
 ) -> Description:
     """Describe the image (or answer ``question`` about it) from its text and features."""
     request = description_request(ocr, features, question=question, image_path=image_path)
-    return build_describer(llm).describe(request)
+    with time_stage("llm"):
+        return build_describer(llm).describe(request)
 
 
 def run_speech(text: str, out_path: Path, language: str, tts: TTSSettings) -> SpeechResult:
     """Speak ``text`` into the WAV file ``out_path``."""
-    return _synthesizer(tts.rate, tts.voice_en, tts.voice_zh).synthesize(
-        text, Path(out_path), language=language
-    )
+    with time_stage("tts"):
+        return _synthesizer(tts.rate, tts.voice_en, tts.voice_zh).synthesize(
+            text, Path(out_path), language=language
+        )
 
 
 @functools.cache
@@ -124,7 +129,8 @@ def _transcriber(model: str, language: str | None) -> Transcriber:
 
 def run_transcribe(audio_path: Path, asr: ASRSettings) -> Transcript:
     """Transcribe a spoken question with whisper."""
-    return _transcriber(asr.model, asr.language).transcribe(Path(audio_path))
+    with time_stage("asr"):
+        return _transcriber(asr.model, asr.language).transcribe(Path(audio_path))
 
 
 def run_answer_aloud(
@@ -151,8 +157,11 @@ def run_answer_aloud(
         ocr.language,
     )
     request = description_request(ocr, features, question=question, image_path=image_path)
-    description = build_describer(llm).describe(request, speaker.on_delta)
-    return description, speaker.finish(description.text)
+    with time_stage("llm"):  # sentences are being spoken meanwhile
+        description = build_describer(llm).describe(request, speaker.on_delta)
+    with time_stage("tts"):  # the speech still to make once the text is complete
+        spoken = speaker.finish(description.text)
+    return description, spoken
 
 
 # -- content cache for the deterministic steps (the direct engine; Prefect tasks have theirs)

@@ -45,6 +45,11 @@ def test_spoken_question_is_heard_and_answered(
     assert result.audio_path.name == "receipt_en.answer.wav" and duration > 1 and rms > 0.01
     saved = json.loads((tmp_path / "receipt_en.answer.json").read_text())
     assert saved["question"] == result.question and saved["answer"] == result.answer
+    from narrate import metrics
+
+    exposition = metrics.exposition().decode()
+    for stage in ("asr", "ocr", "features", "llm", "tts"):
+        assert f'narrate_stage_duration_seconds_count{{stage="{stage}"}}' in exposition
 
 
 def test_typed_question_about_the_chinese_notice(
