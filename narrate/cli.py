@@ -193,7 +193,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = load_settings()
     out_dir = Path(args.out) if args.out else settings.out_dir
     inputs = [str(i) for i in args.inputs]
-    if args.engine == "direct":
+    engine = "prefect" if args.engine == "auto" and args.runner == "dask" else _engine(args.engine)
+    if engine == "direct":
         if args.runner != "thread":
             print("narrate: --runner dask needs --engine prefect", file=sys.stderr)
             return 2
@@ -311,11 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument(
         "--engine",
-        choices=("prefect", "direct"),
-        default="prefect",
-        help="prefect (default): the batch-describe flow, recorded in the Prefect UI (a "
-        "temporary server starts when PREFECT_API_URL is unset); direct: the same steps on "
-        "a thread pool without Prefect",
+        choices=("auto", "prefect", "direct"),
+        default="auto",
+        help="prefect: the batch-describe flow, recorded in the Prefect UI (a temporary "
+        "server starts when PREFECT_API_URL is unset); direct: the same steps on a thread "
+        "pool without Prefect; auto (default): prefect when PREFECT_API_URL is set or "
+        "--runner dask is asked for, else direct",
     )
     batch.add_argument(
         "--runner",
