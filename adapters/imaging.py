@@ -143,9 +143,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(image, dtype=np.float64)
         top = arr.max() if arr.size else 0.0
-        scale = 255.0 / (65535.0 if top > 255 else max(top, 1.0))
-        if top <= 255:
-            scale = 1.0
+        scale = 255.0 / 65535.0 if top > 255 else 1.0  # values <= 255 are 8-bit data
         gray = np.clip(arr * scale, 0, 255).astype(np.uint8)
         return Image.fromarray(gray, mode="L").convert("RGB")
     if mode == "F":

@@ -91,14 +91,11 @@ class StreamingSpeaker:
         self.error: BaseException | None = None
         self._first_part: SpeechResult | None = None
         self._queue: queue.Queue[str | None] = queue.Queue()
-        self._workdir = Path(tempfile.mkdtemp(prefix=".parts-", dir=self._parent()))
+        self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        self._workdir = Path(tempfile.mkdtemp(prefix=".parts-", dir=self.out_path.parent))
         self._started = time.perf_counter()
         self._thread = threading.Thread(target=self._work, name="narrate-speak", daemon=True)
         self._thread.start()
-
-    def _parent(self) -> Path:
-        self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        return self.out_path.parent
 
     def on_delta(self, piece: str) -> None:
         """The describer's callback: queue every sentence the new text completes."""
