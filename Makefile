@@ -56,8 +56,9 @@ test: setup lint  ## lint, then run the whole test suite on real parts
 test-fast: setup  ## the test suite without the tests marked slow
 	@$(VENV)/bin/pytest -q -m "not slow"
 
-lint:  ## ruff lint + format check, mypy on the code (not the tests)
+lint:  ## ruff lint + format check, the layer contract (import-linter), mypy on the code
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/lint-imports --no-cache >/dev/null || $(VENV)/bin/lint-imports --no-cache
 	@$(VENV)/bin/mypy adapters narrate tasks flows
 
 format:  ## apply ruff's fixes and formatting

@@ -2,5 +2,5 @@
 
 Each ``base.py`` holds the capability's Protocol, result types and nothing else; each other
 module is one implementation. Adapters take explicit keyword arguments (never read the
-environment) and convert library errors into ``narrate.errors`` at their boundary.
+environment) and convert library errors into ``adapters.errors`` at their boundary.
 """

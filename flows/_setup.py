@@ -7,8 +7,8 @@ import logging
 
 from pydantic import SecretStr
 
-from narrate.secrets import install_redaction, register_secret
-from narrate.settings import Settings, load_settings
+from narrate.config.secrets import install_redaction, register_secret
+from narrate.config.settings import Settings, load_settings
 
 log = logging.getLogger("narrate")
 
@@ -37,7 +37,7 @@ def flow_settings() -> Settings:
 
 @functools.cache
 def _serve_metrics(port: int, addr: str) -> None:
-    from narrate.metrics import start_metrics_server
+    from narrate.ops.metrics import start_metrics_server
 
     server, _ = start_metrics_server(port, addr)
     log.info("narrate metrics on http://%s:%s/metrics", addr, server.server_port)

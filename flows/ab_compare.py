@@ -23,13 +23,13 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 from pydantic import TypeAdapter
 
+from adapters.errors import InputError, NarrateError
 from flows._setup import flow_settings
-from narrate.compare import ocr_mention_share, summarise_variant, variant_label
-from narrate.errors import InputError, NarrateError
-from narrate.settings import LLMSettings, Settings
-from tasks.describe import describe_image
-from tasks.features import extract_features
-from tasks.ocr import ocr_image
+from narrate.config.settings import LLMSettings, Settings
+from narrate.pipeline.compare import ocr_mention_share, summarise_variant, variant_label
+from tasks.features import features_task
+from tasks.llm import llm_task
+from tasks.ocr import ocr_task
 
 DEFAULT_VARIANTS: list[dict[str, Any]] = [{"temperature": 0.3}, {"temperature": 0.7}]
 ITEM_FIELDS = ("variant", "image", "status", "latency_s", "tokens", "length", "ocr_mention")
@@ -90,8 +90,8 @@ def ab_compare(
     items: list[dict[str, Any]] = []
     for image in map(Path, images):
         try:
-            ocr = ocr_image(image, lang, settings.ocr, max_pixels=settings.max_image_pixels)
-            features = extract_features(image, ocr.boxes, max_pixels=settings.max_image_pixels)
+            ocr = ocr_task(image, lang, settings.ocr, max_pixels=settings.max_image_pixels)
+            features = features_task(image, ocr.boxes, max_pixels=settings.max_image_pixels)
         except NarrateError as exc:
             items += [{"variant": label, "image": str(image), "status": "failed",
                        "reason": str(exc)} for label, _ in plans]  # fmt: skip
@@ -100,7 +100,7 @@ def ab_compare(
             row: dict[str, Any] = {"variant": label, "image": str(image)}
             started = time.perf_counter()
             try:
-                description = describe_image(ocr, features, llm, image_path=image)
+                description = llm_task(ocr, features, llm, image_path=image)
             except NarrateError as exc:
                 items.append({**row, "status": "failed", "reason": str(exc)})
                 continue

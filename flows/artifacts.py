@@ -6,7 +6,7 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from narrate.results import AnswerResult, DescribeResult
+from narrate.pipeline.results import AnswerResult, DescribeResult
 
 
 def artifact_key(prefix: str, name: str) -> str:
@@ -58,7 +58,8 @@ def _timing_rows(result: DescribeResult) -> list[dict[str, object]]:
         return {"what": what, "value": value, "unit": unit}
 
     rows = [
-        row(f"{stage} time", round(seconds, 3), "s") for stage, seconds in result.timings.items()
+        row(f"{stage.removesuffix('_s')} time", round(seconds, 3), "s")
+        for stage, seconds in result.timings.items()
     ]
     rows += [
         row("backend", f"{result.backend} ({result.model})"),

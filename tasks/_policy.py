@@ -14,8 +14,8 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
-from narrate.cache import file_sha256
-from narrate.errors import is_transient
+from adapters.errors import is_transient
+from narrate.ops.cache import file_sha256
 
 RETRIES = 3
 RETRY_DELAYS = exponential_backoff(backoff_factor=1)(RETRIES)  # 1 s, 2 s, 4 s
@@ -49,14 +49,29 @@ def content_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> st
 
 
 def step_task(
-    name: str,
+    fn: Callable[P, R],
     *,
+    name: str,
     timeout_s: float,
     cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str] | None = None,
-) -> Callable[[Callable[P, R]], Task[P, R]]:
-    """The decorator of every pipeline step: retried on transient errors only, with
-    exponential backoff and jitter, under a timeout; cached for a week by ``cache_key_fn``
-    (deterministic steps, keyed by file content) or not cached at all."""
+) -> Task[P, R]:
+    """Make the Prefect task of one pipeline step from its plain function.
+
+    The task keeps ``fn``'s signature and docstring, so neither is written twice. It is
+    retried on ``TransientError`` only (not ``RetriesExhaustedError``), with exponential
+    backoff and jitter, under a timeout; cached for a week by ``cache_key_fn``
+    (deterministic steps, keyed by file content) or not cached at all.
+
+    Args:
+        fn: the step function in ``narrate.pipeline.steps``.
+        name: the task name, one of the step vocabulary (``ocr``, ``features``, ``llm``,
+            ``tts``, ``asr``, ``llm_tts``).
+        timeout_s: seconds before a run of the task is failed.
+        cache_key_fn: the cache key of a deterministic step, or None for no cache.
+
+    Returns:
+        The task, typed with ``fn``'s parameters and return type.
+    """
     caching: dict[str, Any] = (
         {"cache_policy": NO_CACHE}
         if cache_key_fn is None
@@ -70,4 +85,4 @@ def step_task(
         retry_condition_fn=retry_on_transient,
         timeout_seconds=timeout_s,
         **caching,
-    )
+    )(fn)

@@ -1,4 +1,4 @@
-"""Tests for narrate.audit: whole JSON lines under concurrency, daily files, retention."""
+"""Tests for narrate.ops.audit: whole JSON lines under concurrency, daily files, retention."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 from adapters.llm.base import Usage
-from narrate.audit import (
+from narrate.config.secrets import REDACTED, clear_secrets, register_secret
+from narrate.config.settings import AuditSettings
+from narrate.ops.audit import (
     AuditLog,
     AuditRecord,
     NullAuditLog,
     messages_sha256,
     open_audit_log,
 )
-from narrate.secrets import REDACTED, clear_secrets, register_secret
-from narrate.settings import AuditSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CANARY = "canary-audit-K9m8N7b6V5c4"
@@ -164,7 +164,7 @@ def test_processes_write_whole_lines(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from narrate.audit import AuditLog\n"
+        "from narrate.ops.audit import AuditLog\n"
         "logs, gate, n = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]\n"
         "audit = AuditLog(logs)\n"
         "(gate / n).touch()\n"

@@ -1,4 +1,4 @@
-"""Tests for narrate.cache: keys, SQLite and a real redis-server, graceful degradation."""
+"""Tests for narrate.ops.cache: keys, SQLite and a real redis-server, graceful degradation."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.errors import ConfigError
 from adapters.llm.base import ChatMessage
-from narrate.cache import (
+from narrate.config.settings import CacheSettings
+from narrate.ops.cache import (
     NullCache,
     RedisCache,
     ResponseCache,
@@ -22,8 +24,6 @@ from narrate.cache import (
     cache_key,
     open_cache,
 )
-from narrate.errors import ConfigError
-from narrate.settings import CacheSettings
 from tests.support.redis_server import RedisServer, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +155,7 @@ def test_sqlite_works_across_processes(tmp_path: Path) -> None:
     cache.set("from-parent", {"who": "parent"}, ttl=60)
     script = (
         "import json, sys\n"
-        "from narrate.cache import SQLiteCache\n"
+        "from narrate.ops.cache import SQLiteCache\n"
         "c = SQLiteCache(sys.argv[1])\n"
         "print(json.dumps(c.get('from-parent')))\n"
         "c.set('from-child', {'who': 'child'}, ttl=60)\n"
@@ -173,7 +173,7 @@ def test_open_cache_falls_back_to_null_when_the_file_cannot_be_opened(
 ) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
-    with caplog.at_level(logging.WARNING, logger="narrate.cache"):
+    with caplog.at_level(logging.WARNING, logger="narrate.ops.cache"):
         cache = open_cache(CacheSettings(backend="sqlite", path=blocker / "c.sqlite3"))
     assert isinstance(cache, NullCache)
     assert "caching off" in caplog.text
@@ -200,7 +200,7 @@ def test_redis_clear_leaves_other_keys(redis_url: str) -> None:
 
 def test_redis_down_is_a_miss_without_exception(caplog: pytest.LogCaptureFixture) -> None:
     cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.5)
-    with caplog.at_level(logging.WARNING, logger="narrate.cache"):
+    with caplog.at_level(logging.WARNING, logger="narrate.ops.cache"):
         assert cache.get("k") is None
         cache.set("k", RESPONSE, ttl=60)
         assert cache.get("k") is None

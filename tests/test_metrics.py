@@ -1,4 +1,4 @@
-"""narrate.metrics: recorded values as Prometheus scrapes them over real loopback HTTP."""
+"""narrate.ops.metrics: recorded values as Prometheus scrapes them over real loopback HTTP."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from narrate import metrics
-from narrate.errors import ConfigError
+from adapters.errors import ConfigError
+from narrate.ops import metrics
 from tests.conftest import REPO_ROOT
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -273,7 +273,7 @@ def _closed_port() -> int:
 
 def test_push_failure_is_a_warning_without_credentials(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://bob:s3cret@127.0.0.1:{_closed_port()}/?token=t0k"
-    with caplog.at_level(logging.WARNING, logger="narrate.metrics"):
+    with caplog.at_level(logging.WARNING, logger="narrate.ops.metrics"):
         assert metrics.push_to_gateway(url, job="narrate-cli", timeout=2) is False
     assert len(caplog.records) == 1
     message = caplog.records[0].getMessage()
@@ -321,8 +321,8 @@ def test_without_prometheus_client_everything_is_a_no_op() -> None:
         """
         import sys
         sys.modules["prometheus_client"] = None  # makes the import fail
-        from narrate import metrics
-        from narrate.errors import ConfigError
+        from narrate.ops import metrics
+        from adapters.errors import ConfigError
         metrics.observe_stage("ocr", 0.2)
         with metrics.time_stage("tts"), metrics.llm_in_flight():
             pass

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from assets import SAMPLES_DIR
-from narrate.llm_ops import forget_describers
-from narrate.pipeline import describe_one, plain_steps
-from narrate.settings import load_settings
+from narrate.config.settings import load_settings
+from narrate.ops.llm import forget_describers
+from narrate.pipeline.sequence import describe_one, plain_steps
 from tests.support.fake_llm import FakeLLMServer
 from tests.test_metrics import Samples, scrape, value
 
@@ -82,6 +82,6 @@ def test_scrape_after_a_failover_and_a_429_matches_what_happened(
     for stage in ("ocr", "features", "llm", "tts"):
         assert delta(before, after, "narrate_stage_duration_seconds_count", stage=stage) == 2
     ocr_seconds = delta(before, after, "narrate_stage_duration_seconds_sum", stage="ocr")
-    assert 0 < ocr_seconds <= first.timings["ocr"] + second.timings["ocr"]
+    assert 0 < ocr_seconds <= first.timings["ocr_s"] + second.timings["ocr_s"]
     assert value(after, "narrate_llm_in_flight_requests") == 0
     assert "sk-" not in text

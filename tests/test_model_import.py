@@ -1,4 +1,6 @@
-"""narrate.model_import: CTranslate2 parsing, the whisper mapping, the pinned package, the CLI."""
+"""adapters.asr.model_import: CTranslate2 parsing, the whisper mapping, the pinned package.
+
+Also the ``narrate models import`` command (narrate.cli.models)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs the asr extra: scripts/install_asr.sh")
 whisper = pytest.importorskip("whisper", reason="needs the asr extra: scripts/install_asr.sh")
 
-from narrate.errors import ConfigError, InputError, PermanentError  # noqa: E402
-from narrate.model_import import (  # noqa: E402
+from adapters.asr.model_import import (  # noqa: E402
     PINNED_MODELS,
     PinnedModel,
     PinnedWheel,
@@ -23,8 +24,9 @@ from narrate.model_import import (  # noqa: E402
     fetch_pinned,
     import_ctranslate2_whisper,
     read_ctranslate2_variables,
-    register,
 )
+from adapters.errors import ConfigError, InputError, PermanentError  # noqa: E402
+from narrate.cli.models import register  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_EN_DIMS = {
@@ -375,7 +377,7 @@ def test_module_entry_point_reproduces_the_checkpoint(
     ct2_dir = tiny_en_ct2
     out = tmp_path / "again.pt"
     done = subprocess.run(
-        [sys.executable, "-m", "narrate.model_import", "import", str(ct2_dir), "--out", str(out)],
+        [sys.executable, "-m", "narrate.cli.models", "import", str(ct2_dir), "--out", str(out)],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from narrate import metrics
+from narrate.ops import metrics
 from tests.conftest import REPO_ROOT
 
 MONITORING = REPO_ROOT / "monitoring"

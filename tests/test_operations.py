@@ -18,9 +18,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from assets import SAMPLES_DIR
-from narrate.llm_ops import forget_describers
-from narrate.pipeline import answer_one, describe_one, plain_steps
-from narrate.settings import load_settings
+from narrate.config.settings import load_settings
+from narrate.ops.llm import forget_describers
+from narrate.pipeline.sequence import answer_one, describe_one, plain_steps
 from tests.support.fake_llm import FakeLLMServer
 
 RECEIPT = SAMPLES_DIR / "receipt_en.png"
@@ -230,7 +230,7 @@ def test_the_key_never_leaves_through_outputs_logs_or_audit(
 
     def cli(*args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "narrate.cli", "describe", "--debug", *args],
+            [sys.executable, "-m", "narrate.cli.main", "describe", "--debug", *args],
             env={**env, **overrides},
             capture_output=True,
             text=True,

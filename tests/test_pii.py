@@ -1,4 +1,4 @@
-"""Tests for narrate.pii: typed placeholders, checksums, no false positives on receipts."""
+"""Tests for narrate.ops.pii: typed placeholders, checksums, no false positives on receipts."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import copy
 
 import pytest
 
-from narrate.pii import (
+from narrate.config.settings import PrivacySettings
+from narrate.ops.pii import (
     AnonymizedText,
     anonymize,
     anonymize_messages,
     luhn_valid,
     valid_cn_id,
 )
-from narrate.settings import PrivacySettings
 
 _ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]  # GB 11643
 

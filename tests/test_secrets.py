@@ -1,4 +1,4 @@
-"""Tests for narrate.secrets: registered keys and key-like tokens never reach log output."""
+"""Tests for narrate.config.secrets: registered keys and key-like tokens never reach log output."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from narrate.secrets import (
+from narrate.config.secrets import (
     REDACTED,
     RedactingFilter,
     clear_secrets,

@@ -10,12 +10,12 @@ import pytest
 
 from adapters.tts.base import SpeechResult
 from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer
+from adapters.tts.streaming import SentenceChunker, StreamingSpeaker
 from adapters.tts.wav import read_wav_info
 from assets import SAMPLES_DIR
-from narrate.llm_ops import forget_describers
-from narrate.pipeline import answer_one, plain_steps
-from narrate.settings import load_settings
-from narrate.speech_stream import SentenceChunker, StreamingSpeaker
+from narrate.config.settings import load_settings
+from narrate.ops.llm import forget_describers
+from narrate.pipeline.sequence import answer_one, plain_steps
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.wavcheck import wav_stats
 
@@ -133,7 +133,7 @@ def test_voice_answer_streams_over_sse(
     assert result.answer == REPLY
     assert server.requests[-1].body["stream"] is True
     assert result.first_audio_s is not None
-    assert result.first_audio_s < result.timings["answer+speech"]
+    assert result.first_audio_s < result.timings["llm_tts_s"]
     assert result.ttft_s is not None
     duration, rms = wav_stats(result.audio_path)
     assert duration > 6 and rms > 0.01
@@ -155,7 +155,7 @@ def test_cut_stream_fails_over_without_repeating_speech(
         synth_calls.append(text)
         return real.synthesize(text, path, language=language)
 
-    from narrate.stages import build_describer, description_request, run_features, run_ocr
+    from narrate.pipeline.steps import build_describer, description_request, run_features, run_ocr
 
     settings = load_settings()
     ocr = run_ocr(SAMPLES_DIR / "receipt_en.png", "en", settings.ocr)

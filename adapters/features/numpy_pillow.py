@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from adapters.errors import ConfigError
 from adapters.features.base import DominantColour, ImageFeatures
 from adapters.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image, to_rgb
 from adapters.ocr.base import WordBox
-from narrate.errors import ConfigError
 
 #: Length of ``ImageFeatures.vector``:
 #: [0:8]   scalars in 0-1: brightness, 2*contrast, colourfulness/150, log1p(sharpness)/14,

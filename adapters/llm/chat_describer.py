@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from adapters.errors import TransientError
 from adapters.imaging import load_image
 from adapters.llm.base import (
     ChatClient,
@@ -25,7 +26,6 @@ from adapters.llm.base import (
     DescriptionRequest,
 )
 from adapters.llm.prompts import build_messages
-from narrate.errors import TransientError
 
 MAX_IMAGE_SIDE = 1280
 JPEG_QUALITY = 85

@@ -22,9 +22,9 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 
+from adapters.errors import AdapterError
 from adapters.llm.base import Describer, Description, DescriptionRequest
 from adapters.llm.resilient import forget_last_result, last_result
-from narrate.errors import AdapterError
 
 log = logging.getLogger("narrate.llm")
 

@@ -9,7 +9,7 @@ Streaming: ``complete(request)`` with ``request.stream=True`` reads the server-s
 and returns the whole answer; ``stream(request, on_delta=print)`` does the same and calls
 ``on_delta(text)`` for every piece of text as it arrives (from the calling thread).
 
-Errors are converted here, at the boundary (see ``narrate.errors``):
+Errors are converted here, at the boundary (see ``adapters.errors``):
 
 - timeouts, connection errors, resets, a stream or body cut mid-way -> ``TransientError``
 - HTTP 408, 409, 429, 5xx -> ``TransientError`` with ``retry_after`` from ``retry-after-ms``
@@ -39,8 +39,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from adapters.errors import PermanentError, TransientError
 from adapters.llm.base import ChatRequest, ChatResult, Usage
-from narrate.errors import PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from importlib import resources
 from string import Template
 
+from adapters.errors import ConfigError
 from adapters.llm.base import ChatMessage, DescriptionRequest
-from narrate.errors import ConfigError
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Simplified Chinese"}
 MAX_OCR_CHARS = 6000  # bounds the prompt (and its cost) for pages full of text

@@ -39,6 +39,7 @@ one line on the ``narrate.llm`` logger; the API key never appears in a message.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import logging
@@ -46,18 +47,18 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import httpx
 from pydantic import SecretStr
 
+from adapters.errors import PermanentError, RetriesExhaustedError, TransientError
 from adapters.llm.base import ChatMessage, ChatRequest, ChatResult, Usage
 from adapters.llm.breaker import CircuitBreaker, shared_breaker
 from adapters.llm.openai_compat import ChatPermanentError, OpenAICompatClient
 from adapters.llm.ratelimit import TokenBucket, shared_bucket
-from narrate.errors import PermanentError, RetriesExhaustedError, TransientError
-from narrate.metrics import llm_in_flight
 
 log = logging.getLogger("narrate.llm")
 
@@ -219,6 +220,7 @@ class ResilientChatClient:
         client: httpx.Client | None = None,
         cache: ResponseCache | None = None,
         on_attempt: Iterable[Callable[[AttemptRecord], None]] = (),
+        in_flight: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -227,6 +229,7 @@ class ResilientChatClient:
         if not self.endpoints:
             raise ValueError("ResilientChatClient needs at least one endpoint")
         self.model = model
+        self._in_flight = in_flight  # e.g. a metrics gauge held while a request is open
         self.fallback_models = tuple(m for m in split_list(fallback_models) if m != OFFLINE)
         if isinstance(api_key, str):
             api_key = SecretStr(api_key)
@@ -477,7 +480,7 @@ class ResilientChatClient:
             "messages": sent,
         }
         try:
-            with llm_in_flight():
+            with self._in_flight():
                 if request.stream:
                     segment = client.stream(segment_request, on_delta=deliver)
                 else:

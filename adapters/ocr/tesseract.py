@@ -29,9 +29,9 @@ import numpy as np
 import pytesseract
 from PIL import Image, ImageFilter
 
+from adapters.errors import ConfigError, PermanentError, TransientError
 from adapters.imaging import DEFAULT_MAX_PIXELS, load_image
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
-from narrate.errors import ConfigError, PermanentError, TransientError
 
 INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim"
 _LANGUAGE_PACKS = {"en": "eng", "zh": "chi_sim+eng"}

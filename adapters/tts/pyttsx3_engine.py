@@ -38,9 +38,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.errors import ConfigError, InputError, TransientError
 from adapters.tts.base import SpeechResult
 from adapters.tts.wav import concatenate_wavs, problem_with_wav, read_wav_info, temp_path_next_to
-from narrate.errors import ConfigError, InputError, TransientError
 
 log = logging.getLogger(__name__)
 

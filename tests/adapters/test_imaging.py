@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adapters.errors import InputError
 from adapters.imaging import load_image
-from narrate.errors import InputError
 
 SIZE = (64, 48)
 RED, BLUE, WHITE = (200, 30, 30), (30, 30, 200), (255, 255, 255)

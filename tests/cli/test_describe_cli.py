@@ -19,7 +19,7 @@ def narrate(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[st
     """Run the CLI in a fresh process, offline, and capture what it prints."""
     full_env = {**os.environ, "NARRATE_LLM_BACKEND": "offline", **env}
     return subprocess.run(
-        [sys.executable, "-m", "narrate.cli", *args],
+        [sys.executable, "-m", "narrate.cli.main", *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -90,7 +90,7 @@ def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_images_with_the_same_name_do_not_overwrite_each_other() -> None:
-    from narrate.cli import _unique_stems
+    from narrate.cli.main import _unique_stems
 
     assert _unique_stems(["a/note.png", "b/note.jpg", "c/other.png", "note.gif"]) == [
         "note",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.errors import InputError
 from flows.ab_compare import variant_settings
-from narrate.compare import ocr_mention_share
-from narrate.errors import InputError
-from narrate.settings import Settings
+from narrate.config.settings import Settings
+from narrate.pipeline.compare import ocr_mention_share
 from tests.flows.test_batch import text_image
 from tests.support.fake_llm import FakeLLMServer
 

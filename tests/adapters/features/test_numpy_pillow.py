@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from adapters.errors import ConfigError, InputError
 from adapters.features.base import FeatureExtractor, ImageFeatures
 from adapters.features.numpy_pillow import (
     FEATURE_VECTOR_LENGTH,
@@ -20,7 +21,6 @@ from adapters.features.numpy_pillow import (
 )
 from adapters.ocr.base import WordBox
 from adapters.registry import get_class
-from narrate.errors import ConfigError, InputError
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from adapters.errors import InputError, TransientError
 from adapters.llm.base import Describer, DescriptionRequest
 from adapters.llm.chat_describer import ChatDescriber, image_data_url, is_vision_model
 from adapters.llm.openai_compat import OpenAICompatClient
-from narrate.errors import InputError, TransientError
 from tests.support.fake_llm import FakeLLMServer
 
 

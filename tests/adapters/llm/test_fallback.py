@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from adapters.errors import InputError, PermanentError
 from adapters.llm.base import Describer, DescriptionRequest
 from adapters.llm.chat_describer import ChatDescriber
 from adapters.llm.fallback import FallbackDescriber
 from adapters.llm.offline import OfflineDescriber
 from adapters.llm.resilient import ResilientChatClient
-from narrate.errors import InputError, PermanentError
-from narrate.settings import LLMSettings
-from narrate.stages import build_describer
+from narrate.config.settings import LLMSettings
+from narrate.pipeline.steps import build_describer
 from tests.adapters.llm.test_describer_contract import DescriberContract
 from tests.support.fake_llm import FakeLLMServer
 

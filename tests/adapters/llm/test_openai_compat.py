@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from adapters.errors import PermanentError, TransientError
 from adapters.llm.base import ChatClient, ChatMessage, ChatRequest
 from adapters.llm.openai_compat import (
     ChatPermanentError,
@@ -17,7 +18,6 @@ from adapters.llm.openai_compat import (
     OpenAICompatClient,
     parse_retry_after,
 )
-from narrate.errors import PermanentError, TransientError
 from tests.support.fake_llm import FakeLLMServer
 
 CANARY = "sk-canary-5f3a9c1e7b2d4f60"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.errors import ConfigError
 from adapters.llm.base import DescriptionRequest
 from adapters.llm.prompts import MAX_OCR_CHARS, NO_TEXT, build_messages, render, template_names
-from narrate.errors import ConfigError
 
 
 def test_shipped_templates() -> None:

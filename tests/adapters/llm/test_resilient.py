@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from adapters.errors import PermanentError, TransientError
 from adapters.llm.base import ChatClient, ChatMessage, ChatRequest
 from adapters.llm.breaker import CircuitBreaker
 from adapters.llm.resilient import (
@@ -19,7 +20,6 @@ from adapters.llm.resilient import (
     ResilientPermanentError,
     backoff_delay,
 )
-from narrate.errors import PermanentError, TransientError
 from tests.support.fake_llm import FakeLLMServer, tokenize
 
 Factory = Callable[..., FakeLLMServer]

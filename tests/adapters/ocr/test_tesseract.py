@@ -12,9 +12,9 @@ import pytesseract
 import pytest
 from PIL import Image
 
+from adapters.errors import ConfigError, InputError, PermanentError, TransientError
 from adapters.ocr.base import OcrEngine, OcrResult
 from adapters.ocr.tesseract import TesseractOcr, estimate_skew
-from narrate.errors import ConfigError, InputError, PermanentError, TransientError
 from scripts.make_samples import NOTICE_LINES, RECEIPT_LINES, render_receipt
 from tests.images import SAMPLE_TEXTS, iou, sample_path, word_recall
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.errors import ConfigError, InputError, TransientError
 from adapters.tts.base import SpeechResult, SpeechSynthesizer
 from adapters.tts.pyttsx3_engine import (
     _LOCK,
@@ -26,7 +27,6 @@ from adapters.tts.pyttsx3_engine import (
     split_text,
 )
 from adapters.tts.wav import concatenate_wavs, problem_with_wav, read_wav_info, rms
-from narrate.errors import ConfigError, InputError, TransientError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RATE = 170
@@ -264,7 +264,7 @@ def test_missing_espeak_is_a_config_error_with_the_install_hint() -> None:
         "import sys\n"
         "sys.modules['pyttsx3.drivers._espeak'] = None  # as if libespeak-ng were absent\n"
         "from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer\n"
-        "from narrate.errors import ConfigError\n"
+        "from adapters.errors import ConfigError\n"
         "try:\n"
         "    Pyttsx3Synthesizer().warm_up()\n"
         "except ConfigError as exc:\n"

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from narrate.errors import ConfigError
-from narrate.secrets import redact, register_secret
-from narrate.settings import CacheSettings
+from adapters.errors import ConfigError
+from narrate.config.secrets import redact, register_secret
+from narrate.config.settings import CacheSettings
 
 log = logging.getLogger(__name__)
 

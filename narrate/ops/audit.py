@@ -5,7 +5,7 @@ request id, endpoint, model, sampling parameters, the SHA-256 of the messages (t
 messages themselves only when ``include_messages`` is on), status, latency, token counts,
 attempt, cache hit and outcome. Every line is written with one ``os.write`` on a file
 opened with ``O_APPEND`` and held under ``flock``, so threads and processes that share
-the directory never interleave or lose lines. Registered secrets (``narrate.secrets``) are
+the directory never interleave or lose lines. Registered secrets (``narrate.config.secrets``) are
 redacted from every value before it is written. Files older than ``retention_days`` (by
 the date in their name) are deleted, at most once a day per process.
 
@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from narrate.cache import canonical_json
-from narrate.secrets import redact_data
-from narrate.settings import AuditSettings
+from narrate.config.secrets import redact_data
+from narrate.config.settings import AuditSettings
+from narrate.ops.cache import canonical_json
 
 log = logging.getLogger(__name__)
 

@@ -230,8 +230,8 @@ def load_settings() -> Settings:
     """Read the settings from the environment; a bad value raises ``ConfigError`` naming it."""
     from pydantic import ValidationError
 
-    from narrate.errors import ConfigError
-    from narrate.secrets import register_secret
+    from adapters.errors import ConfigError
+    from narrate.config.secrets import register_secret
 
     try:
         settings = Settings()

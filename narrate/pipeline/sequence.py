@@ -2,7 +2,7 @@
 
 ``describe_one`` runs OCR, then features and the description, then speech, given the four
 step callables. The Prefect flow passes its tasks (so every step is a retryable task run in
-the UI); the CLI's direct engine passes the plain functions of ``narrate.stages`` and skips
+the UI); the CLI's direct engine passes the plain functions of ``narrate.pipeline.steps`` and skips
 Prefect's start-up. The order and the data handed between steps are therefore identical.
 """
 
@@ -10,15 +10,28 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from narrate.errors import InputError
-from narrate.results import AnswerResult, DescribeResult, to_jsonable, write_json_atomic
-from narrate.settings import CacheSettings, Settings
+from adapters.asr.base import Transcript
+from adapters.errors import InputError
+from adapters.features.base import ImageFeatures
+from adapters.llm.base import Description
+from adapters.ocr.base import OcrResult, WordBox
+from adapters.tts.base import SpeechResult
+from adapters.tts.streaming import StreamedSpeech
+from narrate.config.settings import (
+    ASRSettings,
+    CacheSettings,
+    LLMSettings,
+    OCRSettings,
+    Settings,
+    TTSSettings,
+)
+from narrate.pipeline.results import AnswerResult, DescribeResult, to_jsonable, write_json_atomic
 
 
 class Pending(Protocol):
@@ -37,39 +50,110 @@ def _background() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="narrate-step")
 
 
+class OcrStep(Protocol):
+    """``narrate.pipeline.steps.run_ocr`` or a task made from it."""
+
+    def __call__(
+        self, image_path: Path, language: str, ocr: OCRSettings, *, max_pixels: int = ...
+    ) -> OcrResult: ...
+
+
+class FeaturesStep(Protocol):
+    """``narrate.pipeline.steps.run_features`` or a task made from it."""
+
+    def __call__(
+        self, image_path: Path, boxes: Sequence[WordBox] = ..., *, max_pixels: int = ...
+    ) -> ImageFeatures: ...
+
+
+class LlmStep(Protocol):
+    """``narrate.pipeline.steps.run_llm`` or a task made from it."""
+
+    def __call__(
+        self,
+        ocr: OcrResult,
+        features: ImageFeatures,
+        llm: LLMSettings,
+        *,
+        question: str | None = ...,
+        image_path: Path | None = ...,
+    ) -> Description: ...
+
+
+class TtsStep(Protocol):
+    """``narrate.pipeline.steps.run_tts`` or a task made from it."""
+
+    def __call__(
+        self, text: str, out_path: Path, language: str, tts: TTSSettings
+    ) -> SpeechResult: ...
+
+
+class AsrStep(Protocol):
+    """``narrate.pipeline.steps.run_asr`` or a task made from it."""
+
+    def __call__(self, audio_path: Path, asr: ASRSettings) -> Transcript: ...
+
+
+class LlmTtsStep(Protocol):
+    """``narrate.pipeline.steps.run_llm_tts`` or a task made from it."""
+
+    def __call__(
+        self,
+        ocr: OcrResult,
+        features: ImageFeatures,
+        llm: LLMSettings,
+        tts: TTSSettings,
+        out_path: Path,
+        *,
+        question: str | None = ...,
+        image_path: Path | None = ...,
+    ) -> tuple[Description, StreamedSpeech]: ...
+
+
 @dataclass(frozen=True)
 class Steps:
-    """The step callables, with the signatures of ``narrate.stages``.
+    """The step callables, one per step of the vocabulary (ocr, features, llm, tts, asr).
 
+    ``llm_tts`` streams the answer and speaks each sentence as it comes (optional);
     ``submit(step, *args)`` starts a step in the background and returns something with
     ``.result()``: a thread pool for plain functions, ``task.submit`` for Prefect tasks.
     """
 
-    ocr: Callable[..., Any]
-    features: Callable[..., Any]
-    describe: Callable[..., Any]
-    speak: Callable[..., Any]
-    transcribe: Callable[..., Any] | None = None
-    answer_aloud: Callable[..., Any] | None = None  # stream the answer, speaking as it comes
+    ocr: OcrStep
+    features: FeaturesStep
+    llm: LlmStep
+    tts: TtsStep
+    asr: AsrStep | None = None
+    llm_tts: LlmTtsStep | None = None
     submit: Callable[..., Pending] = _submit_in_thread
 
 
 def plain_steps(cache: CacheSettings | None = None) -> Steps:
-    """The steps as plain functions (no Prefect); with ``cache``, OCR and features are
-    cached by the image's bytes, as the Prefect tasks are."""
-    from narrate import stages
+    """The steps as plain functions (no Prefect).
 
-    ocr, features = stages.run_ocr, stages.run_features
+    Args:
+        cache: when given (and not ``off``), OCR and features are cached by the image's
+            bytes in the response cache's store, as the Prefect tasks are.
+
+    Returns:
+        The ``Steps`` of the direct engine.
+    """
+    from narrate.pipeline import steps
+
+    ocr: OcrStep = steps.run_ocr
+    features: FeaturesStep = steps.run_features
     if cache is not None and cache.resolved_backend != "off":
-        ocr = stages.content_cached("ocr", ocr, stages.ocr_result_from_dict, cache)
-        features = stages.content_cached("features", features, stages.features_from_dict, cache)
+        ocr = steps.content_cached("ocr", steps.run_ocr, steps.ocr_result_from_dict, cache)
+        features = steps.content_cached(
+            "features", steps.run_features, steps.features_from_dict, cache
+        )
     return Steps(
         ocr=ocr,
         features=features,
-        describe=stages.run_describe,
-        speak=stages.run_speech,
-        transcribe=stages.run_transcribe,
-        answer_aloud=stages.run_answer_aloud,
+        llm=steps.run_llm,
+        tts=steps.run_tts,
+        asr=steps.run_asr,
+        llm_tts=steps.run_llm_tts,
     )
 
 
@@ -102,19 +186,19 @@ def describe_one(
 
     start = time.perf_counter()
     ocr = steps.ocr(image_path, lang, settings.ocr, max_pixels=settings.max_image_pixels)
-    timings["ocr"] = time.perf_counter() - start
+    timings["ocr_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     features = steps.features(image_path, ocr.boxes, max_pixels=settings.max_image_pixels)
-    timings["features"] = time.perf_counter() - start
+    timings["features_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    description = steps.describe(ocr, features, settings.llm, image_path=image_path)
-    timings["describe"] = time.perf_counter() - start
+    description = steps.llm(ocr, features, settings.llm, image_path=image_path)
+    timings["llm_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    speech = steps.speak(description.text, wav_path, description.language, settings.tts)
-    timings["speech"] = time.perf_counter() - start
+    speech = steps.tts(description.text, wav_path, description.language, settings.tts)
+    timings["tts_s"] = time.perf_counter() - start
 
     result = DescribeResult(
         **_result_fields(image_path, ocr, features, description, speech, timings)
@@ -127,7 +211,7 @@ def _result_fields(
     image_path: Path, ocr: Any, features: Any, description: Any, speech: Any, timings: dict
 ) -> dict[str, Any]:
     """The ``DescribeResult`` fields from the steps' results."""
-    from narrate.stages import features_facts
+    from narrate.pipeline.steps import features_facts
 
     return {
         "image_path": image_path,
@@ -180,20 +264,20 @@ def answer_one(
     start = time.perf_counter()
     pending = None
     if question_audio is not None:
-        if steps.transcribe is None:
+        if steps.asr is None:
             raise InputError(question_audio, "this engine cannot transcribe audio")
-        pending = steps.submit(steps.transcribe, Path(question_audio), settings.asr)
+        pending = steps.submit(steps.asr, Path(question_audio), settings.asr)
 
     ocr = steps.ocr(image_path, lang, settings.ocr, max_pixels=settings.max_image_pixels)
-    timings["ocr"] = time.perf_counter() - start
+    timings["ocr_s"] = time.perf_counter() - start
     mark = time.perf_counter()
     features = steps.features(image_path, ocr.boxes, max_pixels=settings.max_image_pixels)
-    timings["features"] = time.perf_counter() - mark
+    timings["features_s"] = time.perf_counter() - mark
 
     transcript = None
     if pending is not None:
         transcript = pending.result()
-        timings["transcribe"] = time.perf_counter() - start  # ran beside OCR and features
+        timings["asr_s"] = time.perf_counter() - start  # ran beside OCR and features
         question = transcript.text.strip()
         if not question:
             raise InputError(question_audio, "no speech was recognised in the question audio")
@@ -202,22 +286,20 @@ def answer_one(
 
     first_audio_s = None
     mark = time.perf_counter()
-    if settings.llm.stream and steps.answer_aloud is not None:
-        answer, streamed = steps.answer_aloud(
+    if settings.llm.stream and steps.llm_tts is not None:
+        answer, streamed = steps.llm_tts(
             ocr, features, settings.llm, settings.tts, wav_path,
             question=question, image_path=image_path,
         )  # fmt: skip
         speech, first_audio_s = streamed.speech, streamed.first_audio_s
-        timings["answer+speech"] = time.perf_counter() - mark
+        timings["llm_tts_s"] = time.perf_counter() - mark
     else:
-        answer = steps.describe(
-            ocr, features, settings.llm, question=question, image_path=image_path
-        )
-        timings["answer"] = time.perf_counter() - mark
+        answer = steps.llm(ocr, features, settings.llm, question=question, image_path=image_path)
+        timings["llm_s"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        speech = steps.speak(answer.text, wav_path, answer.language, settings.tts)
-        timings["speech"] = time.perf_counter() - mark
-        first_audio_s = timings["answer"] + timings["speech"]
+        speech = steps.tts(answer.text, wav_path, answer.language, settings.tts)
+        timings["tts_s"] = time.perf_counter() - mark
+        first_audio_s = timings["llm_s"] + timings["tts_s"]
 
     result = AnswerResult(
         **_result_fields(image_path, ocr, features, answer, speech, timings),

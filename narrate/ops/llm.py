@@ -25,11 +25,11 @@ from typing import Any
 from adapters import registry
 from adapters.llm.base import ChatRequest, ChatResult, Describer, Description, DescriptionRequest
 from adapters.llm.base import Usage as ChatUsage
-from narrate import metrics
-from narrate.audit import AuditLog, NullAuditLog, open_audit_log
-from narrate.cache import ResponseCache, cache_key, open_cache
-from narrate.pii import Anonymizer
-from narrate.settings import LLMSettings
+from narrate.config.settings import LLMSettings
+from narrate.ops import metrics
+from narrate.ops.audit import AuditLog, NullAuditLog, open_audit_log
+from narrate.ops.cache import ResponseCache, cache_key, open_cache
+from narrate.ops.pii import Anonymizer
 
 log = logging.getLogger("narrate.llm")
 
@@ -293,6 +293,7 @@ def _make_chat_describer(llm: LLMSettings) -> Describer:
         max_continuations=llm.max_continuations,
         cache=cache,
         on_attempt=[audit_hook, MetricsHook()],
+        in_flight=metrics.llm_in_flight,
     )
     chat = registry.load(
         "describer",

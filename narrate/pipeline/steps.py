@@ -23,13 +23,19 @@ from adapters.features.base import DominantColour, FeatureExtractor, ImageFeatur
 from adapters.llm.base import Describer, Description, DescriptionRequest
 from adapters.ocr.base import OcrEngine, OcrResult, WordBox
 from adapters.tts.base import SpeechResult, SpeechSynthesizer
-from narrate.cache import NullCache, ResponseCache, canonical_json, file_sha256, open_cache
-from narrate.metrics import time_stage
-from narrate.results import to_jsonable
-from narrate.settings import ASRSettings, CacheSettings, LLMSettings, OCRSettings, TTSSettings
-from narrate.speech_stream import StreamedSpeech
+from adapters.tts.streaming import StreamedSpeech
+from narrate.config.settings import (
+    ASRSettings,
+    CacheSettings,
+    LLMSettings,
+    OCRSettings,
+    TTSSettings,
+)
+from narrate.ops.cache import NullCache, ResponseCache, canonical_json, file_sha256, open_cache
+from narrate.ops.metrics import time_stage
+from narrate.pipeline.results import to_jsonable
 
-log = logging.getLogger("narrate.stages")
+log = logging.getLogger("narrate.pipeline.steps")
 T = TypeVar("T")
 STEP_CACHE_TTL_S = 7 * 24 * 3600.0  # OCR and features of an image's bytes, kept a week
 
@@ -52,8 +58,8 @@ def _synthesizer(rate: int, voice_en: str, voice_zh: str) -> SpeechSynthesizer:
 
 
 def build_describer(llm: LLMSettings) -> Describer:
-    """The describer the LLM settings ask for (see ``narrate.llm_ops``), built once."""
-    from narrate.llm_ops import build_describer as build
+    """The describer the LLM settings ask for (see ``narrate.ops.llm``), built once."""
+    from narrate.ops.llm import build_describer as build
 
     return build(llm)
 
@@ -100,7 +106,7 @@ def description_request(
     )
 
 
-def run_describe(
+def run_llm(
     ocr: OcrResult,
     features: ImageFeatures,
     llm: LLMSettings,
@@ -114,7 +120,7 @@ def run_describe(
         return build_describer(llm).describe(request)
 
 
-def run_speech(text: str, out_path: Path, language: str, tts: TTSSettings) -> SpeechResult:
+def run_tts(text: str, out_path: Path, language: str, tts: TTSSettings) -> SpeechResult:
     """Speak ``text`` into the WAV file ``out_path``."""
     with time_stage("tts"):
         return _synthesizer(tts.rate, tts.voice_en, tts.voice_zh).synthesize(
@@ -127,13 +133,13 @@ def _transcriber(model: str, language: str | None) -> Transcriber:
     return registry.load("asr", "whisper", model=model, language=language)
 
 
-def run_transcribe(audio_path: Path, asr: ASRSettings) -> Transcript:
+def run_asr(audio_path: Path, asr: ASRSettings) -> Transcript:
     """Transcribe a spoken question with whisper."""
     with time_stage("asr"):
         return _transcriber(asr.model, asr.language).transcribe(Path(audio_path))
 
 
-def run_answer_aloud(
+def run_llm_tts(
     ocr: OcrResult,
     features: ImageFeatures,
     llm: LLMSettings,
@@ -148,7 +154,7 @@ def run_answer_aloud(
     With ``NARRATE_LLM_STREAM=1`` the model's deltas arrive as it writes, so the first
     sentence is being spoken while the rest is still coming.
     """
-    from narrate.speech_stream import StreamingSpeaker
+    from adapters.tts.streaming import StreamingSpeaker
 
     synthesizer = _synthesizer(tts.rate, tts.voice_en, tts.voice_zh)
     speaker = StreamingSpeaker(

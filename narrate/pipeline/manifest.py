@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters.llm.base import Description, Usage
-from narrate.results import to_jsonable, write_json_atomic
-from narrate.settings import Settings
+from narrate.config.settings import Settings
+from narrate.pipeline.results import to_jsonable, write_json_atomic
 
 MANIFEST_NAME = "manifest.jsonl"
 STATE_DIR = ".narrate"

@@ -1,0 +1,1 @@
+"""narrate's command line: ``narrate describe | ask | batch | models | metrics`` (top layer)."""
