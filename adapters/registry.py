@@ -8,9 +8,16 @@ name fails with the list of valid ones; a missing optional library names the ext
 from __future__ import annotations
 
 import importlib
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 from adapters.errors import ConfigError
+
+if TYPE_CHECKING:
+    from adapters.asr.base import Transcriber
+    from adapters.features.base import FeatureExtractor
+    from adapters.llm.base import ChatClient, Describer
+    from adapters.ocr.base import OcrEngine
+    from adapters.tts.base import SpeechSynthesizer
 
 
 class Implementation(NamedTuple):
@@ -31,11 +38,11 @@ KNOWN_IMPLEMENTATIONS: dict[str, dict[str, Implementation]] = {
         "numpy": Implementation("adapters.features.numpy_pillow:NumpyFeatureExtractor", ""),
     },
     "llm": {
-        "openai": Implementation("adapters.llm.openai_compat:OpenAICompatClient", ""),
-    },
-    "describer": {
         "openai": Implementation("adapters.llm.chat_describer:ChatDescriber", ""),
         "offline": Implementation("adapters.llm.offline:OfflineDescriber", ""),
+    },
+    "chat": {
+        "openai": Implementation("adapters.llm.openai_compat:OpenAICompatClient", ""),
     },
     "tts": {
         "pyttsx3": Implementation(
@@ -51,7 +58,11 @@ KNOWN_IMPLEMENTATIONS: dict[str, dict[str, Implementation]] = {
 
 
 def get_class(capability: str, name: str) -> type[Any]:
-    """Import and return the class registered as ``name`` for ``capability``."""
+    """Import and return the class registered as ``name`` for ``capability``.
+
+    Raises:
+        ConfigError: unknown capability or name, or the implementation cannot be imported.
+    """
     try:
         choices = KNOWN_IMPLEMENTATIONS[capability]
     except KeyError:
@@ -76,6 +87,59 @@ def get_class(capability: str, name: str) -> type[Any]:
     return getattr(module, class_name)
 
 
+@overload
+def load(capability: Literal["ocr"], name: str, **kwargs: Any) -> OcrEngine: ...
+@overload
+def load(capability: Literal["features"], name: str, **kwargs: Any) -> FeatureExtractor: ...
+@overload
+def load(capability: Literal["llm"], name: str, **kwargs: Any) -> Describer: ...
+@overload
+def load(capability: Literal["chat"], name: str, **kwargs: Any) -> ChatClient: ...
+@overload
+def load(capability: Literal["tts"], name: str, **kwargs: Any) -> SpeechSynthesizer: ...
+@overload
+def load(capability: Literal["asr"], name: str, **kwargs: Any) -> Transcriber: ...
 def load(capability: str, name: str, **kwargs: Any) -> Any:
-    """Instantiate the implementation ``name`` of ``capability`` with ``kwargs``."""
+    """Instantiate the implementation ``name`` of ``capability`` with ``kwargs``.
+
+    Args:
+        capability: ``ocr``, ``features``, ``llm``, ``chat``, ``tts`` or ``asr``.
+        name: the implementation's registered name, e.g. ``tesseract``.
+        **kwargs: the implementation's constructor arguments.
+
+    Returns:
+        The implementation, typed with its capability's Protocol.
+
+    Raises:
+        ConfigError: the capability or name is unknown, or its library cannot be imported
+            (the message says what to install).
+    """
     return get_class(capability, name)(**kwargs)
+
+
+if TYPE_CHECKING:  # mypy proves that each registered class conforms to its Protocol
+    from adapters.asr.whisper_local import WhisperTranscriber
+    from adapters.features.numpy_pillow import NumpyFeatureExtractor
+    from adapters.llm.chat_describer import ChatDescriber
+    from adapters.llm.offline import OfflineDescriber
+    from adapters.llm.openai_compat import OpenAICompatClient
+    from adapters.ocr.tesseract import TesseractOcr
+    from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer
+
+    _CONFORMANCE: tuple[
+        type[OcrEngine],
+        type[FeatureExtractor],
+        type[Describer],
+        type[Describer],
+        type[ChatClient],
+        type[SpeechSynthesizer],
+        type[Transcriber],
+    ] = (
+        TesseractOcr,
+        NumpyFeatureExtractor,
+        ChatDescriber,
+        OfflineDescriber,
+        OpenAICompatClient,
+        Pyttsx3Synthesizer,
+        WhisperTranscriber,
+    )

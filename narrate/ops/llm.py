@@ -257,7 +257,7 @@ def _settings_key(llm: LLMSettings) -> str:
 def build_describer(llm: LLMSettings) -> Describer:
     """The describer ``llm`` asks for, built once per distinct settings (see module doc)."""
     if llm.resolved_backend == "offline":
-        return registry.load("describer", "offline")
+        return registry.load("llm", "offline")
     key = _settings_key(llm)
     with _DESCRIBERS_LOCK:
         describer = _DESCRIBERS.get(key)
@@ -296,7 +296,7 @@ def _make_chat_describer(llm: LLMSettings) -> Describer:
         in_flight=metrics.llm_in_flight,
     )
     chat = registry.load(
-        "describer",
+        "llm",
         "openai",
         client=client,
         model=llm.model,
@@ -307,7 +307,7 @@ def _make_chat_describer(llm: LLMSettings) -> Describer:
     )
     chain: list[Describer] = [chat]
     if OFFLINE in llm.fallback_model_list:
-        chain.append(registry.load("describer", "offline"))
+        chain.append(registry.load("llm", "offline"))
     describer: Describer = FallbackDescriber(chain)
     if llm.privacy.anonymize:
         describer = AnonymizingDescriber(describer)

@@ -49,19 +49,19 @@ class DescriberContract:
 class TestOfflineDescriberContract(DescriberContract):
     @pytest.fixture
     def describer(self) -> Describer:
-        return get_class("describer", "offline")()
+        return get_class("llm", "offline")()
 
 
 class TestChatDescriberContract(DescriberContract):
     @pytest.fixture
     def describer(self, fake_llm: FakeLLMServer) -> Iterator[Describer]:
-        client = get_class("llm", "openai")(base_url=fake_llm.base_url, timeout=5)
+        client = get_class("chat", "openai")(base_url=fake_llm.base_url, timeout=5)
         assert isinstance(client, OpenAICompatClient)
-        describer = get_class("describer", "openai")(client)
+        describer = get_class("llm", "openai")(client)
         assert isinstance(describer, ChatDescriber)
         yield describer
         client.close()
 
 
 def test_offline_is_registered() -> None:
-    assert get_class("describer", "offline") is OfflineDescriber
+    assert get_class("llm", "offline") is OfflineDescriber
