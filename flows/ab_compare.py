@@ -72,8 +72,9 @@ def ab_compare(
     out_dir: Path | None = None,
     lang: str = "auto",
 ) -> list[dict[str, Any]]:
-    """Describe ``images`` under each of ``variants`` and compare them; returns one row per
-    variant (latency, tokens, length, OCR-mention share).
+    """Describe ``images`` under each of ``variants`` and compare them.
+
+    Returns one row per variant (latency, tokens, length, OCR-mention share).
 
     Args:
         images: image paths.

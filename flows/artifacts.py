@@ -51,8 +51,11 @@ def publish_describe_artifacts(result: DescribeResult) -> None:
 
 
 def _timing_rows(result: DescribeResult) -> list[dict[str, object]]:
-    """Rows of one table (``what``, ``value``, ``unit``): seconds per stage, then how the
-    text was written: backend and model, endpoint, attempts, cache, fallbacks, tokens."""
+    """Rows of one table (``what``, ``value``, ``unit``).
+
+    Seconds per stage, then how the text was written: backend and model, endpoint,
+    attempts, cache, fallbacks, tokens.
+    """
 
     def row(what: str, value: object, unit: str = "") -> dict[str, object]:
         return {"what": what, "value": value, "unit": unit}

@@ -1,5 +1,8 @@
-"""Prefect tasks ``llm`` (write the description or answer) and ``llm_tts`` (write the answer
-and speak each sentence as it streams in: one task, because the two overlap in time)."""
+"""Prefect tasks ``llm`` (write the description or answer) and ``llm_tts``.
+
+``llm_tts`` writes the answer and speaks each sentence as it streams in: one task, because
+the two overlap in time.
+"""
 
 from __future__ import annotations
 

@@ -32,5 +32,19 @@ class Transcriber(Protocol):
     """Turns speech into text."""
 
     def transcribe(self, audio_path: Path, language: str | None = None) -> Transcript:
-        """Transcribe ``audio_path``; ``language=None`` detects it."""
+        """Transcribe the speech in an audio file.
+
+        Args:
+            audio_path: WAV, FLAC, OGG or MP3, any sample rate.
+            language: ``en``, ``zh``, ... or None to detect it.
+
+        Returns:
+            The text with its language, per-segment timings (seconds) and a confidence
+            in [0, 1].
+
+        Raises:
+            InputError: the file is missing, empty, unreadable or too long.
+            ConfigError: the model is missing or cannot serve ``language``.
+            PermanentError: the engine failed on this input.
+        """
         ...

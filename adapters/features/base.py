@@ -45,5 +45,16 @@ class FeatureExtractor(Protocol):
     """Computes ``ImageFeatures`` for an image."""
 
     def extract(self, image_path: Path, text_boxes: Sequence[WordBox] = ()) -> ImageFeatures:
-        """Measure ``image_path``; ``text_boxes`` (from OCR) give the text coverage."""
+        """Measure an image: size, colours, brightness, sharpness, layout, a vector.
+
+        Args:
+            image_path: the image file.
+            text_boxes: OCR word boxes (pixels), which give the text coverage.
+
+        Returns:
+            The features; ratios in [0, 1], sizes in pixels.
+
+        Raises:
+            InputError: the file is missing, empty, not an image, truncated or too large.
+        """
         ...

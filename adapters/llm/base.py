@@ -92,7 +92,18 @@ class ChatClient(Protocol):
     """OpenAI-compatible chat completions."""
 
     def complete(self, request: ChatRequest) -> ChatResult:
-        """Send ``request`` and return the answer."""
+        """Send one chat-completions request and return the answer.
+
+        Args:
+            request: the messages and sampling parameters.
+
+        Returns:
+            The answer's text, ``finish_reason``, ``usage`` and timings.
+
+        Raises:
+            TransientError: a failure worth retrying (timeout, 429, 5xx, connection).
+            PermanentError: a failure retrying cannot fix (4xx, bad key, no credit).
+        """
         ...
 
 
@@ -136,9 +147,19 @@ class Describer(Protocol):
     def describe(
         self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
     ) -> Description:
-        """Return a description grounded in ``request``'s OCR text and features.
+        """Write a description (or an answer) grounded in the OCR text and features.
 
-        ``on_delta`` receives the text as it is written (a streaming model sends it piece by
-        piece; other describers send it whole), so speech can start before the end.
+        Args:
+            request: the image's text, language, features and the question, if any.
+            on_delta: receives the text as it is written (a streaming model sends it piece
+                by piece; other describers send it whole), so speech can start early.
+
+        Returns:
+            The text with its language, backend, model, usage and how it was obtained.
+
+        Raises:
+            TransientError: the backend failed in a way worth retrying;
+                ``RetriesExhaustedError`` when the describer already retried.
+            PermanentError: the backend refused the request for good.
         """
         ...

@@ -56,8 +56,12 @@ class TokenBucket:
             self._tokens = min(self._tokens, float(self.burst))
 
     def reserve(self, max_wait: float = math.inf) -> float | None:
-        """Take a token; return the seconds to wait before using it, or None (nothing taken)
-        when that wait would exceed ``max_wait``."""
+        """Take a token and say how long to wait before using it.
+
+        Returns:
+            The seconds to wait, or None (nothing taken) when that wait would exceed
+            ``max_wait``.
+        """
         if self.unlimited:
             return 0.0
         with self._lock:

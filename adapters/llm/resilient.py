@@ -421,8 +421,11 @@ class ResilientChatClient:
             )
 
     def _pick_endpoint(self, round_failed: set[str], *, claim: bool = True) -> str | None:
-        """The first endpoint whose breaker allows a request; if all are open, the one that
-        failed longest ago; None when every endpoint already failed in this round."""
+        """The first endpoint whose breaker allows a request.
+
+        If every breaker is open, the one that failed longest ago; None when every endpoint
+        already failed in this round.
+        """
         candidates = [e for e in self.endpoints if e not in round_failed]
         if not candidates:
             return None
@@ -524,8 +527,10 @@ class ResilientChatClient:
     def _back_off(
         self, call: _Call, model: str, n: int, retry_after: float | None, reason: str
     ) -> None:
-        """Sleep before the next attempt (full jitter, >= Retry-After) unless that would pass
-        the deadline, in which case give up on the call."""
+        """Sleep before the next attempt (full jitter, >= Retry-After).
+
+        When the wait would pass the deadline, give up on the call instead.
+        """
         delay = backoff_delay(n, base=self.retry_base, cap=self.retry_cap, draw=self._random())
         if retry_after is not None:
             delay = max(delay, retry_after)

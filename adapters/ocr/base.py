@@ -44,5 +44,19 @@ class OcrEngine(Protocol):
     """Reads the text in an image."""
 
     def recognize(self, image_path: Path, language: OcrLanguage = "auto") -> OcrResult:
-        """Return the text in ``image_path``; ``auto`` detects English vs Chinese."""
+        """Read the text in an image.
+
+        Args:
+            image_path: the image file.
+            language: ``en``, ``zh`` or ``auto`` (detect English vs Chinese).
+
+        Returns:
+            The text, its language, a confidence and the word boxes (pixels).
+
+        Raises:
+            InputError: the file is missing, empty, not an image, truncated or too large.
+            TransientError: the engine timed out or crashed in a way worth retrying.
+            PermanentError: the engine failed on this input for good.
+            ConfigError: the engine or a language pack is not installed.
+        """
         ...

@@ -24,5 +24,20 @@ class SpeechSynthesizer(Protocol):
     """Speaks text into a WAV file."""
 
     def synthesize(self, text: str, out_path: Path, language: str = "en") -> SpeechResult:
-        """Write ``text`` spoken in ``language`` ("en" or "zh") to ``out_path`` as WAV."""
+        """Speak a text into a WAV file.
+
+        Args:
+            text: what to say; it is spoken exactly (nothing added or dropped but what
+                cannot be spoken).
+            out_path: the WAV file to write (replaced atomically).
+            language: ``en`` or ``zh``: the voice for text whose script does not say.
+
+        Returns:
+            The WAV's path, duration (seconds) and sample rate (Hz).
+
+        Raises:
+            InputError: nothing speakable in ``text``.
+            ConfigError: the engine or voice is not installed.
+            RetriesExhaustedError: synthesis kept failing after the engine's own retries.
+        """
         ...

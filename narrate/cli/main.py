@@ -56,8 +56,10 @@ def _error_line(exc: BaseException, debug: bool, item: Path | None = None) -> st
 
 
 def _unique_stems(images: Sequence[str]) -> list[str]:
-    """Output names: each image's stem, numbered when two images share one (a/x.png b/x.png
-    give x and x-2), so no result overwrites another."""
+    """Output names: each image's stem, numbered when two images share one.
+
+    a/x.png and b/x.png give x and x-2, so no result overwrites another.
+    """
     seen: dict[str, int] = {}
     stems = []
     for image in images:

@@ -1,3 +1,4 @@
-"""Operations around the pipeline: response cache, audit log, PII anonymisation, metrics, and
-``llm``, which wraps them around the LLM step. Imports config and adapters, never the pipeline.
+"""Operations around the pipeline: cache, audit log, PII anonymisation, metrics.
+
+``llm`` wraps them around the LLM step. Imports config and adapters, never the pipeline.
 """

@@ -179,8 +179,14 @@ class AuditLog:
         return redact_data(entry)
 
     def record(self, rec: AuditRecord | None = None, /, **fields: Any) -> dict[str, Any]:
-        """Append one record (an ``AuditRecord``, keyword fields, or both); returns what was
-        written. An unknown field name is a ``TypeError``."""
+        """Append one record (an ``AuditRecord``, keyword fields, or both).
+
+        Returns:
+            The record as written.
+
+        Raises:
+            TypeError: an unknown field name.
+        """
         if rec is None:
             rec = AuditRecord(**fields)
         elif fields:

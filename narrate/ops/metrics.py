@@ -185,8 +185,11 @@ def endpoint_label(url: str) -> str:
 
 
 def status_class(code: int | None, error_kind: str | None = None) -> str:
-    """The ``status_class`` label: ``2xx``/``4xx``/``5xx``/... from an HTTP status code, else
-    ``timeout`` (``error_kind`` mentions a timeout) or ``connection`` (no HTTP answer at all)."""
+    """The ``status_class`` label of a request.
+
+    ``2xx``/``4xx``/``5xx``/... from an HTTP status code, else ``timeout`` (``error_kind``
+    mentions a timeout) or ``connection`` (no HTTP answer at all).
+    """
     if code is not None:
         return f"{code // 100}xx" if 100 <= code <= 599 else "other"
     if error_kind and "timeout" in error_kind.lower():

@@ -226,8 +226,10 @@ _LISTENERS: list[ProgressListener] = []
 
 @contextmanager
 def progress_listener(listener: ProgressListener) -> Iterator[None]:
-    """Call ``listener(done, total, outcome)`` after each item of batches run in this process
-    (the CLI draws its progress bar this way while the flow runs)."""
+    """Call ``listener(done, total, outcome)`` after each item of batches in this process.
+
+    The CLI draws its progress bar this way while the flow runs.
+    """
     _LISTENERS.append(listener)
     try:
         yield
@@ -288,8 +290,11 @@ class BatchRun:
         return sum(self.counts.values())
 
     def _name_for(self, source: Source, item: str, digest: str) -> str:
-        """The output stem: the path relative to its root without suffix; a clash with a
-        different source (now or in an earlier run) gets the content hash appended."""
+        """The output stem: the path relative to its root, without suffix.
+
+        A clash with a different source (now or in an earlier run) gets the content hash
+        appended.
+        """
         try:
             relative = source.path.relative_to(source.root)
         except ValueError:
@@ -302,8 +307,10 @@ class BatchRun:
         return name
 
     def plan(self) -> Iterator[WorkItem | ItemOutcome]:
-        """Each input in turn: a ``WorkItem`` to run, or an outcome decided without running
-        it (``skipped`` when already done, ``failed`` when unreadable)."""
+        """Each input in turn: a ``WorkItem`` to run, or an outcome decided without it.
+
+        The outcome is ``skipped`` when the item is already done, ``failed`` when unreadable.
+        """
         for index, source in enumerate(iter_sources(self.inputs, self.out_dir)):
             item = str(source.path)
             digest = file_sha256(source.path)
@@ -473,8 +480,10 @@ def run_direct(
     concurrency: int = 8,
     on_progress: ProgressListener | None = None,
 ) -> BatchSummary:
-    """The batch without Prefect: plain step functions on a thread pool (the CLI's direct
-    engine, and the baseline the benchmark compares the flow with)."""
+    """The batch without Prefect: plain step functions on a thread pool.
+
+    The CLI's direct engine, and the baseline the benchmark compares the flow with.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from narrate.pipeline.sequence import plain_steps

@@ -16,8 +16,11 @@ def mention_words(text: str) -> set[str]:
 
 
 def ocr_mention_share(ocr_text: str, description: str) -> float | None:
-    """The share of the OCR text's distinct words the description mentions (``None`` when
-    the image has no text)."""
+    """The share of the OCR text's distinct words the description mentions.
+
+    Returns:
+        A share in [0, 1], or None when the image has no text.
+    """
     words = mention_words(ocr_text)
     if not words:
         return None

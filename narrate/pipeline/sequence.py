@@ -37,7 +37,9 @@ from narrate.pipeline.results import AnswerResult, DescribeResult, to_jsonable, 
 class Pending(Protocol):
     """A step started in the background: a ``concurrent.futures.Future`` or a PrefectFuture."""
 
-    def result(self) -> Any: ...
+    def result(self) -> Any:
+        """The step's return value, waiting for it; re-raises the step's exception."""
+        ...
 
 
 def _submit_in_thread(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Pending:
@@ -55,7 +57,9 @@ class OcrStep(Protocol):
 
     def __call__(
         self, image_path: Path, language: str, ocr: OCRSettings, *, max_pixels: int = ...
-    ) -> OcrResult: ...
+    ) -> OcrResult:
+        """Run the step; see ``narrate.pipeline.steps.run_ocr`` for arguments and errors."""
+        ...
 
 
 class FeaturesStep(Protocol):
@@ -63,7 +67,9 @@ class FeaturesStep(Protocol):
 
     def __call__(
         self, image_path: Path, boxes: Sequence[WordBox] = ..., *, max_pixels: int = ...
-    ) -> ImageFeatures: ...
+    ) -> ImageFeatures:
+        """Run the step; see ``narrate.pipeline.steps.run_features`` for arguments and errors."""
+        ...
 
 
 class LlmStep(Protocol):
@@ -77,21 +83,25 @@ class LlmStep(Protocol):
         *,
         question: str | None = ...,
         image_path: Path | None = ...,
-    ) -> Description: ...
+    ) -> Description:
+        """Run the step; see ``narrate.pipeline.steps.run_llm`` for arguments and errors."""
+        ...
 
 
 class TtsStep(Protocol):
     """``narrate.pipeline.steps.run_tts`` or a task made from it."""
 
-    def __call__(
-        self, text: str, out_path: Path, language: str, tts: TTSSettings
-    ) -> SpeechResult: ...
+    def __call__(self, text: str, out_path: Path, language: str, tts: TTSSettings) -> SpeechResult:
+        """Run the step; see ``narrate.pipeline.steps.run_tts`` for arguments and errors."""
+        ...
 
 
 class AsrStep(Protocol):
     """``narrate.pipeline.steps.run_asr`` or a task made from it."""
 
-    def __call__(self, audio_path: Path, asr: ASRSettings) -> Transcript: ...
+    def __call__(self, audio_path: Path, asr: ASRSettings) -> Transcript:
+        """Run the step; see ``narrate.pipeline.steps.run_asr`` for arguments and errors."""
+        ...
 
 
 class LlmTtsStep(Protocol):
@@ -107,7 +117,9 @@ class LlmTtsStep(Protocol):
         *,
         question: str | None = ...,
         image_path: Path | None = ...,
-    ) -> tuple[Description, StreamedSpeech]: ...
+    ) -> tuple[Description, StreamedSpeech]:
+        """Run the step; see ``narrate.pipeline.steps.run_llm_tts`` for arguments and errors."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -251,7 +263,6 @@ def answer_one(
     A spoken question is transcribed in the background while OCR and then the features
     (which need OCR's word boxes) run; the answer is written, then spoken.
     """
-
     if (question_text is None) == (question_audio is None):
         raise InputError(None, "give exactly one question: as text or as an audio file")
     if question_text is not None and not question_text.strip():

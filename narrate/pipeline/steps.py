@@ -192,10 +192,12 @@ def _fingerprint(value: Any) -> Any:
 def content_cached(
     kind: str, step: Callable[..., T], decode: Callable[[dict[str, Any]], T], cache: CacheSettings
 ) -> Callable[..., T]:
-    """``step`` (whose first argument is a file) with its results cached by the file's bytes
-    and the other arguments, in the response cache's store for a week. A renamed copy of an
-    image is a hit; a changed image or setting is a miss. ``NARRATE_CACHE_BACKEND=off``
-    turns it off."""
+    """``step`` (whose first argument is a file) with its results cached by content.
+
+    The key is the file's bytes and the other arguments; entries live in the response
+    cache's store for a week. A renamed copy of an image is a hit; a changed image or
+    setting is a miss. ``NARRATE_CACHE_BACKEND=off`` turns it off.
+    """
 
     def cached(path: Path, *args: Any, **kwargs: Any) -> T:
         store = _step_store(cache.resolved_backend, str(cache.path), cache.redis_url)
