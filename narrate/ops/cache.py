@@ -36,18 +36,6 @@ TRANSPORT_PARAMS = frozenset(
 )
 
 
-def file_sha256(path: str | Path) -> str | None:
-    """SHA-256 of a file's bytes, read in 1 MiB blocks; ``None`` when it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 def canonical_json(value: Any) -> bytes:
     """One byte string per JSON value: sorted keys, no spaces, UTF-8."""
     return json.dumps(
@@ -55,7 +43,8 @@ def canonical_json(value: Any) -> bytes:
     ).encode("utf-8")
 
 
-def _message_dict(message: Any) -> Any:
+def message_dict(message: Any) -> Any:
+    """A chat message as a dict: ``ChatMessage.to_dict()``, or the dict itself."""
     to_dict = getattr(message, "to_dict", None)
     return to_dict() if callable(to_dict) else message
 
@@ -67,7 +56,7 @@ def cache_key(model: str, messages: Iterable[Any], params: Mapping[str, Any] | N
     sampling parameters (temperature, top_p, max_tokens, ...).
     """
     sampling = {k: v for k, v in (params or {}).items() if k not in TRANSPORT_PARAMS}
-    request = {"model": model, "messages": [_message_dict(m) for m in messages], "params": sampling}
+    request = {"model": model, "messages": [message_dict(m) for m in messages], "params": sampling}
     return KEY_PREFIX + hashlib.sha256(canonical_json(request)).hexdigest()
 
 

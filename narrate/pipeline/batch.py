@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from adapters.files import atomic_write, file_sha256
 from narrate.config.settings import Settings
 from narrate.ops import metrics
-from narrate.ops.cache import file_sha256
 from narrate.pipeline.manifest import (
     STATE_DIR,
     Manifest,
@@ -408,30 +408,16 @@ class BatchRun:
         )
         head = {k: v for k, v in summary.to_dict().items() if not k.startswith("summary_")}
         head["settings"] = output_settings(self.settings, self.lang)
-        with _atomic_text(summary.summary_json) as fh:
+        with atomic_write(summary.summary_json) as fh:
             fh.write(json.dumps(head, ensure_ascii=False, indent=2)[:-2] + ',\n  "items": [')
             for i, row in enumerate(self.rows()):
                 fh.write(("," if i else "") + "\n    " + json.dumps(row, ensure_ascii=False))
             fh.write("\n  ]\n}\n")
-        with _atomic_text(summary.summary_csv, newline="") as fh:
+        with atomic_write(summary.summary_csv, newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS)
             writer.writeheader()
             writer.writerows(self.rows())
         return summary
-
-
-@contextmanager
-def _atomic_text(path: Path, newline: str | None = None) -> Iterator[Any]:
-    """A text file written in full or not at all (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def drive(

@@ -7,7 +7,9 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_WORD = re.compile(r"[a-z0-9]{2,}|[\u3400-\u9fff]")
+from adapters.text import HAN_RANGES
+
+_WORD = re.compile(f"[a-z0-9]{{2,}}|[{HAN_RANGES}]")
 
 
 def mention_words(text: str) -> set[str]:

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapters.files import write_json_atomic
 from adapters.llm.base import Description, Usage
 from narrate.config.settings import Settings
-from narrate.pipeline.results import to_jsonable, write_json_atomic
+from narrate.pipeline.results import to_jsonable
 
 MANIFEST_NAME = "manifest.jsonl"
 STATE_DIR = ".narrate"

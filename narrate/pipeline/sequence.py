@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from adapters.asr.base import Transcript
 from adapters.errors import InputError
 from adapters.features.base import ImageFeatures
+from adapters.files import write_json_atomic
 from adapters.llm.base import Description
 from adapters.ocr.base import OcrResult, WordBox
 from adapters.tts.base import SpeechResult
@@ -31,7 +32,7 @@ from narrate.config.settings import (
     Settings,
     TTSSettings,
 )
-from narrate.pipeline.results import AnswerResult, DescribeResult, to_jsonable, write_json_atomic
+from narrate.pipeline.results import AnswerResult, DescribeResult, to_jsonable
 
 
 class Pending(Protocol):

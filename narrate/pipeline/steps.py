@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from adapters import registry
 from adapters.asr.base import Transcriber, Transcript
 from adapters.features.base import DominantColour, FeatureExtractor, ImageFeatures
+from adapters.files import file_sha256
 from adapters.llm.base import Describer, Description, DescriptionRequest
 from adapters.ocr.base import OcrEngine, OcrResult, WordBox
 from adapters.tts.base import SpeechResult, SpeechSynthesizer
@@ -31,7 +32,7 @@ from narrate.config.settings import (
     OCRSettings,
     TTSSettings,
 )
-from narrate.ops.cache import NullCache, ResponseCache, canonical_json, file_sha256, open_cache
+from narrate.ops.cache import NullCache, ResponseCache, canonical_json, open_cache
 from narrate.ops.metrics import time_stage
 from narrate.pipeline.results import to_jsonable
 

@@ -1,0 +1,90 @@
+"""Files written whole or not at all, and files identified by their bytes.
+
+Every writer in narrate that replaces a file a reader may be looking at (result JSON, the
+batch summary, imported model checkpoints) goes through ``atomic_write``: the data goes to
+a temporary file in the target's folder, is flushed to disk, then renamed over the target
+(``os.replace`` is atomic on POSIX within one filesystem), so a reader sees the old file or
+the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Literal, overload
+
+BLOCK_BYTES = 1 << 20  # files are hashed in 1 MiB blocks
+
+
+@overload
+@contextmanager
+def atomic_write(
+    path: str | Path, *, binary: Literal[False] = ..., newline: str | None = ...
+) -> Iterator[IO[str]]: ...
+@overload
+@contextmanager
+def atomic_write(
+    path: str | Path, *, binary: Literal[True], newline: str | None = ...
+) -> Iterator[IO[bytes]]: ...
+@contextmanager
+def atomic_write(
+    path: str | Path, *, binary: bool = False, newline: str | None = None
+) -> Iterator[IO[Any]]:
+    """Open a file that replaces ``path`` only when the ``with`` block ends without error.
+
+    Args:
+        path: the file to write; its folder is created if missing.
+        binary: open in binary mode instead of UTF-8 text.
+        newline: passed to ``open`` for text (``""`` for the csv module).
+
+    Yields:
+        The open temporary file.
+
+    Raises:
+        OSError: the folder cannot be written. On any error the temporary file is removed
+            and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if binary:
+            fh: IO[Any] = os.fdopen(fd, "wb")
+        else:
+            fh = os.fdopen(fd, "w", encoding="utf-8", newline=newline)
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented UTF-8 JSON (non-ASCII kept as is), atomically.
+
+    Raises:
+        OSError: the folder cannot be written.
+        TypeError: ``data`` holds something JSON cannot represent.
+    """
+    with atomic_write(path) as fh:
+        json.dump(data, fh, ensure_ascii=False, indent=2)
+        fh.write("\n")
+
+
+def file_sha256(path: str | Path) -> str | None:
+    """The hex SHA-256 of a file's bytes, or None when the file cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(BLOCK_BYTES), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
