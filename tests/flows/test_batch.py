@@ -124,7 +124,7 @@ def test_a_finished_description_is_never_asked_for_again(
     def speech_dies(*args: object, **kwargs: object) -> object:
         raise TransientError("espeak-ng vanished")
 
-    crashing = dataclasses.replace(plain_steps(), speak=speech_dies)
+    crashing = dataclasses.replace(plain_steps(), tts=speech_dies)
     with pytest.raises(TransientError):
         process_item(work, out_dir=out, lang="auto", settings=settings, steps=crashing)
     assert len(requests_for(fake_llm, "GOLF")) == 1

@@ -28,7 +28,7 @@ from adapters.asr.model_import import (  # noqa: E402
 from adapters.errors import ConfigError, InputError, PermanentError  # noqa: E402
 from narrate.cli.models import register  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 TINY_EN_DIMS = {
     "n_mels": 80,
     "n_audio_ctx": 1500,

@@ -24,7 +24,7 @@ from narrate.ops.audit import (
     open_audit_log,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 CANARY = "canary-audit-K9m8N7b6V5c4"
 MESSAGES = [
     {"role": "system", "content": "Describe the image."},

@@ -12,7 +12,7 @@ from narrate.config.settings import load_settings
 from narrate.ops.llm import forget_describers
 from narrate.pipeline.sequence import describe_one, plain_steps
 from tests.support.fake_llm import FakeLLMServer
-from tests.test_metrics import Samples, scrape, value
+from tests.narrate.ops.test_metrics import Samples, scrape, value
 
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:

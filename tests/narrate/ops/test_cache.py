@@ -26,7 +26,7 @@ from narrate.ops.cache import (
 )
 from tests.support.redis_server import RedisServer, free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 MESSAGES = [
     {"role": "system", "content": "Describe the image."},
     {"role": "user", "content": [{"type": "text", "text": "OCR: 欢迎光临"}]},
