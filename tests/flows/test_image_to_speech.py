@@ -52,8 +52,7 @@ def test_receipt_end_to_end(prefect_harness: None, offline_env: None, tmp_path: 
     assert all(set(row) == {"what", "value", "unit"} for row in rows)  # one set of columns
     assert {"what": "backend", "value": "offline (offline)", "unit": ""} in rows
     assert {"what": "from the response cache", "value": "no", "unit": ""} in rows
-    assert [r["what"] for r in rows][:4] == ["ocr time", "features time", "describe time",
-                                             "speech time"]  # fmt: skip
+    assert [r["what"] for r in rows][:4] == ["ocr time", "features time", "llm time", "tts time"]
 
 
 def test_chinese_notice_end_to_end(
