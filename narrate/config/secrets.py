@@ -31,8 +31,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{16,}=*"), r"\1 " + REDACTED),
     (
         re.compile(
-            r"(?i)\b(authorization|x-api-key|api[_-]?key)([\"']?\s*[:=]\s*[\"']?)(bearer\s+)?"
-            r"[^\s\"',;}\]]+"
+            r"(?i)\b(authorization|x-api-key|api[_-]?key)([\"']?\s*[:=]\s*[\"']?)(bearer\s+)?+"
+            r"(?!\[REDACTED\])[^\s\"',;}\]]+"  # ?+ : possessive, no backtracking into Bearer
         ),
         r"\1\2\3" + REDACTED,
     ),
@@ -85,7 +85,10 @@ def clear_secrets() -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret and every key-like token replaced by [REDACTED]."""
+    """``text`` with every registered secret and every key-like token replaced by [REDACTED].
+
+    Idempotent: redacting redacted text changes nothing.
+    """
     if not text:
         return text
     pattern = _secrets_re

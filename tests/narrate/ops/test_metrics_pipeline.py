@@ -11,8 +11,8 @@ from assets import SAMPLES_DIR
 from narrate.config.settings import load_settings
 from narrate.ops.llm import forget_describers
 from narrate.pipeline.sequence import describe_one, plain_steps
-from tests.support.fake_llm import FakeLLMServer
 from tests.narrate.ops.test_metrics import Samples, scrape, value
+from tests.support.fake_llm import FakeLLMServer
 
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:

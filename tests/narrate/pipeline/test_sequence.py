@@ -1,0 +1,82 @@
+"""narrate/pipeline/sequence.py: the step order, the data handed on, the outputs written.
+
+The steps are real (tesseract, the offline describer, espeak-ng) except where a test swaps
+one to watch what the sequence hands it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.errors import InputError
+from assets import SAMPLES_DIR
+from narrate.config.settings import LLMSettings, Settings
+from narrate.pipeline.sequence import answer_one, describe_one, output_paths, plain_steps
+
+RECEIPT = SAMPLES_DIR / "receipt_en.png"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(llm=LLMSettings(backend="offline"))
+
+
+def test_describe_one_runs_the_steps_in_order_and_writes_json(
+    settings: Settings, tmp_path: Path
+) -> None:
+    calls: list[str] = []
+    steps = plain_steps()
+
+    def spy(name: str, step: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return step(*args, **kwargs)
+
+        return wrapped
+
+    watched = dataclasses.replace(
+        steps,
+        ocr=spy("ocr", steps.ocr),
+        features=spy("features", steps.features),
+        llm=spy("llm", steps.llm),
+        tts=spy("tts", steps.tts),
+    )
+    result = describe_one(RECEIPT, out_dir=tmp_path, lang="auto", settings=settings, steps=watched)
+    assert calls == ["ocr", "features", "llm", "tts"]
+    assert "TOTAL" in result.ocr_text and result.audio_path == tmp_path / "receipt_en.wav"
+    saved = json.loads((tmp_path / "receipt_en.json").read_text())
+    assert saved["description"] == result.description
+    assert set(saved["timings"]) == {"ocr_s", "features_s", "llm_s", "tts_s"}
+
+
+def test_answer_one_needs_exactly_one_question(settings: Settings, tmp_path: Path) -> None:
+    kwargs: dict[str, Any] = {"out_dir": tmp_path, "lang": "auto", "settings": settings}
+    with pytest.raises(InputError, match="exactly one question"):
+        answer_one(RECEIPT, steps=plain_steps(), **kwargs)
+    with pytest.raises(InputError, match="the question is empty"):
+        answer_one(RECEIPT, question_text="  ", steps=plain_steps(), **kwargs)
+
+
+def test_answer_one_with_a_typed_question(settings: Settings, tmp_path: Path) -> None:
+    result = answer_one(
+        RECEIPT,
+        question_text="What is the total?",
+        out_dir=tmp_path,
+        lang="auto",
+        settings=settings,
+        steps=plain_steps(),
+    )
+    assert result.question == "What is the total?" and result.answer == result.description
+    assert "7.20" in result.answer
+    assert (tmp_path / "receipt_en.answer.json").exists()
+    assert result.audio_path == tmp_path / "receipt_en.answer.wav"
+
+
+def test_output_paths_use_the_stem_or_the_given_one(tmp_path: Path) -> None:
+    assert output_paths(Path("a/x.png"), tmp_path) == (tmp_path / "x.wav", tmp_path / "x.json")
+    assert output_paths(Path("a/x.png"), tmp_path, "x-2")[1] == tmp_path / "x-2.json"
