@@ -2,18 +2,30 @@
 
 ``anonymize("call 138 0013 8000 or mail li@example.cn")`` gives
 ``"call [PHONE_1] or mail [EMAIL_1]"``. Detected, in this order (an earlier kind claims its
-span first, so an ID number is never half-read as a phone number):
+span first and masks it, so an ID number is never half-read as a phone number):
 
-- ``EMAIL``      e-mail addresses
-- ``CN_ID``      Chinese resident ID numbers (region, birth date and MOD 11-2 check digit)
-- ``BANK_CARD``  13-19 digit card numbers, plain or grouped, that pass the Luhn check
+- ``EMAIL``      e-mail addresses (a regex for the common ``local@domain.tld`` form)
+- ``CN_ID``      Chinese resident ID numbers (GB 11643-1999): ISO 7064 MOD 11-2 check digit,
+  birth date and a region code in GB/T 2260, checked with python-stdnum's ``stdnum.cn.ric``
+- ``BANK_CARD``  13-19 digit card numbers, plain or grouped, whose leading digits and length
+  belong to a payment network (ISO/IEC 7812 IIN ranges) and that pass the Luhn check
+  (``stdnum.luhn``)
 - ``IP``         IPv6 and IPv4 addresses that ``ipaddress`` accepts
-- ``PHONE``      Chinese mobiles and landlines, E.164 and North American numbers
+- ``PHONE``      numbers that libphonenumber (the ``phonenumbers`` port) finds and validates
+  against its per-country numbering plans: Chinese mobiles, landlines and 400/800
+  numbers, and international numbers written with ``+`` or ``00``
 
-Numbers that fail their checksum stay as they are, as do prices, dates, times and other
-short numbers. One value gets one placeholder within a text (or a list of messages), so a
-model can still tell "[PHONE_1]" from "[PHONE_2]". The result never holds the originals:
-only their kinds and offsets. Enable it for LLM calls with ``NARRATE_ANONYMIZE=1``.
+Numbers that fail their checksum or numbering plan stay as they are, as do prices, dates,
+times, order numbers and other numbers that are not plausible card numbers. One value gets
+one placeholder within a text (or a list of messages), so a model can still tell
+"[PHONE_1]" from "[PHONE_2]": phones are compared in E.164 form, so ``138 0013 8000`` and
+``+86 138-0013-8000`` are one value. The result never holds the originals: only their
+kinds and offsets. Enable it for LLM calls with ``NARRATE_ANONYMIZE=1``.
+
+Sources: libphonenumber (https://github.com/google/libphonenumber) and its Python port
+``phonenumbers``; python-stdnum (https://arthurdejong.org/python-stdnum/); GB 11643-1999
+"Citizen identification number"; ISO/IEC 7812-1 and the networks' IIN ranges as listed in
+Wikipedia's "Payment card number" article.
 """
 
 from __future__ import annotations
@@ -22,9 +34,14 @@ import datetime as dt
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+import phonenumbers
+from stdnum import luhn, numdb
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
 
 
 class Replacement(NamedTuple):
@@ -54,48 +71,119 @@ class AnonymizedText:
 
 # --- validators -----------------------------------------------------------------------
 
-# First two digits of a resident ID: the province-level region (GB/T 2260).
-# fmt: off
-_CN_PROVINCES = frozenset({
-    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
-    "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64",
-    "65", "71", "81", "82", "83", "91",
-})
-# fmt: on
-_CN_ID_WEIGHTS = tuple(2 ** (17 - i) % 11 for i in range(17))
+_CN_ID_FORM = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
+# Residence permits for Hong Kong, Macao and Taiwan residents (issued since 2018) follow
+# GB 11643 with these region codes, which name no county and so are not in stdnum's table.
+_CN_PERMIT_REGIONS = frozenset({"810000", "820000", "830000"})
+
+
+def _cn_region_known(code: str) -> bool:
+    """True when python-stdnum's GB/T 2260 table lists ``code`` as a county in any year."""
+    return any("county" in props for _, props in numdb.get("cn/loc").info(code))
 
 
 def valid_cn_id(value: str) -> bool:
-    """True for an 18-character resident ID with a real region, birth date and check digit."""
+    """Tell whether ``value`` is a plausible 18-character Chinese resident ID number.
+
+    The layout is GB 11643-1999: a six-digit region code (GB/T 2260), the birth date as
+    YYYYMMDD, a three-digit sequence number and an ISO 7064 MOD 11-2 check digit (``X``
+    for 10). The check digit, the birth date and the region table come from python-stdnum
+    (``stdnum.cn.ric``). Unlike ``stdnum.cn.ric.is_valid``, a region counts if it existed in
+    any year: people born before their district was created hold such numbers (Pudong,
+    310115, dates from 1992). The residence permits of Hong Kong, Macao and Taiwan
+    residents (810000, 820000, 830000) count too, and birth dates after today do not.
+
+    Args:
+        value: 18 characters, digits then a digit or ``X`` (either case), no separators.
+
+    Returns:
+        True when the check digit, the birth date and the region code are all right.
+    """
     value = value.upper()
-    if not re.fullmatch(r"[0-9]{17}[0-9X]", value) or value[:2] not in _CN_PROVINCES:
+    if not _CN_ID_FORM.fullmatch(value) or ric.calc_check_digit(value) != value[-1]:
         return False
     try:
-        born = dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-    except ValueError:
+        born = ric.get_birth_date(value)
+    except ValidationError:
         return False
-    if not dt.date(1900, 1, 1) <= born <= dt.date.today():
+    if born > dt.date.today():
         return False
-    total = sum(int(d) * w for d, w in zip(value[:17], _CN_ID_WEIGHTS, strict=True))
-    return "10X98765432"[total % 11] == value[17]
+    return value[:6] in _CN_PERMIT_REGIONS or _cn_region_known(value[:6])
 
 
 def luhn_valid(digits: str) -> bool:
-    """True when the digit string passes the Luhn (mod 10) check."""
-    total = 0
-    for i, char in enumerate(reversed(digits)):
-        d = int(char)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    """Tell whether a digit string passes the Luhn (mod 10) check, via ``stdnum.luhn``.
+
+    Args:
+        digits: The digits only, e.g. ``"4111111111111111"``.
+
+    Returns:
+        True when the Luhn checksum is 0; False for a wrong one, or for an empty string
+        or one with other characters.
+    """
+    return bool(digits) and digits.isascii() and digits.isdigit() and luhn.is_valid(digits)
+
+
+# Issuer identification number ranges and card-number lengths of the payment networks
+# (ISO/IEC 7812-1 numbering; ranges and lengths as listed in Wikipedia's "Payment card
+# number" article). (lowest prefix, highest prefix, lengths): a number belongs to a row when
+# its first len(lowest) digits lie in the range and its length is one of the lengths.
+# Receipt and order numbers mostly start with a date (2026...) or a shop code, which no
+# network uses; 13-digit Visa numbers are no longer issued and are left out.
+_CARD_RANGES: tuple[tuple[str, str, frozenset[int]], ...] = (
+    ("4", "4", frozenset({16, 19})),  # Visa, Visa Electron
+    ("51", "55", frozenset({16})),  # Mastercard
+    ("2221", "2720", frozenset({16})),  # Mastercard (2-series)
+    ("34", "34", frozenset({15})),  # American Express
+    ("37", "37", frozenset({15})),  # American Express
+    ("62", "62", frozenset(range(16, 20))),  # UnionPay (China UnionPay, most Chinese cards)
+    ("81", "81", frozenset(range(16, 20))),  # UnionPay
+    ("6011", "6011", frozenset(range(16, 20))),  # Discover
+    ("644", "649", frozenset(range(16, 20))),  # Discover
+    ("65", "65", frozenset(range(16, 20))),  # Discover
+    ("3528", "3589", frozenset(range(16, 20))),  # JCB
+    ("36", "36", frozenset(range(14, 20))),  # Diners Club International
+    ("300", "305", frozenset(range(14, 20))),  # Diners Club
+    ("3095", "3095", frozenset(range(14, 20))),  # Diners Club
+    ("38", "39", frozenset(range(14, 20))),  # Diners Club
+    ("2200", "2204", frozenset(range(16, 20))),  # Mir
+    ("5018", "5018", frozenset(range(13, 20))),  # Maestro
+    ("5020", "5020", frozenset(range(13, 20))),  # Maestro
+    ("5038", "5038", frozenset(range(13, 20))),  # Maestro
+    ("5893", "5893", frozenset(range(13, 20))),  # Maestro
+    ("6304", "6304", frozenset(range(13, 20))),  # Maestro
+    ("6759", "6759", frozenset(range(13, 20))),  # Maestro
+    ("6761", "6763", frozenset(range(13, 20))),  # Maestro
+)
+
+
+def plausible_card_number(digits: str) -> bool:
+    """Tell whether a digit string can be a payment card number.
+
+    It must have the length a payment network issues for its leading digits (ISO/IEC 7812
+    issuer identification number: Visa, Mastercard, American Express, UnionPay, Discover,
+    JCB, Diners Club, Mir, Maestro) and pass the Luhn check (``stdnum.luhn``). About one in
+    ten random digit strings passes Luhn alone; the range and length rule is what keeps
+    receipt and order numbers out.
+
+    Args:
+        digits: The digits only, separators removed, e.g. ``"6222021234567890128"``.
+
+    Returns:
+        True for a Luhn-valid number in a network's range with one of its lengths.
+    """
+    in_range = any(
+        len(digits) in lengths and low <= digits[: len(low)] <= high
+        for low, high, lengths in _CARD_RANGES
+    )
+    return in_range and luhn_valid(digits)
 
 
 def _digits(text: str) -> str:
     return re.sub(r"[^0-9]", "", text)
 
 
-# --- detectors: (kind, pattern, normalise-or-None-to-reject) ---------------------------
+# --- detectors: each yields (start, end, normalised value) ----------------------------
 
 _A = re.ASCII
 _EMAIL = re.compile(
@@ -116,19 +204,34 @@ _IPV6 = re.compile(
     _A,
 )
 _IPV4 = re.compile(r"(?<![\w.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![\w]|\.[0-9])", _A)
-_CN_PREFIX = r"(?:(?:\+|00)86[ -]?)?"
-_CN_MOBILE = re.compile(rf"(?<![\w+]){_CN_PREFIX}1[3-9][0-9](?:[ -]?[0-9]{{4}}){{2}}(?![0-9])", _A)
-_CN_LANDLINE = re.compile(
-    rf"(?<![\w+]){_CN_PREFIX}(?:0[1-9][0-9]{{1,2}}|\(0[1-9][0-9]{{1,2}}\))[ -]?"
-    rf"[0-9]{{3,4}}[ -]?[0-9]{{4}}(?![0-9]|-[0-9])",
-    _A,
-)
-_E164 = re.compile(r"(?<![\w+])\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){2,5}(?![0-9])", _A)
-_NANP = re.compile(
-    r"(?<![\w+(])(?:\+?1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4}"
-    r"(?![0-9]|[.-][0-9])",
-    _A,
-)
+
+# Phone numbers are found by libphonenumber's PhoneNumberMatcher. Numbers written without
+# "+" or "00" are read as Chinese (so "(021) 6234 5678" is Shanghai, and "(415) 555-2671"
+# without "+1" is read as Dandong's 0415 area: still replaced, under another E.164 value).
+# Leniency VALID: the number must be valid in libphonenumber's numbering plan for its
+# country (real prefixes and lengths), carry the trunk prefix where it is usually written
+# ("010-...", not "10-..."), and not be glued to Latin letters ("abc8005001234").
+# - POSSIBLE checks the length only: dates ("2026-11-30" as +86 20 2611 30), receipt
+#   numbers ("000123"), IPv4 addresses and long decimals come out as phone numbers.
+# - STRICT_GROUPING / EXACT_GROUPING also require the digits to be grouped as the country
+#   formats them; libphonenumber warns that this loses coverage outside +1, and numbers
+#   as people and OCR group them ("1380 013 8000", "+86 13800 138000") would leak.
+_PHONE_REGION = "CN"
+_PHONE_LENIENCY = phonenumbers.Leniency.VALID
+
+Found = Iterator[tuple[int, int, str]]
+
+
+def _regex_finder(
+    pattern: re.Pattern[str], normalise: Callable[[str], str | None]
+) -> Callable[[str], Found]:
+    def find(text: str) -> Found:
+        for match in pattern.finditer(text):
+            value = normalise(match.group())
+            if value is not None:
+                yield match.start(), match.end(), value
+
+    return find
 
 
 def _norm_email(text: str) -> str | None:
@@ -141,8 +244,7 @@ def _norm_cn_id(text: str) -> str | None:
 
 def _norm_card(text: str) -> str | None:
     digits = _digits(text)
-    ok = 13 <= len(digits) <= 19 and digits[0] in "234569" and luhn_valid(digits)
-    return digits if ok else None
+    return digits if plausible_card_number(digits) else None
 
 
 def _norm_ip(text: str) -> str | None:
@@ -156,45 +258,33 @@ def _norm_ipv6(text: str) -> str | None:
     return _norm_ip(text) if re.search(r"[0-9A-Fa-f]", text) else None
 
 
-def _norm_cn_phone(text: str) -> str | None:
-    digits = _digits(text)
-    return (
-        digits[2:] if text.startswith("+86") else digits[4:] if text.startswith("0086") else digits
-    )
+def _find_phones(text: str) -> Found:
+    matcher = phonenumbers.PhoneNumberMatcher(text, _PHONE_REGION, leniency=_PHONE_LENIENCY)
+    for match in matcher:
+        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        yield match.start, match.end, e164
 
 
-def _norm_e164(text: str) -> str | None:
-    digits = _digits(text)
-    if not 8 <= len(digits) <= 15:
-        return None
-    return digits[2:] if digits.startswith("86") else "+" + digits
-
-
-def _norm_nanp(text: str) -> str | None:
-    digits = _digits(text)
-    return "+1" + digits[-10:]
-
-
-Normaliser = Callable[[str], str | None]
-
-_DETECTORS: tuple[tuple[str, re.Pattern[str], Normaliser], ...] = (
-    ("EMAIL", _EMAIL, _norm_email),
-    ("CN_ID", _CN_ID, _norm_cn_id),
-    ("BANK_CARD", _CARD, _norm_card),
-    ("IP", _IPV6, _norm_ipv6),
-    ("IP", _IPV4, _norm_ip),
-    ("PHONE", _CN_MOBILE, _norm_cn_phone),
-    ("PHONE", _CN_LANDLINE, _norm_cn_phone),
-    ("PHONE", _E164, _norm_e164),
-    ("PHONE", _NANP, _norm_nanp),
+_DETECTORS: tuple[tuple[str, Callable[[str], Found]], ...] = (
+    ("EMAIL", _regex_finder(_EMAIL, _norm_email)),
+    ("CN_ID", _regex_finder(_CN_ID, _norm_cn_id)),
+    ("BANK_CARD", _regex_finder(_CARD, _norm_card)),
+    ("IP", _regex_finder(_IPV6, _norm_ipv6)),
+    ("IP", _regex_finder(_IPV4, _norm_ip)),
+    ("PHONE", _find_phones),
 )
 
-
+# Claimed spans are overwritten with this before the next detector runs (same length, so
+# offsets hold): not a digit, a letter or phone punctuation, so nothing matches across it.
+_MASK = "\N{OBJECT REPLACEMENT CHARACTER}"
 _PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CN_ID|BANK_CARD|IP)_\d+\]")
 
 
 class Anonymizer:
-    """Anonymises several texts with shared placeholders: one value, one placeholder."""
+    """Anonymises several texts with shared placeholders: one value, one placeholder.
+
+    The originals are kept in memory only, for ``restore``; ``repr`` shows counts only.
+    """
 
     def __init__(self) -> None:
         self._placeholders: dict[tuple[str, str], str] = {}
@@ -212,19 +302,22 @@ class Anonymizer:
         return self._placeholders[key]
 
     def anonymize(self, text: str) -> AnonymizedText:
-        """``text`` with every detected value replaced by its typed placeholder."""
+        """Replace every detected value in ``text`` by its typed placeholder.
+
+        Args:
+            text: Any text, e.g. OCR output or a question.
+
+        Returns:
+            The text with placeholders such as ``[PHONE_1]`` and the kind and span (in
+            ``text``) of each replacement, in text order.
+        """
         found: list[tuple[int, int, str, str]] = []  # start, end, kind, normalised value
-        taken: list[tuple[int, int]] = []
-        for kind, pattern, normalise in _DETECTORS:
-            for match in pattern.finditer(text):
-                start, end = match.span()
-                if any(start < t_end and t_start < end for t_start, t_end in taken):
-                    continue
-                value = normalise(match.group())
-                if value is None:
-                    continue
-                taken.append((start, end))
+        masked = text
+        for kind, find in _DETECTORS:
+            spans = [(s, e, v) for s, e, v in find(masked) if _MASK not in masked[s:e]]
+            for start, end, value in spans:
                 found.append((start, end, kind, value))
+                masked = masked[:start] + _MASK * (end - start) + masked[end:]
         found.sort()
         pieces: list[str] = []
         replacements: list[Replacement] = []
@@ -239,7 +332,15 @@ class Anonymizer:
         return AnonymizedText("".join(pieces), tuple(replacements))
 
     def anonymize_message(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of an OpenAI-style message with its text (string or text parts) anonymised."""
+        """Anonymise the text of an OpenAI-style chat message.
+
+        Args:
+            message: A message whose ``content`` is a string or a list of parts.
+
+        Returns:
+            A copy with string content and ``{"type": "text"}`` parts anonymised; image
+            parts and every other key are kept as they are.
+        """
         out = dict(message)
         content = message.get("content")
         if isinstance(content, str):
@@ -254,9 +355,16 @@ class Anonymizer:
         return out
 
     def restore(self, text: str) -> str:
-        """``text`` with this anonymiser's placeholders put back to the original values.
+        """Put this anonymiser's placeholders in ``text`` back to the original values.
 
         For local use only (e.g. the spoken answer): what was sent stays anonymised.
+
+        Args:
+            text: Text that may hold placeholders this anonymiser made, e.g. the answer.
+
+        Returns:
+            The text with each known placeholder replaced by the first original it stood
+            for; unknown placeholders are left as they are.
         """
         return _PLACEHOLDER.sub(lambda m: self._originals.get(m.group(), m.group()), text)
 
@@ -267,15 +375,26 @@ class Anonymizer:
 
 
 def anonymize(text: str) -> AnonymizedText:
-    """``text`` with e-mails, phones, resident IDs, card numbers and IPs replaced."""
+    """Replace e-mails, resident IDs, card numbers, IPs and phone numbers in ``text``.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        The anonymised text and its replacements (see ``Anonymizer.anonymize``).
+    """
     return Anonymizer().anonymize(text)
 
 
 def anonymize_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Copies of OpenAI-style messages, anonymised with placeholders shared across them.
+    """Anonymise OpenAI-style messages with placeholders shared across them.
 
-    String content and ``{"type": "text"}`` parts are rewritten; image parts and every
-    other key are kept as they are. The input is not modified.
+    Args:
+        messages: Chat messages; they are not modified.
+
+    Returns:
+        Copies in which string content and ``{"type": "text"}`` parts are rewritten; image
+        parts and every other key are kept as they are.
     """
     anonymizer = Anonymizer()
     return [anonymizer.anonymize_message(m) for m in messages]
