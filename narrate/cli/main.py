@@ -338,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_models(sub)
 
+    from narrate.doctor_cli import register as register_doctor
+
+    register_doctor(sub)
+
     metrics = sub.add_parser(
         "metrics",
         help="serve Prometheus metrics on /metrics until interrupted",
