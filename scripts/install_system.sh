@@ -6,7 +6,7 @@ PACKAGES=(
   fonts-wqy-zenhei
   espeak-ng libespeak-ng1
   redis-server
-  prometheus
+  prometheus prometheus-pushgateway
   sox ffmpeg
 )
 missing=()

