@@ -33,6 +33,7 @@ from flows._setup import flow_settings
 from narrate.config.settings import Settings
 from narrate.ops.metrics import push_to_gateway
 from narrate.pipeline.batch import BatchRun, ItemOutcome, WorkItem, drive, process_item
+from narrate.pipeline.budget import TokenBudget
 from narrate.pipeline.sequence import plain_steps
 
 DEFAULT_CONCURRENCY = 8
@@ -40,11 +41,14 @@ TABLE_ROWS = 200  # rows in the summary table artifact (failures first); the CSV
 
 
 @task(name="describe_batch_item", task_run_name="{work.name}", cache_policy=NO_CACHE)
-def describe_batch_item(work: WorkItem, out_dir: Path, lang: str, settings: Settings) -> Any:
+def describe_batch_item(
+    work: WorkItem, out_dir: Path, lang: str, settings: Settings, budget: TokenBudget | None = None
+) -> Any:
     """Describe one image of the batch: OCR, features, description, speech."""
     return process_item(
-        work, out_dir=out_dir, lang=lang, settings=settings, steps=plain_steps(settings.llm.cache)
-    )
+        work, out_dir=out_dir, lang=lang, settings=settings, steps=plain_steps(settings.llm.cache),
+        budget=budget,
+    )  # fmt: skip
 
 
 def task_runner_for(
@@ -99,10 +103,13 @@ def _publish_summary(batch: BatchRun) -> None:
         if r["status"] != "failed"
     ]
     counts = ", ".join(f"{batch.counts[s]} {s}" for s in ("ok", "skipped", "failed"))
+    tokens = f"; LLM tokens: {batch.budget.summary()}"
+    if batch.skipped_budget:
+        tokens += f", {batch.skipped_budget} image(s) left for a later run (token budget reached)"
     create_table_artifact(
         table=rows,
         key="batch-summary",
-        description=f"narrate batch into {batch.out_dir}: {counts}",
+        description=f"narrate batch into {batch.out_dir}: {counts}{tokens}",
     )
 
 
@@ -114,6 +121,7 @@ def batch_describe(
     lang: Literal["auto", "en", "zh"] = "auto",
     runner: Literal["thread", "dask"] = "thread",
     dask_address: str | None = None,
+    token_budget: int | None = None,
 ) -> dict[str, Any]:
     """Describe every image aloud: ``<out>/<name>.json`` + ``.wav``, a manifest, a summary.
 
@@ -127,18 +135,27 @@ def batch_describe(
         runner: ``thread`` (this process) or ``dask`` (a Dask cluster).
         dask_address: a running Dask scheduler, e.g. ``tcp://10.0.0.5:8786``; default a
             LocalCluster on this machine.
+        token_budget: LLM tokens (prompt + completion) this run may use, default
+            ``NARRATE_LLM_TOKEN_BUDGET`` (unset: no limit). Once used up, the remaining images
+            are ``skipped: token budget reached`` and a later run picks them up.
     """
     settings = flow_settings()
     out = Path(out_dir) if out_dir else settings.out_dir
     concurrency = max(1, int(concurrency))
-    batch = BatchRun(inputs, out, settings=settings, lang=lang)
+    batch = BatchRun(inputs, out, settings=settings, lang=lang, token_budget=token_budget)
     batch.on_progress = _ProgressArtifact(batch.total)
     with task_runner_for(runner, concurrency, dask_address) as task_runner:
         summary = drive(
             batch,
             lambda work: task_runner.submit(
                 describe_batch_item,
-                parameters={"work": work, "out_dir": out, "lang": lang, "settings": settings},
+                parameters={
+                    "work": work,
+                    "out_dir": out,
+                    "lang": lang,
+                    "settings": settings,
+                    "budget": batch.budget,
+                },
             ),
             limit=concurrency,
         )

@@ -191,6 +191,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     """Describe every image of folders, globs or files; resumable, with a summary."""
     from narrate.config.settings import load_settings
     from narrate.pipeline.batch import progress_listener, run_direct
+    from narrate.pipeline.budget import tokens_line
 
     settings = load_settings()
     out_dir = Path(args.out) if args.out else settings.out_dir
@@ -202,7 +203,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             return 2
         summary = run_direct(
             inputs, out_dir, settings=settings, lang=args.lang, concurrency=args.concurrency,
-            on_progress=_ProgressBar(),
+            on_progress=_ProgressBar(), token_budget=args.token_budget,
         ).to_dict()  # fmt: skip
     else:
         if not os.environ.get("PREFECT_API_URL"):
@@ -217,7 +218,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             summary = batch_describe(
                 inputs if len(inputs) > 1 else inputs[0], out_dir=out_dir,
                 concurrency=args.concurrency, lang=args.lang, runner=args.runner,
-                dask_address=args.dask_address,
+                dask_address=args.dask_address, token_budget=args.token_budget,
             )  # fmt: skip
     if args.json:
         json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)
@@ -228,6 +229,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             f"{summary['failed']} failed of {summary['total']} in {summary['seconds']:.1f} s; "
             f"results in {out_dir}/, summary in {summary['summary_csv']}"
         )
+        print(tokens_line(summary))
     if summary["failed"]:
         print(f"narrate: {summary['failed']} image(s) failed; see the summary", file=sys.stderr)
     return 1 if summary["failed"] else 0
@@ -330,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--dask-address", metavar="ADDR", help="a running Dask scheduler (default: LocalCluster)"
     )
+    batch.add_argument(
+        "--token-budget", type=int, metavar="N", help="LLM tokens this run may use "
+        "(default NARRATE_LLM_TOKEN_BUDGET); the rest is skipped and left for a later run",
+    )  # fmt: skip
     batch.add_argument("--json", action="store_true", help="print the summary as JSON")
     batch.add_argument("--debug", action="store_true", help="show tracebacks")
     batch.set_defaults(func=cmd_batch)

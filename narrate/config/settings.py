@@ -113,6 +113,9 @@ class LLMSettings(BaseSettings):
     retry_cap: float = Field(8.0, gt=0, description="largest back-off ceiling, seconds")
     breaker_threshold: int = Field(3, ge=1, description="failures in a row that open a region")
     breaker_cooldown: float = Field(30.0, gt=0, description="seconds before probing it again")
+    token_budget: int | None = Field(
+        None, ge=1, description="LLM tokens one batch may use; the rest waits for a later run"
+    )
     api_key_block: str | None = Field(
         None, description="name of a Prefect Secret block holding the key (flows only)"
     )

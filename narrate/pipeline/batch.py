@@ -31,6 +31,7 @@ from typing import Any, Literal
 from adapters.files import atomic_write, file_sha256
 from narrate.config.settings import Settings
 from narrate.ops import metrics
+from narrate.pipeline.budget import BUDGET_REASON, TokenBudget, TokenBudgetReached
 from narrate.pipeline.manifest import (
     STATE_DIR,
     Manifest,
@@ -180,13 +181,32 @@ def _checkpointed(step: Callable[..., Any], checkpoint: Path) -> Callable[..., A
     return run
 
 
+def _budgeted(step: Callable[..., Any], budget: TokenBudget | None) -> Callable[..., Any]:
+    """``step`` (the LLM call) that first checks the batch's token budget."""
+    if budget is None or budget.limit is None:
+        return step
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        budget.check()
+        return step(*args, **kwargs)
+
+    return run
+
+
 def process_item(
-    work: WorkItem, *, out_dir: Path, lang: str, settings: Settings, steps: Steps
+    work: WorkItem,
+    *,
+    out_dir: Path,
+    lang: str,
+    settings: Settings,
+    steps: Steps,
+    budget: TokenBudget | None = None,
 ) -> ItemOutcome:
     """Describe one image with ``steps``; errors propagate (the caller records them).
 
     OCR and features wait for a free core; the description is checkpointed under the item's
-    key so that a resumed run never repeats a finished LLM call.
+    key so that a resumed run never repeats a finished LLM call. With a ``budget`` that is
+    used up before the item's LLM call, the item is ``skipped`` (``BUDGET_REASON``).
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -196,16 +216,21 @@ def process_item(
         steps,
         ocr=_cpu_bound(steps.ocr),
         features=_cpu_bound(steps.features),
-        llm=_checkpointed(steps.llm, checkpoint),
+        llm=_checkpointed(_budgeted(steps.llm, budget), checkpoint),
     )
-    result = describe_one(
-        work.path,
-        out_dir=out_dir / name.parent,
-        lang=lang,
-        settings=settings,
-        steps=item_steps,
-        stem=name.name,
-    )
+    try:
+        if budget is not None:
+            budget.check()
+        result = describe_one(
+            work.path,
+            out_dir=out_dir / name.parent,
+            lang=lang,
+            settings=settings,
+            steps=item_steps,
+            stem=name.name,
+        )
+    except TokenBudgetReached:
+        return budget_skip(work, settings, time.perf_counter() - started)
     return ItemOutcome(
         item=work.item,
         status="ok",
@@ -213,6 +238,19 @@ def process_item(
         tokens=int(result.usage.get("total_tokens", 0) or 0),
         seconds=time.perf_counter() - started,
         output=f"{work.name}.json",
+        key=work.key,
+        name=work.name,
+    )
+
+
+def budget_skip(work: WorkItem, settings: Settings, seconds: float = 0.0) -> ItemOutcome:
+    """The outcome of an item left for a later run because the token budget is used up."""
+    return ItemOutcome(
+        item=work.item,
+        status="skipped",
+        reason=BUDGET_REASON,
+        backend=settings.llm.resolved_backend,
+        seconds=seconds,
         key=work.key,
         name=work.name,
     )
@@ -250,6 +288,8 @@ class BatchSummary:
     tokens: int
     summary_json: Path
     summary_csv: Path
+    token_budget: int | None = None  # NARRATE_LLM_TOKEN_BUDGET or the flow's parameter
+    skipped_budget: int = 0  # of ``skipped``: left for a later run by the token budget
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
@@ -267,8 +307,13 @@ class BatchRun:
         settings: Settings,
         lang: str = "auto",
         on_progress: ProgressListener | None = None,
+        token_budget: int | None = None,
     ) -> None:
         self.inputs = inputs
+        self.budget = TokenBudget(
+            token_budget if token_budget is not None else settings.llm.token_budget
+        )
+        self.skipped_budget = 0
         self.out_dir = Path(out_dir)
         self.settings = settings
         self.lang = lang
@@ -334,6 +379,9 @@ class BatchRun:
                     name=finished.name,
                 )
                 continue
+            if self.budget.reached:
+                yield budget_skip(WorkItem(index, source.path, item, "", key), self.settings)
+                continue
             yield WorkItem(index, source.path, item, self._name_for(source, item, digest), key)
 
     def failure(self, work: WorkItem, exc: BaseException, seconds: float) -> ItemOutcome:
@@ -375,6 +423,8 @@ class BatchRun:
             self._rows.flush()
             self.counts[outcome.status] += 1
             self.tokens += outcome.tokens
+            self.budget.charge(outcome.tokens)
+            self.skipped_budget += outcome.reason == BUDGET_REASON
             done = self.done
         if outcome.status != "skipped":
             metrics.record_item("batch", outcome.status == "ok")
@@ -405,6 +455,8 @@ class BatchRun:
             tokens=self.tokens,
             summary_json=self.out_dir / "summary.json",
             summary_csv=self.out_dir / "summary.csv",
+            token_budget=self.budget.limit,
+            skipped_budget=self.skipped_budget,
         )
         head = {k: v for k, v in summary.to_dict().items() if not k.startswith("summary_")}
         head["settings"] = output_settings(self.settings, self.lang)
@@ -465,23 +517,32 @@ def run_direct(
     lang: str = "auto",
     concurrency: int = 8,
     on_progress: ProgressListener | None = None,
+    token_budget: int | None = None,
 ) -> BatchSummary:
     """The batch without Prefect: plain step functions on a thread pool.
 
     The CLI's direct engine, and the baseline the benchmark compares the flow with.
+    ``token_budget`` defaults to ``NARRATE_LLM_TOKEN_BUDGET``; the metrics go to the
+    Pushgateway at the end when ``NARRATE_METRICS_PUSHGATEWAY`` is set, as the flow's do.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from narrate.pipeline.sequence import plain_steps
 
-    batch = BatchRun(inputs, out_dir, settings=settings, lang=lang, on_progress=on_progress)
+    batch = BatchRun(
+        inputs, out_dir, settings=settings, lang=lang, on_progress=on_progress,
+        token_budget=token_budget,
+    )  # fmt: skip
     steps = plain_steps(settings.llm.cache)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return drive(
+        summary = drive(
             batch,
             lambda work: pool.submit(
                 process_item, work, out_dir=batch.out_dir, lang=lang, settings=settings,
-                steps=steps,
+                steps=steps, budget=batch.budget,
             ),
             limit=concurrency,
         )  # fmt: skip
+    if settings.metrics.pushgateway:
+        metrics.push_to_gateway(settings.metrics.pushgateway, job="narrate-batch")
+    return summary
