@@ -1,19 +1,25 @@
 """monitoring/: alert rules under promtool, the sample config, the Grafana dashboard.
 
-The rule and config checks run the real ``promtool``; the end-to-end test starts a real
-Prometheus on loopback that scrapes narrate's metrics endpoint with the rules loaded.
+The rule and config checks run the real ``promtool``; the end-to-end tests start Debian's
+``prometheus`` (the shipped prometheus.yml pointed at the test's ports, alerts.yml loaded) and
+``prometheus-pushgateway`` on loopback, run narrate against the fault-injecting LLM server and
+ask Prometheus's HTTP API what it saw.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 import shutil
-import socket
 import subprocess
+import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +27,18 @@ import httpx
 import pytest
 import yaml
 
+from assets import SAMPLES_DIR
+from narrate.config.settings import load_settings
 from narrate.ops import metrics
 from tests.conftest import REPO_ROOT
+from tests.support.fake_llm import FakeLLMServer
+from tests.support.prometheus_servers import (
+    PROMETHEUS,
+    PUSHGATEWAY,
+    Prometheus,
+    Pushgateway,
+    binary,
+)
 
 MONITORING = REPO_ROOT / "monitoring"
 ALERTS = MONITORING / "alerts.yml"
@@ -239,58 +255,62 @@ def test_dashboard_exprs_are_valid_promql(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(group['rules'])} rules found" in done.stdout
 
 
-# --- end to end: a real Prometheus scrapes narrate ----------------------------------------------
+# --- end to end: Debian's prometheus and prometheus-pushgateway on loopback --------------------
+
+SHORT_FOR_GROUP = "narrate-test-short-for"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def short_for_rules(path: Path, alert: str = "NarrateLLMErrorRateHigh") -> Path:
+    """A test copy of one alert of alerts.yml with ``for: 2s``, in a group of its own.
 
-
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A Prometheus on loopback scraping a narrate metrics server every second.
-
-    Yields ``(prometheus base URL, narrate metrics port)``.
+    The copy reads the recording rules of the shipped file, which Prometheus loads too.
     """
-    if shutil.which("prometheus") is None:
-        pytest.skip("prometheus not installed (apt-get install prometheus)")
-    server, thread = metrics.start_metrics_server(0, "127.0.0.1")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(ALERTS)],
-        "scrape_configs": [
-            {
-                "job_name": "narrate",
-                "static_configs": [{"targets": [f"127.0.0.1:{server.server_port}"]}],
-            }
-        ],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
-    log = (tmp_path / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    (rule,) = [r for r in rules() if r.get("alert") == alert]
+    path.write_text(
+        yaml.safe_dump({"groups": [{"name": SHORT_FOR_GROUP, "rules": [{**rule, "for": "2s"}]}]})
     )
-    base = f"http://127.0.0.1:{port}"
+    return path
+
+
+def shipped_config(narrate_port: int, gateway_port: int, rule_files: list[Path]) -> dict[str, Any]:
+    """monitoring/prometheus.yml pointed at the test's ports, scraping every second.
+
+    Only the targets, the intervals and the rule files' paths change: the jobs, their
+    labels and honor_labels are the shipped ones.
+    """
+    config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(p) for p in rule_files]
+    ports = {"narrate": narrate_port, "pushgateway": gateway_port}
+    config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] in ports]
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{ports[job['job_name']]}"]}]
+    return config
+
+
+@dataclass
+class Stack:
+    """A Prometheus scraping narrate's metrics endpoint (this process) and a Pushgateway."""
+
+    prometheus: Prometheus
+    gateway: Pushgateway
+    narrate_port: int
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Debian's prometheus with the shipped config and rules (plus the short-for copy)."""
+    for name in (PROMETHEUS, PUSHGATEWAY):
+        if binary(name) is None:
+            pytest.skip(f"{name} not installed (scripts/install_system.sh)")
+    server, thread = metrics.start_metrics_server(0, "127.0.0.1")
+    copy = short_for_rules(tmp_path_factory.mktemp("rules") / "alerts_short_for.yml")
     try:
-        _wait_for(
-            lambda: process.poll() is None and httpx.get(f"{base}/-/ready", timeout=5).is_success,
-            f"Prometheus to start (log: {tmp_path / 'prometheus.log'})",
-        )
-        yield base, server.server_port
+        with Pushgateway() as gateway:
+            config = shipped_config(server.server_port, gateway.port, [ALERTS, copy])
+            with Prometheus(config) as prometheus:
+                yield Stack(prometheus, gateway, server.server_port)
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
@@ -299,28 +319,28 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, int]]:
 def _wait_for(check: Any, what: str, timeout: float = 60) -> Any:
     """Poll ``check()`` until it returns something truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout
+    last: Any = None
     while time.monotonic() < deadline:  # a poll with a generous deadline, not a timing check
         try:
             if result := check():
                 return result
-        except httpx.TransportError:
-            pass
+            last = result
+        except httpx.TransportError as exc:
+            last = exc
         time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
+    pytest.fail(f"timed out waiting for {what} (last: {last!r})")
 
 
-def _query(base: str, expr: str) -> dict[str, Any]:
-    response = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=10)
-    assert response.headers["content-type"].startswith("application/json"), response.text
-    return response.json()
+def _numbers(result: list[dict[str, Any]]) -> list[float]:
+    """The finite sample values of an instant-query result."""
+    values = [float(sample["value"][1]) for sample in result]
+    return [v for v in values if math.isfinite(v)]
 
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_prometheus_scrapes_narrate_and_runs_rules_and_dashboard(
-    prometheus: tuple[str, int],
-) -> None:
-    base, _ = prometheus
+def test_prometheus_scrapes_narrate_and_runs_rules_and_dashboard(stack: Stack) -> None:
+    prom = stack.prometheus
     model = f"e2e-{uuid.uuid4().hex[:8]}"
     for code in (200, 200, 200, 502):
         endpoint = "https://u:p@llm.example/v1"
@@ -328,7 +348,7 @@ def test_prometheus_scrapes_narrate_and_runs_rules_and_dashboard(
     metrics.record_tokens(model, 50, 10)
 
     def scraped() -> list[dict[str, Any]]:
-        data = _query(base, f'narrate_llm_requests_total{{model="{model}"}}')["data"]["result"]
+        data = prom.query(f'narrate_llm_requests_total{{model="{model}"}}')
         return data if len(data) == 2 else []
 
     series = _wait_for(scraped, "Prometheus to scrape narrate")
@@ -338,8 +358,7 @@ def test_prometheus_scrapes_narrate_and_runs_rules_and_dashboard(
     assert {s["metric"]["job"] for s in series} == {"narrate"}
 
     def rules_evaluated() -> list[dict[str, Any]]:
-        groups = httpx.get(f"{base}/api/v1/rules", timeout=10).json()["data"]["groups"]
-        loaded = [rule for group in groups for rule in group["rules"]]
+        loaded = prom.rules()
         return loaded if loaded and all(r["health"] != "unknown" for r in loaded) else []
 
     loaded = _wait_for(rules_evaluated, "Prometheus to evaluate the rules")
@@ -347,5 +366,138 @@ def test_prometheus_scrapes_narrate_and_runs_rules_and_dashboard(
     assert [rule["name"] for rule in loaded if rule["health"] != "ok"] == []
 
     for expr in dashboard_exprs():
-        answer = _query(base, as_plain_promql(expr))
-        assert answer["status"] == "success", (expr, answer)
+        prom.query(as_plain_promql(expr))  # raises on an API error
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_error_rate_alert_fires_and_dashboard_percentiles_are_numbers(
+    stack: Stack,
+    fake_llm_factory: Callable[..., FakeLLMServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """narrate's LLM step against the fault-injecting server, ~20% of requests failing."""
+    from narrate.ops.llm import forget_describers
+    from narrate.pipeline.steps import run_features, run_llm, run_ocr
+
+    prom = stack.prometheus
+    fake = fake_llm_factory(mix={"ok": 0.8, "500": 0.2}, seed=16, latency=0.05)
+    monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
+    monkeypatch.setenv("NARRATE_LLM_BASE_URL", fake.base_url)
+    monkeypatch.setenv("NARRATE_LLM_STREAM", "true")  # also times the first token
+    monkeypatch.setenv("NARRATE_LLM_MAX_RETRIES", "1")
+    monkeypatch.setenv("NARRATE_LLM_RETRY_BASE", "0.01")
+    monkeypatch.setenv("NARRATE_LLM_RETRY_CAP", "0.02")
+    monkeypatch.setenv("NARRATE_LLM_BREAKER_THRESHOLD", "1000")
+    monkeypatch.setenv("NARRATE_LLM_QPS", "0")
+    forget_describers()
+    settings = load_settings()
+    image = SAMPLES_DIR / "receipt_en.png"
+    ocr = run_ocr(image, "en", settings.ocr)
+    features = run_features(image, ocr.boxes)
+    stop = threading.Event()
+    outcomes: list[str] = []
+
+    def traffic() -> None:  # spread over time, so that rate() sees the counters grow
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                run_llm(ocr, features, settings.llm, question=f"question {i}?")
+                outcomes.append("ok")
+            except Exception as exc:
+                outcomes.append(type(exc).__name__)
+            stop.wait(0.05)
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    try:
+        ups = _wait_for(
+            lambda: (
+                {t["labels"]["job"]: t["health"] for t in prom.targets()}
+                if all(t["health"] == "up" for t in prom.targets())
+                else None
+            ),
+            "both targets up",
+        )
+        assert ups == {"narrate": "up", "pushgateway": "up"}
+        assert _numbers(prom.query('up{job="narrate"}')) == [1.0]
+
+        def alert_states() -> dict[str, str] | None:
+            states = {
+                r["group"]: r["state"]
+                for r in prom.rules()
+                if r["name"] == "NarrateLLMErrorRateHigh"
+            }
+            fired = states.get(SHORT_FOR_GROUP) == "firing"
+            return states if fired and states.get("narrate-llm") == "pending" else None
+
+        states = _wait_for(alert_states, "the error-rate alert: pending (5m), firing (2s copy)")
+        assert states == {"narrate-llm": "pending", SHORT_FOR_GROUP: "firing"}
+        ratio = _numbers(prom.query("narrate:llm_error_ratio:rate5m"))
+        assert ratio and ratio[0] > 0.02
+
+        percentiles = [
+            e
+            for e in dashboard_exprs()
+            if "histogram_quantile(0.9," in e or "histogram_quantile(0.99," in e
+        ]
+        assert len(percentiles) == 5  # LLM P90/P99, TTFT P90, stage P90/P99
+        for expr in percentiles:
+            answer = _wait_for(
+                lambda expr=expr: _numbers(prom.query(as_plain_promql(expr))),
+                f"a number for {expr}",
+            )
+            assert all(0 < v < 30 for v in answer), (expr, answer)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+        forget_describers()
+    assert "ok" in outcomes and len(fake.requests) > len(outcomes) / 2
+    assert any(r.fault == "500" for r in fake.requests)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_second_batch_replaces_the_first_ones_series_on_the_pushgateway(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Two ``narrate batch`` processes push to the gateway at their end; the second push
+    replaces the first one's group, so the counts are the second batch's, one series each."""
+    from tests.flows.test_batch import text_image
+
+    folder = tmp_path / "in"
+    text_image(folder / "alpha.png", "ALPHA")
+    text_image(folder / "bravo.png", "BRAVO")
+    (folder / "broken.png").write_bytes((SAMPLES_DIR / "receipt_en.png").read_bytes()[:2000])
+    env = {
+        **os.environ,
+        "NARRATE_LLM_BACKEND": "offline",
+        "NARRATE_METRICS_PUSHGATEWAY": stack.gateway.url,
+    }
+
+    def batch() -> dict[str, float]:
+        run = subprocess.run(
+            [sys.executable, "-m", "narrate.cli.main", "batch", str(folder), "--out",
+             str(tmp_path / "out"), "--engine", "direct", "--json"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == 1, run.stderr  # the broken image fails each time
+        series = [
+            s for s in stack.gateway.series("narrate_items_total") if s["labels"]["flow"] == "batch"
+        ]
+        statuses = [s["labels"]["status"] for s in series]
+        assert len(statuses) == len(set(statuses)), series  # one series per status
+        assert {s["labels"]["job"] for s in series} == {"narrate-batch"}
+        return {s["labels"]["status"]: s["value"] for s in series}
+
+    assert batch() == {"ok": 2.0, "failed": 1.0}
+    text_image(folder / "charlie.png", "CHARLIE")  # the rerun: one new image, one broken
+    assert batch() == {"ok": 1.0, "failed": 1.0}  # replaced: not 3 and 2
+
+    def scraped() -> dict[str, float] | None:
+        result = stack.prometheus.query('narrate_items_total{job="narrate-batch",flow="batch"}')
+        found = {s["metric"]["status"]: float(s["value"][1]) for s in result}
+        return found if found == {"ok": 1.0, "failed": 1.0} else None
+
+    assert _wait_for(scraped, "Prometheus to scrape the gateway") == {"ok": 1.0, "failed": 1.0}

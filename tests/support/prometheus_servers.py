@@ -118,16 +118,21 @@ class _Service:
 
 
 class Pushgateway(_Service):
-    """``prometheus-pushgateway`` on 127.0.0.1, no persistence."""
+    """``prometheus-pushgateway`` on 127.0.0.1, persisting only into its temporary folder."""
 
     name = PUSHGATEWAY
 
     def command(self) -> list[str]:
-        """Listen on loopback only."""
-        return [f"--web.listen-address=127.0.0.1:{self.port}"]
+        """Listen on loopback only. Debian's default persistence file is shared
+        (/var/lib/prometheus/pushgateway.data): every test gateway gets its own."""
+        return [
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--persistence.file={self.dir / 'pushgateway.data'}",
+        ]
 
     def series(self, name: str) -> list[dict[str, Any]]:
-        """The samples of metric ``name`` the gateway holds, from its own /api/v1/metrics.
+        """The samples of metric ``name`` (e.g. ``narrate_items_total``) the gateway holds,
+        from its own /api/v1/metrics.
 
         Each item is ``{"labels": {...}, "value": float}`` (the gateway adds ``job``).
         """

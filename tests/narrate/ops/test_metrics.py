@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import logging
 import socket
 import subprocess
@@ -11,7 +10,7 @@ import textwrap
 import threading
 import time
 import uuid
-from typing import Any, ClassVar
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -20,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.errors import ConfigError
 from narrate.ops import metrics
 from tests.conftest import REPO_ROOT
+from tests.support.prometheus_servers import PUSHGATEWAY, Pushgateway, binary
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -230,39 +230,34 @@ def test_the_registry_is_narrates_own() -> None:
     assert DEFAULT.get_sample_value("narrate_llm_in_flight_requests") is None
 
 
-class _Gateway(http.server.BaseHTTPRequestHandler):
-    """A Pushgateway stand-in: records each push and answers 200."""
-
-    pushes: ClassVar[list[tuple[str, str, bytes]]] = []
-
-    def do_PUT(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.pushes.append((self.command, self.path, body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+@pytest.fixture(scope="module")
+def pushgateway() -> Iterator[Pushgateway]:
+    """Debian's prometheus-pushgateway on a free loopback port, for this module."""
+    if binary(PUSHGATEWAY) is None:
+        pytest.skip("prometheus-pushgateway not installed (scripts/install_system.sh)")
+    with Pushgateway() as gateway:
+        yield gateway
 
 
-def test_push_to_gateway_sends_the_registry() -> None:
-    metrics.record_item("push-flow", ok=True)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        ok = metrics.push_to_gateway(
-            f"http://127.0.0.1:{server.server_port}",
-            job="narrate-cli",
-            grouping_key={"instance": "worker-1"},
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+@pytest.mark.integration
+def test_push_to_gateway_sends_the_registry(pushgateway: Pushgateway) -> None:
+    flow = unique("push-flow")
+    metrics.record_item(flow, ok=True)
+    metrics.record_item(flow, ok=True)
+    ok = metrics.push_to_gateway(
+        pushgateway.url, job="narrate-cli", grouping_key={"instance": "worker-1"}
+    )
     assert ok is True
-    method, path, body = _Gateway.pushes[-1]
-    assert (method, path) == ("PUT", "/metrics/job/narrate-cli/instance/worker-1")
-    assert b'narrate_items_total{flow="push-flow",status="ok"} ' in body
+    (series,) = [
+        s for s in pushgateway.series("narrate_items_total") if s["labels"]["flow"] == flow
+    ]
+    assert series["value"] == 2.0
+    assert series["labels"] == {
+        "flow": flow, "status": "ok", "job": "narrate-cli", "instance": "worker-1"
+    }  # fmt: skip
+    # the gateway also serves what it holds for Prometheus, in the exposition format
+    scraped = httpx.get(f"{pushgateway.url}/metrics", timeout=10).text
+    assert f'narrate_items_total{{flow="{flow}",instance="worker-1",job="narrate-cli",' in scraped
 
 
 def _closed_port() -> int:
