@@ -265,3 +265,115 @@ def test_corrupted_weights_fail_the_pin(tmp_path: Path) -> None:
 
     (source / ".pinned-sha256").write_text("0" * 64)
     assert "other than the pinned ones" in check_asr(settings)[-1].found
+
+
+def _make_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a certificate for 127.0.0.1 signed by it (cryptography).
+
+    Returns (CA bundle, server certificate, server key).
+    """
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "narrate test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Python's ``http.server`` behind TLS on 127.0.0.1, serving a ``v1/models`` listing.
+
+    Yields (base URL, CA bundle that trusts it).
+    """
+    import ssl
+
+    ca, cert, key = _make_ca_and_server_cert(tmp_path)
+    www = tmp_path / "www" / "v1"
+    www.mkdir(parents=True)
+    (www / "models").write_text(json.dumps({"object": "list", "data": [{"id": "qwen3-max"}]}))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=www.parent)
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_port}/v1", ca
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_tls_version_and_an_untrusted_certificate(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    llm_env: Callable[[str], None],
+    tls_server: tuple[str, Path],
+) -> None:
+    base_url, ca = tls_server
+    llm_env(base_url)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    code, report, _ = doctor(capsys, "--only", "llm")
+    tls = next(c for c in llm_checks(report) if c["name"].endswith(" tls"))
+    assert code == 1 and tls["status"] == "FAIL"
+    assert tls["found"].startswith("certificate not trusted")
+    assert "SSL_CERT_FILE" in tls["fix"]
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # as narrate's HTTP client would trust it
+    code, report, _ = doctor(capsys, "--only", "llm")
+    checks = {c["name"].rsplit(" ", 1)[-1]: c for c in llm_checks(report)}
+    assert checks["tls"]["status"] == "OK"
+    assert checks["tls"]["details"]["version"] == "TLSv1.3"
+    assert "certificate valid 30 more days" in checks["tls"]["found"]
+    assert checks["/models"]["status"] == "OK" and "1 models" in checks["/models"]["found"]
+    assert checks["chat"]["status"] == "FAIL" and "HTTP 501" in checks["chat"]["found"]
