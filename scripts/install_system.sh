@@ -5,6 +5,7 @@ PACKAGES=(
   tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim
   fonts-wqy-zenhei
   espeak-ng libespeak-ng1
+  tesseract-ocr-osd tesseract-ocr-chi-sim-vert  # orientation, vertical Chinese (narrate doctor)
   redis-server
   prometheus prometheus-pushgateway
   sox ffmpeg
