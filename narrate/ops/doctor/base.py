@@ -82,7 +82,7 @@ class Report:
 
 
 def run_tool(cmd: list[str], timeout_s: float, env: Mapping[str, str] | None = None) -> str:
-    """stdout + stderr of ``cmd``.
+    """The standard output and error of ``cmd``, joined.
 
     Raises:
         OSError: the program cannot be started.

@@ -331,8 +331,15 @@ def check_endpoint(
 
 
 def check_llm(settings: Settings, timeout_s: float = 10.0) -> list[Check]:
-    """The key, then every region: the base URL and ``NARRATE_LLM_BACKUP_BASE_URLS``, in
-    parallel."""
+    """The key, then every region (the base URL, then each backup URL), probed in parallel.
+
+    Args:
+        settings: narrate's settings; ``settings.llm`` is read.
+        timeout_s: per network stage.
+
+    Returns:
+        The key's check, then each region's stage checks in order.
+    """
     llm = settings.llm
     if llm.resolved_backend == "offline":
         return [

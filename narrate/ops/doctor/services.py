@@ -1,5 +1,4 @@
-"""Checks of the services narrate talks to besides the LLM: Prefect, Redis, the Pushgateway,
-and of the folders and the port it writes to or listens on."""
+"""Checks of Prefect, Redis and the Pushgateway, and of the folders and port narrate uses."""
 
 from __future__ import annotations
 
