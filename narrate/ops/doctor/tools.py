@@ -7,20 +7,36 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from narrate.config.settings import Settings
 from narrate.ops.doctor.base import Check, run_tool, sha256_file
 
-#: Tesseract language packs narrate reads with: (pack, Debian package, required, used for).
+
+class LanguagePack(NamedTuple):
+    """A tesseract language pack narrate reads with, and the Debian package that ships it."""
+
+    pack: str
+    package: str
+    required: bool
+    used_for: str
+    without: str = ""  # what goes worse when an optional pack is missing
+
+
 #: eng and chi_sim are the OCR languages; osd (orientation and script detection) and
 #: chi_sim_vert (vertical Chinese) serve rotated photos and vertical text.
-LANGUAGE_PACKS: tuple[tuple[str, str, bool, str], ...] = (
-    ("eng", "tesseract-ocr-eng", True, "English text"),
-    ("chi_sim", "tesseract-ocr-chi-sim", True, "Simplified Chinese text"),
-    ("osd", "tesseract-ocr-osd", False, "orientation detection of rotated photos"),
-    ("chi_sim_vert", "tesseract-ocr-chi-sim-vert", False, "vertical Chinese text"),
-)
+LANGUAGE_PACKS: tuple[LanguagePack, ...] = (
+    LanguagePack("eng", "tesseract-ocr-eng", True, "English text"),
+    LanguagePack("chi_sim", "tesseract-ocr-chi-sim", True, "Simplified Chinese text"),
+    LanguagePack(
+        "osd", "tesseract-ocr-osd", False, "orientation of rotated photos",
+        "rotated photos are not turned upright before OCR",
+    ),
+    LanguagePack(
+        "chi_sim_vert", "tesseract-ocr-chi-sim-vert", False, "vertical Chinese text",
+        "vertical Chinese text is read less well",
+    ),
+)  # fmt: skip
 
 #: Python modules each ASR engine needs (found with importlib, not imported: torch is slow).
 ASR_ENGINE_MODULES: dict[str, tuple[str, ...]] = {
@@ -51,6 +67,10 @@ def check_tesseract(env: Mapping[str, str], timeout_s: float = 10.0) -> list[Che
     try:
         version = run_tool([binary, "--version"], timeout_s, env).splitlines()[0].strip()
         listing = run_tool([binary, "--list-langs"], timeout_s, env)
+    except subprocess.TimeoutExpired as exc:
+        found = f"`{' '.join(map(str, exc.cmd))}` did not finish within {timeout_s:g} s"
+        fix = "raise --timeout; a TESSDATA_PREFIX on a huge folder is scanned in full"
+        return [Check("tesseract", "FAIL", found, fix)]
     except (OSError, subprocess.SubprocessError) as exc:
         return [
             Check("tesseract", "FAIL", f"{binary} does not run: {exc}", "reinstall tesseract-ocr")
@@ -59,7 +79,7 @@ def check_tesseract(env: Mapping[str, str], timeout_s: float = 10.0) -> list[Che
     header, *rest = listing.strip().splitlines() or [""]
     where = header.split('"')[1] if header.count('"') >= 2 else "its tessdata folder"
     available = {line.strip() for line in rest if line.strip()}
-    for pack, package, required, used_for in LANGUAGE_PACKS:
+    for pack, package, required, used_for, without in LANGUAGE_PACKS:
         name = f"tesseract pack {pack}"
         if pack in available:
             checks.append(Check(name, "OK", f"{pack}.traineddata in {where} ({used_for})"))
@@ -70,7 +90,7 @@ def check_tesseract(env: Mapping[str, str], timeout_s: float = 10.0) -> list[Che
             fix += f", or copy {pack}.traineddata into TESSDATA_PREFIX={prefix} (or unset it)"
         found = f"missing from {where} (has {', '.join(sorted(available)) or 'none'})"
         if not required:
-            found += f": {used_for} is read less well"
+            found += f"; without it {without}"
         checks.append(Check(name, "FAIL" if required else "WARN", found, fix))
     return checks
 
@@ -111,6 +131,9 @@ def check_tts(settings: Settings, env: Mapping[str, str], timeout_s: float = 10.
     try:
         version = run_tool([binary, "--version"], timeout_s, env).split("Data at")[0].strip()
         voices = espeak_voices(env, timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        found = f"`{' '.join(map(str, exc.cmd))}` did not finish within {timeout_s:g} s"
+        return [Check("espeak-ng", "FAIL", found, "raise --timeout; is the machine overloaded?")]
     except (OSError, subprocess.SubprocessError) as exc:
         return [Check("espeak-ng", "FAIL", f"{binary} does not run: {exc}", "reinstall espeak-ng")]
     checks.append(Check("espeak-ng", "OK", f"{version}, {len(voices)} voices ({binary})"))

@@ -377,3 +377,45 @@ def test_tls_version_and_an_untrusted_certificate(
     assert "certificate valid 30 more days" in checks["tls"]["found"]
     assert checks["/models"]["status"] == "OK" and "1 models" in checks["/models"]["found"]
     assert checks["chat"]["status"] == "FAIL" and "HTTP 501" in checks["chat"]["found"]
+
+
+# --- services, folders, port: the failures an operator meets ------------------------------------
+
+
+def test_services_that_do_not_answer_fail_with_the_fix(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A Prefect URL nobody serves, a Redis URL (with a password) nobody serves, a metrics
+    port taken, an audit folder under a file; nothing secret in what is printed."""
+    import socket
+
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
+    monkeypatch.setenv("NARRATE_CACHE_BACKEND", "redis")
+    redis_port = free_port()
+    monkeypatch.setenv(
+        "NARRATE_CACHE_REDIS_URL", f"redis://:hunter2-secret@127.0.0.1:{redis_port}/0"
+    )
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("NARRATE_AUDIT_DIR", str(tmp_path / "a-file" / "audit"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("NARRATE_METRICS_PORT", str(taken.getsockname()[1]))
+        code, report, output = doctor(
+            capsys, "--only", "prefect", "--only", "redis", "--only", "metrics",
+            "--only", "folders", "--timeout", "3",
+        )  # fmt: skip
+    checks = by_name(report)
+    assert code == 1
+    assert checks["prefect"]["status"] == "FAIL"
+    assert "does not answer" in checks["prefect"]["found"]
+    assert "prefect server start" in checks["prefect"]["fix"]
+    assert checks["redis"]["status"] == "FAIL" and "redis-server" in checks["redis"]["fix"]
+    assert checks["redis"]["found"].startswith(f"redis://127.0.0.1:{redis_port}/0: ")
+    assert checks["metrics port"]["status"] == "FAIL"
+    assert "NARRATE_METRICS_PORT" in checks["metrics port"]["found"]
+    assert checks["audit folder"]["status"] == "FAIL"
+    assert "is a file" in checks["audit folder"]["found"]
+    assert "hunter2-secret" not in output
