@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="append",
         metavar="GROUP",
         choices=("tesseract", "tts", "asr", "llm", "prefect", "redis", "folders", "metrics"),
-        help="run only this group of checks (repeatable)",
+        help="run only this group of checks (repeatable): tesseract, tts, asr, llm, prefect, "
+        "redis, folders, metrics",
     )
     doctor.add_argument("--debug", action="store_true", help="show tracebacks")
     doctor.set_defaults(func=run_doctor)
