@@ -69,15 +69,11 @@ def test_budget_used_up_during_ocr_stops_the_llm_call(
 
 
 def _latest_artifact_description(key: str) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.artifacts import Artifact
 
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
-        )
-    assert found, f"no artifact {key}"
-    return str(max(found, key=lambda a: a.created or 0).description)
+    artifact = Artifact.get(key)  # the latest one with this key
+    assert artifact is not None, f"no artifact {key}"
+    return str(artifact.description)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ that is not an LLM API at all).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
@@ -60,19 +61,31 @@ def llm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[str], 
     return use
 
 
-@pytest.fixture
-def static_http_server(tmp_path: Path) -> Iterator[str]:
-    """Python's ``http.server`` serving an empty folder: a real server that is no LLM API."""
-    (tmp_path / "www").mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp_path / "www")
+@contextlib.contextmanager
+def serving(folder: Path, tls: Any = None) -> Iterator[int]:
+    """Python's own ``http.server`` serving ``folder`` on 127.0.0.1 (behind TLS when given an
+    ``ssl.SSLContext``); yields its port. GET serves files, POST answers 501."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
     handler.log_message = lambda *a: None  # type: ignore[attr-defined]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/compatible-mode"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def static_http_server(tmp_path: Path) -> Iterator[str]:
+    """An empty folder served over HTTP: a real server that is no LLM API."""
+    (tmp_path / "www").mkdir()
+    with serving(tmp_path / "www") as port:
+        yield f"http://127.0.0.1:{port}/compatible-mode"
 
 
 @pytest.mark.slow
@@ -340,18 +353,10 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     www = tmp_path / "www" / "v1"
     www.mkdir(parents=True)
     (www / "models").write_text(json.dumps({"object": "list", "data": [{"id": "qwen3-max"}]}))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=www.parent)
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{server.server_port}/v1", ca
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(www.parent, tls=context) as port:
+        yield f"https://127.0.0.1:{port}/v1", ca
 
 
 def test_tls_version_and_an_untrusted_certificate(
