@@ -13,6 +13,7 @@ handlers only ever see redacted records::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -162,7 +163,11 @@ def _loggers(names: Iterable[str | None]) -> list[logging.Logger]:
         logger = logging.getLogger(name)
         found[logger.name] = logger
     prefixes = tuple(f"{n}." for n in wanted if n)
-    for name, known in list(logging.Logger.manager.loggerDict.items()):
+    # Copied under logging's own lock: a thread creating a logger while this iterated made
+    # "dictionary changed size during iteration" (seen once at a flow's start in the tests).
+    with getattr(logging, "_lock", None) or contextlib.nullcontext():
+        registry = dict(logging.Logger.manager.loggerDict)
+    for name, known in registry.items():
         if isinstance(known, logging.Logger) and name.startswith(prefixes):
             found[name] = known
     return list(found.values())
