@@ -15,7 +15,8 @@ from adapters.errors import ConfigError
 if TYPE_CHECKING:
     from adapters.asr.base import Transcriber
     from adapters.features.base import FeatureExtractor
-    from adapters.llm.base import ChatClient, Describer
+    from adapters.llm.base import Describer
+    from adapters.llm.chat.types import ChatClient
     from adapters.ocr.base import OcrEngine
     from adapters.tts.base import SpeechSynthesizer
 
@@ -42,7 +43,7 @@ KNOWN_IMPLEMENTATIONS: dict[str, dict[str, Implementation]] = {
         "offline": Implementation("adapters.llm.offline:OfflineDescriber", ""),
     },
     "chat": {
-        "openai": Implementation("adapters.llm.openai_compat:OpenAICompatClient", ""),
+        "openai": Implementation("adapters.llm.chat.wire:OpenAICompatClient", ""),
     },
     "tts": {
         "pyttsx3": Implementation(
@@ -120,9 +121,9 @@ def load(capability: str, name: str, **kwargs: Any) -> Any:
 if TYPE_CHECKING:  # mypy proves that each registered class conforms to its Protocol
     from adapters.asr.whisper_local import WhisperTranscriber
     from adapters.features.numpy_pillow import NumpyFeatureExtractor
+    from adapters.llm.chat.wire import OpenAICompatClient
     from adapters.llm.chat_describer import ChatDescriber
     from adapters.llm.offline import OfflineDescriber
-    from adapters.llm.openai_compat import OpenAICompatClient
     from adapters.ocr.tesseract import TesseractOcr
     from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer
 

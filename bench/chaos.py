@@ -39,9 +39,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.llm.base import ChatMessage, ChatRequest
-from adapters.llm.breaker import reset_breakers
-from adapters.llm.resilient import ResilientChatClient
+from adapters.llm.chat.breaker import reset_breakers
+from adapters.llm.chat.resilient import ResilientChatClient
+from adapters.llm.chat.types import ChatMessage, ChatRequest
 from tests.support.fake_llm import FakeLLMServer
 
 HANG_SECONDS = 4.0

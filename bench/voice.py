@@ -49,7 +49,7 @@ from narrate.config.settings import (
     TTSSettings,
 )
 from narrate.ops.llm import forget_describers
-from narrate.pipeline import steps as stages
+from narrate.pipeline.sequence import steps as stages
 from tests.support.fake_llm import FakeLLMServer, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -111,7 +111,7 @@ def ab_compare(
                     **row,
                     "status": "ok",
                     "latency_s": round(time.perf_counter() - started, 3),
-                    "tokens": description.usage.total_tokens,
+                    "tokens": description.usage.total_tokens if description.usage else None,
                     "length": len(description.text),
                     "ocr_mention": None if share is None else round(share, 3),
                     "description": description.text,

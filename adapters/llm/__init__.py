@@ -1,1 +1,1 @@
-"""LLM: OpenAI-compatible chat completions (Qwen3 by default) and the offline describer."""
+"""LLM: describers (chat-backed, offline, fallback) over the chat client (``.chat``)."""

@@ -1,12 +1,9 @@
-"""The LLM interfaces and their result types.
+"""The describer interface and its result types.
 
-Two levels:
-
-- ``ChatClient``: OpenAI-style chat completions (messages in, text out). One class serves
-  every OpenAI-compatible provider; providers differ only in settings.
-- ``Describer``: OCR text + image features (+ a question) in, a description or answer out.
-  ``ChatDescriber`` builds prompts from ``assets/prompts`` and asks a ``ChatClient``;
-  ``OfflineDescriber`` writes a deterministic description with no network at all.
+A ``Describer`` takes OCR text + image features (+ a question) and returns a description or
+an answer. ``ChatDescriber`` builds prompts from ``assets/prompts`` and asks a chat client
+(``adapters.llm.chat``); ``OfflineDescriber`` writes a deterministic description with no
+network at all; ``FallbackDescriber`` tries describers in turn.
 """
 
 from __future__ import annotations
@@ -14,97 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol
 
-Role = Literal["system", "user", "assistant"]
+from adapters.llm.chat.types import Usage
 
-
-@dataclass(frozen=True)
-class ChatMessage:
-    """One chat message; ``content`` is text or a list of OpenAI content parts.
-
-    ``partial=True`` on a final assistant message asks the model to continue that text
-    (DashScope's partial mode): the reply holds only the continuation.
-    """
-
-    role: Role
-    content: str | list[dict[str, Any]]
-    partial: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """The message as the chat-completions API expects it."""
-        message: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.partial:
-            message["partial"] = True
-        return message
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """A chat-completions request; ``model=None`` means the client's configured model."""
-
-    messages: tuple[ChatMessage, ...]
-    model: str | None = None
-    temperature: float = 0.3
-    top_p: float = 0.9
-    max_tokens: int = 400
-    stream: bool = False
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts as the API reported them."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.total_tokens + other.total_tokens,
-        )
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    """One completed chat call."""
-
-    text: str
-    finish_reason: str  # "stop", "length", ...
-    usage: Usage
-    latency_s: float
-    model: str  # the model that answered
-    endpoint: str  # the base URL that answered
-    attempts: int = 1
-    truncated: bool = False
-    ttft_s: float | None = None  # time to first token, for streams
-    request_id: str | None = None
-    cached: bool = False  # served from the response cache, no API call
-    endpoints_tried: tuple[str, ...] = ()  # distinct base URLs attempts went to, in order
-    fallback_from: tuple[str, ...] = ()  # models that failed before ``model`` answered
-    continuations: int = 0  # requests that continued an answer stopped by finish "length"
-
-
-@runtime_checkable
-class ChatClient(Protocol):
-    """OpenAI-compatible chat completions."""
-
-    def complete(self, request: ChatRequest) -> ChatResult:
-        """Send one chat-completions request and return the answer.
-
-        Args:
-            request: the messages and sampling parameters.
-
-        Returns:
-            The answer's text, ``finish_reason``, ``usage`` and timings.
-
-        Raises:
-            TransientError: a failure worth retrying (timeout, 429, 5xx, connection).
-            PermanentError: a failure retrying cannot fix (4xx, bad key, no credit).
-        """
-        ...
+__all__ = ["Describer", "Description", "DescriptionRequest", "Usage"]
 
 
 @dataclass(frozen=True)
@@ -126,40 +37,47 @@ class Description:
     text: str
     language: Literal["en", "zh"]
     backend: str  # "openai" | "offline"
-    model: str
+    model: str  # the model the server says answered
     endpoint: str
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage | None = field(default_factory=Usage)  # None: the server sent no counts
     latency_s: float = 0.0
     finish_reason: str = "stop"
     attempts: int = 1
-    truncated: bool = False
+    truncated: bool = False  # cut short (token limit, context full); ``notice`` says so
     offline: bool = False
     ttft_s: float | None = None  # time to first token when streamed
     endpoints_tried: tuple[str, ...] = ()
     fallback_from: tuple[str, ...] = ()  # models (or describers) that failed first
     cached: bool = False  # the answer came from the response cache
+    filtered: bool = False  # the server withheld the rest (``finish_reason`` says why)
+    notice: str | None = None  # the sentence added to ``text`` for a cut/withheld answer
+    requested_model: str = ""  # the model asked for (``model`` may differ)
+    http_version: str | None = None
+    vision: bool = False  # the image itself was sent
 
 
-@runtime_checkable
 class Describer(Protocol):
     """Writes a description of an image (or answers a question about it)."""
 
     def describe(
         self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
     ) -> Description:
-        """Write a description (or an answer) grounded in the OCR text and features.
+        """Return a description grounded in ``request``'s OCR text and features.
 
         Args:
-            request: the image's text, language, features and the question, if any.
+            request: the image's OCR text, features and language, maybe a question.
             on_delta: receives the text as it is written (a streaming model sends it piece
-                by piece; other describers send it whole), so speech can start early.
+                by piece; other describers send it whole), so speech can start early. When
+                the final ``text`` differs from what was delivered (a notice was added), the
+                caller speaks ``text``.
 
         Returns:
-            The text with its language, backend, model, usage and how it was obtained.
+            The description; ``text`` is what is to be spoken, in ``request.language``.
 
         Raises:
-            TransientError: the backend failed in a way worth retrying;
-                ``RetriesExhaustedError`` when the describer already retried.
-            PermanentError: the backend refused the request for good.
+            InputError: the image cannot be read.
+            TransientError: the backend failed in a way a retry may fix
+                (``RetriesExhaustedError`` when it already retried).
+            PermanentError: the backend cannot answer (bad key, no credit, unknown model).
         """
         ...

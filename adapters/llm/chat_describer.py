@@ -1,40 +1,96 @@
 """``ChatDescriber``: a ``Describer`` that asks a chat model (Qwen3 by default) for the words.
 
-Prompts come from ``assets/prompts`` (see ``adapters.llm.prompts``). Vision models (names
-containing ``-vl``, e.g. ``qwen3-vl-plus``) also get the image itself as a base64 JPEG data
-URL, downscaled to at most 1280 px on its longer side.
+Prompts come from ``assets/prompts`` (see ``adapters.llm.prompts``). Vision is explicit:
+``vision="on"`` sends the image itself (a base64 JPEG data URL, at most 1280 px on its
+longer side), ``"off"`` never does, and ``"auto"`` asks the client's model listing
+(``GET /models``) whether the model takes images; a model name is never guessed from. A
+server that refuses the image parts gets ONE text-only retry, with a warning.
+
+What is returned is what is to be spoken: Qwen3's reasoning never is; an answer the server
+cut short or withheld (``finish_reason`` ``length``, ``content_filter``, ...) ends at its last
+full sentence (a lone fragment is dropped), followed by a short notice in the answer's
+language, and is marked ``truncated`` or ``filtered``.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, Literal, Protocol
 
 from PIL import Image
 
 from adapters.errors import TransientError
 from adapters.imaging import load_image
-from adapters.llm.base import (
-    ChatClient,
-    ChatMessage,
-    ChatRequest,
-    ChatResult,
-    Description,
-    DescriptionRequest,
-)
+from adapters.llm.base import Description, DescriptionRequest
+from adapters.llm.chat.continuation import cut_at_sentence
+from adapters.llm.chat.errors import EmptyAnswerError, ImageInputRejectedError
+from adapters.llm.chat.types import ChatClient, ChatMessage, ChatRequest, ChatResult
 from adapters.llm.prompts import build_messages
+
+log = logging.getLogger("narrate.llm")
 
 MAX_IMAGE_SIDE = 1280
 JPEG_QUALITY = 85
+VisionMode = Literal["auto", "on", "off"]
 _THINK = re.compile(r"<think>.*?</think>\s*", re.DOTALL)
+_OPEN_THINK = re.compile(r"<think>.*\Z", re.DOTALL)
+
+# Said after an answer that was cut or withheld, so it is never heard as whole.
+NOTICES: dict[str, dict[str, str]] = {
+    "en": {
+        "filtered": "The rest of the answer was withheld by the provider's content filter.",
+        "truncated": "The answer was cut short.",
+    },
+    "zh": {
+        "filtered": "其余回答已被服务方的内容过滤拦下。",
+        "truncated": "回答被截断了。",
+    },
+}
 
 
-def is_vision_model(model: str) -> bool:
-    """True for models that take images, by name (``qwen3-vl-plus``, ``qwen-vl-max``, ...)."""
-    return "-vl" in model.lower()
+class ModelListing(Protocol):
+    """A chat client that can say what it knows of a model (``GET /models``)."""
+
+    def model_entry(self, model: str) -> Mapping[str, Any] | None:
+        """The listing's entry for ``model``, or None when unknown or unreachable."""
+        ...
+
+
+def notice_for(language: str, *, filtered: bool) -> str:
+    """The notice for a withheld (``filtered``) or cut answer, in ``language`` (en or zh)."""
+    table = NOTICES.get(language, NOTICES["en"])
+    return table["filtered" if filtered else "truncated"]
+
+
+def takes_images(entry: Mapping[str, Any] | None) -> bool:
+    """True when a ``/models`` entry says the model takes images.
+
+    Understood: ``input_modalities`` / ``modalities`` (a list, or ``{"input": [...]}``),
+    OpenRouter's ``architecture.input_modalities``, ``capabilities`` (a list with
+    ``vision``), LiteLLM's ``supports_vision``. Anything else: False.
+    """
+    if not entry:
+        return False
+    if entry.get("supports_vision") is True:
+        return True
+    info = entry.get("model_info")
+    if isinstance(info, Mapping) and info.get("supports_vision") is True:
+        return True
+    candidates: list[Any] = [entry.get("input_modalities"), entry.get("capabilities")]
+    modalities = entry.get("modalities")
+    candidates.append(modalities.get("input") if isinstance(modalities, Mapping) else modalities)
+    architecture = entry.get("architecture")
+    if isinstance(architecture, Mapping):
+        candidates.append(architecture.get("input_modalities"))
+    for value in candidates:
+        if isinstance(value, list | tuple) and {"image", "vision"} & {str(v) for v in value}:
+            return True
+    return False
 
 
 def image_data_url(path: str | Path, max_side: int = MAX_IMAGE_SIDE) -> str:
@@ -45,6 +101,11 @@ def image_data_url(path: str | Path, max_side: int = MAX_IMAGE_SIDE) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def spoken_text(text: str) -> str:
+    """``text`` without ``<think>`` blocks (a whole one, or one left open at the end)."""
+    return _OPEN_THINK.sub("", _THINK.sub("", text)).strip()
 
 
 class ChatDescriber:
@@ -59,7 +120,8 @@ class ChatDescriber:
         top_p: float = 0.9,
         max_tokens: int = 400,
         stream: bool = False,
-        vision: bool | None = None,
+        vision: VisionMode | bool | None = "auto",
+        enable_thinking: bool | None = None,
         on_delta: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
@@ -68,8 +130,12 @@ class ChatDescriber:
         self.top_p = top_p
         self.max_tokens = max_tokens
         self.stream = stream
-        self.vision = vision
+        if vision is None or isinstance(vision, bool):
+            vision = "auto" if vision is None else ("on" if vision else "off")
+        self.vision: VisionMode = vision
+        self.enable_thinking = enable_thinking
         self.on_delta = on_delta
+        self._listing: dict[str, bool] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client={self.client!r}, model={self.model!r})"
@@ -81,16 +147,24 @@ class ChatDescriber:
 
     def uses_vision(self, request: DescriptionRequest) -> bool:
         """True when the image itself is sent along with the text."""
-        if request.image_path is None:
+        if request.image_path is None or self.vision == "off":
             return False
-        if self.vision is not None:
-            return self.vision
-        return is_vision_model(self.effective_model)
+        if self.vision == "on":
+            return True
+        model = self.effective_model
+        if model not in self._listing:
+            lookup = getattr(self.client, "model_entry", None)
+            entry = lookup(model) if callable(lookup) else None
+            self._listing[model] = takes_images(entry)
+        return self._listing[model]
 
-    def build_request(self, request: DescriptionRequest) -> ChatRequest:
-        """The chat request for ``request``: prompts, plus the image for vision models."""
+    def build_request(
+        self, request: DescriptionRequest, *, vision: bool | None = None
+    ) -> ChatRequest:
+        """The chat request for ``request``: prompts, plus the image when vision is on."""
         system, user = build_messages(request)
-        if request.image_path is not None and self.uses_vision(request):
+        with_image = self.uses_vision(request) if vision is None else vision
+        if request.image_path is not None and with_image:
             user = ChatMessage(
                 "user",
                 [
@@ -105,6 +179,7 @@ class ChatDescriber:
             top_p=self.top_p,
             max_tokens=self.max_tokens,
             stream=self.stream,
+            enable_thinking=self.enable_thinking,
         )
 
     def describe(
@@ -112,17 +187,62 @@ class ChatDescriber:
     ) -> Description:
         """Ask the model for a description (or an answer) grounded in ``request``.
 
-        With ``stream=True`` and an ``on_delta`` (here or given to the constructor), the
-        answer's pieces reach ``on_delta`` as the model writes them.
+        Args:
+            request: see ``Describer.describe``.
+            on_delta: with ``stream=True``, receives the answer's pieces as they come.
+
+        Returns:
+            The description; a cut or withheld answer ends with a notice (see module doc).
+
+        Raises:
+            InputError: the image cannot be read (vision mode).
+            TransientError: an empty answer; ``RetriesExhaustedError`` when the client gave up.
+            PermanentError: the client's permanent errors; ``EmptyAnswerError`` when the model
+                sent only reasoning.
         """
-        chat_request = self.build_request(request)
-        result = self._call(chat_request, on_delta or self.on_delta)
-        text = _THINK.sub("", result.text).strip()
+        listener = on_delta or self.on_delta
+        streamed = (
+            self.stream and listener is not None and callable(getattr(self.client, "stream", None))
+        )
+        vision = self.uses_vision(request)
+        try:
+            result = self._call(self.build_request(request, vision=vision), listener, streamed)
+        except ImageInputRejectedError as exc:
+            if not vision:
+                raise
+            log.warning("vision: %s; asking once more with the text only", exc)
+            vision = False
+            result = self._call(self.build_request(request, vision=False), listener, streamed)
+        description = self._description(request, result, vision)
+        if listener is not None and not streamed:
+            listener(description.text)
+        return description
+
+    def _description(
+        self, request: DescriptionRequest, result: ChatResult, vision: bool
+    ) -> Description:
+        text = spoken_text(result.text)
         if not text:
-            raise TransientError(
-                f"{result.endpoint} (model {result.model}) returned an empty answer "
-                f"(finish_reason {result.finish_reason})"
-            )
+            where = f"{result.endpoint} (model {result.model})"
+            if result.reasoning_chars:
+                raise EmptyAnswerError(
+                    f"{where} sent only its reasoning ({result.reasoning_chars} chars) and no "
+                    f"answer: raise NARRATE_LLM_MAX_TOKENS or set "
+                    f"NARRATE_LLM_ENABLE_THINKING=false",
+                    endpoint=result.endpoint,
+                    model=result.model,
+                )
+            if not (result.filtered or result.truncated):
+                raise TransientError(
+                    f"{where} returned an empty answer (finish_reason {result.finish_reason})"
+                )
+        notice = None
+        if result.filtered or result.truncated:
+            notice = notice_for(request.language, filtered=result.filtered)
+            kept = cut_at_sentence(text, keep_fragment=False)
+            text = f"{kept} {notice}" if kept else notice
+            if request.language == "zh" and kept:
+                text = kept + notice
         return Description(
             text=text,
             language=request.language,
@@ -135,16 +255,23 @@ class ChatDescriber:
             attempts=result.attempts,
             truncated=result.truncated,
             ttft_s=result.ttft_s,
+            endpoints_tried=result.endpoints_tried,
+            fallback_from=result.fallback_from,
             cached=result.cached,
+            filtered=result.filtered,
+            notice=notice,
+            requested_model=result.requested_model or self.effective_model,
+            http_version=result.http_version,
+            vision=vision,
         )
 
     def _call(
-        self, chat_request: ChatRequest, on_delta: Callable[[str], None] | None
+        self,
+        chat_request: ChatRequest,
+        on_delta: Callable[[str], None] | None,
+        streamed: bool,
     ) -> ChatResult:
-        stream_fn = getattr(self.client, "stream", None)
-        if self.stream and on_delta is not None and callable(stream_fn):
-            return stream_fn(chat_request, on_delta=on_delta)
-        result = self.client.complete(chat_request)
-        if on_delta is not None and result.text:
-            on_delta(result.text)
-        return result
+        if streamed:
+            result: ChatResult = self.client.stream(chat_request, on_delta=on_delta)  # type: ignore[attr-defined]
+            return result
+        return self.client.complete(chat_request)

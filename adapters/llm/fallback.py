@@ -7,8 +7,9 @@ bad key, every model and region down, the deadline passed), the offline describe
 
 The result is marked: ``backend="offline"``/``offline=True`` for the offline answer,
 ``fallback_from`` names the models (or describers) that failed first, ``attempts`` counts
-every HTTP attempt plus the final answer, ``endpoints_tried`` lists the regions tried. A chat
-answer also gets ``ttft_s``, ``endpoints_tried`` and ``fallback_from`` from its ``ChatResult``.
+every HTTP attempt plus the final answer, ``endpoints_tried`` lists the regions tried. What a
+chat describer's call did (endpoints, models that failed first, ttft) travels in its
+``Description``; nothing is passed around the call.
 
 Bad input (``InputError``) and bad settings (``ConfigError``) are not "failures of the
 model": they propagate at once. When streaming deltas were already delivered by a chat
@@ -24,7 +25,6 @@ from collections.abc import Callable, Sequence
 
 from adapters.errors import AdapterError
 from adapters.llm.base import Describer, Description, DescriptionRequest
-from adapters.llm.resilient import forget_last_result, last_result
 
 log = logging.getLogger("narrate.llm")
 
@@ -62,7 +62,6 @@ class FallbackDescriber:
         endpoints: list[str] = []
         attempts = 0
         for index, describer in enumerate(self.describers):
-            forget_last_result()
             try:
                 description = describer.describe(request, on_delta)
             except AdapterError as exc:
@@ -82,23 +81,14 @@ class FallbackDescriber:
                     describer_name(self.describers[index + 1]),
                 )
                 continue
-            chat = last_result()
-            if chat is not None and not description.offline:
-                failed.extend(m for m in chat.fallback_from if m not in failed)
-                endpoints.extend(e for e in chat.endpoints_tried if e not in endpoints)
-                return dataclasses.replace(
-                    description,
-                    attempts=attempts + description.attempts,
-                    ttft_s=chat.ttft_s,
-                    endpoints_tried=tuple(endpoints),
-                    fallback_from=tuple(failed),
-                )
             if not failed:
                 return description
+            failed.extend(m for m in description.fallback_from if m not in failed)
+            endpoints.extend(e for e in description.endpoints_tried if e not in endpoints)
             return dataclasses.replace(
                 description,
                 attempts=attempts + description.attempts,
-                endpoints_tried=tuple(endpoints) or description.endpoints_tried,
+                endpoints_tried=tuple(endpoints),
                 fallback_from=tuple(failed),
             )
         raise AssertionError("unreachable")  # pragma: no cover

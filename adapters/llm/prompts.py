@@ -11,7 +11,8 @@ from importlib import resources
 from string import Template
 
 from adapters.errors import ConfigError
-from adapters.llm.base import ChatMessage, DescriptionRequest
+from adapters.llm.base import DescriptionRequest
+from adapters.llm.chat.types import ChatMessage
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Simplified Chinese"}
 MAX_OCR_CHARS = 6000  # bounds the prompt (and its cost) for pages full of text

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from adapters.llm.chat.policy import ResiliencePolicy
 
 DASHSCOPE_BEIJING = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 DASHSCOPE_SINGAPORE = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
@@ -119,9 +122,45 @@ class LLMSettings(BaseSettings):
     api_key_block: str | None = Field(
         None, description="name of a Prefect Secret block holding the key (flows only)"
     )
+    # The wire (adapters/llm/chat); documented under "Talking to real servers".
+    vision: Literal["auto", "on", "off"] = Field(
+        "auto", description="send the image itself: auto = when the server's /models says so"
+    )
+    enable_thinking: bool | None = Field(
+        None, description="Qwen3's enable_thinking parameter; unset = not sent"
+    )
+    continuation: Literal["auto", "partial", "portable"] = Field(
+        "auto", description="how a cut answer is continued: auto = partial on Model Studio"
+    )
+    http2: bool = Field(True, description="offer HTTP/2 (TLS ALPN), else HTTP/1.1")
+    tls_min_version: Literal["1.2", "1.3"] = Field("1.2", description="lowest TLS accepted")
+    ca_bundle: Path | None = Field(None, description="PEM file of CAs for a private gateway")
+    rate_limit_redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("NARRATE_LLM_RATE_LIMIT_REDIS_URL", "REDIS_URL"),
+        description="share the QPS limit across processes through this Redis",
+    )
     cache: CacheSettings = Field(default_factory=CacheSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+
+    def resilience_policy(self) -> ResiliencePolicy:
+        """The chat client's policy: the one place settings become its numbers."""
+        from adapters.llm.chat.policy import ResiliencePolicy
+
+        return ResiliencePolicy(
+            timeout_s=self.timeout,
+            deadline_s=self.deadline,
+            max_retries=self.max_retries,
+            retry_base_s=self.retry_base,
+            retry_cap_s=self.retry_cap,
+            qps=self.qps,
+            burst=self.burst,
+            breaker_threshold=self.breaker_threshold,
+            breaker_cooldown_s=self.breaker_cooldown,
+            max_continuations=self.max_continuations,
+            continuation=self.continuation,
+        )
 
     @property
     def endpoints(self) -> tuple[str, ...]:

@@ -4,7 +4,11 @@
 
     AnonymizingDescriber (NARRATE_ANONYMIZE=1: text is anonymised before it leaves)
       └── FallbackDescriber
-            ├── ChatDescriber ── ResilientChatClient ── cache: ChatResponseCache
+            ├── ChatDescriber ── ResilientChatClient ── policy: LLMSettings.resilience_policy()
+            │                                        ├─ http: one pooled client (HTTP/2, TLS)
+            │                                        ├─ cache: ChatResponseCache
+            │                                        ├─ limiter: Redis-shared bucket (REDIS_URL)
+            │                                        ├─ in_flight: the in-flight gauge
             │                                        └─ on_attempt: AuditHook, MetricsHook
             └── OfflineDescriber (when ``offline`` ends NARRATE_LLM_FALLBACK_MODELS)
 
@@ -23,8 +27,10 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters import registry
-from adapters.llm.base import ChatRequest, ChatResult, Describer, Description, DescriptionRequest
-from adapters.llm.base import Usage as ChatUsage
+from adapters.llm.base import Describer, Description, DescriptionRequest
+from adapters.llm.chat.ratelimit import RateLimiter
+from adapters.llm.chat.types import AttemptRecord, ChatRequest, ChatResult
+from adapters.llm.chat.types import Usage as ChatUsage
 from narrate.config.settings import LLMSettings
 from narrate.ops import metrics
 from narrate.ops.audit import AuditLog, NullAuditLog, open_audit_log
@@ -70,10 +76,11 @@ class ChatResponseCache:
         metrics.record_cache(value is not None)
         if value is None:
             return None
+        usage = value.get("usage")
         result = ChatResult(
             text=str(value["text"]),
             finish_reason=str(value.get("finish_reason", "stop")),
-            usage=ChatUsage(**value.get("usage", {})),
+            usage=ChatUsage(**usage) if isinstance(usage, dict) else None,
             latency_s=0.0,
             model=str(value.get("model", model)),
             endpoint=str(value.get("endpoint", "")),
@@ -90,7 +97,7 @@ class ChatResponseCache:
         value = {
             "text": result.text,
             "finish_reason": result.finish_reason,
-            "usage": dataclasses.asdict(result.usage),
+            "usage": dataclasses.asdict(result.usage) if result.usage is not None else None,
             "model": result.model,
             "endpoint": result.endpoint,
             "request_id": result.request_id,
@@ -104,8 +111,8 @@ class AuditHook:
     def __init__(self, audit: AuditLog | NullAuditLog) -> None:
         self.audit = audit
 
-    def __call__(self, record: Any) -> None:
-        """``on_attempt`` hook: ``record`` is an ``AttemptRecord``."""
+    def __call__(self, record: AttemptRecord) -> None:
+        """``on_attempt`` hook: one audit record for one HTTP attempt."""
         self.audit.record(
             request_id=record.request_id,
             endpoint=record.endpoint,
@@ -119,7 +126,12 @@ class AuditHook:
             cache_hit=False,
             outcome=record.outcome,
             error=record.error,
-            extra={"call_id": record.call_id, "finish_reason": record.finish_reason},
+            extra={
+                "call_id": record.call_id,
+                "finish_reason": record.finish_reason,
+                "answered_model": record.answered_model,
+                "http_version": record.http_version,
+            },
         )
 
     def cache_hit(self, request: ChatRequest, model: str, result: ChatResult) -> None:
@@ -151,17 +163,18 @@ class MetricsHook:
         self._last: dict[str, Any] = {}  # call_id -> the previous attempt of that call
         self._lock = threading.Lock()
 
-    def __call__(self, record: Any) -> None:
-        """``on_attempt`` hook: ``record`` is an ``AttemptRecord``."""
+    def __call__(self, record: AttemptRecord) -> None:
+        """``on_attempt`` hook: count one HTTP attempt."""
         kind = "timeout" if "timed out" in (record.error or "").lower() else record.error_code
         status = metrics.status_class(
             record.status_code or (200 if record.outcome == "ok" else None), kind
         )
         metrics.record_llm_request(record.endpoint, record.model, status, record.latency_s)
         if record.outcome == "ok":
-            metrics.record_tokens(
-                record.model, record.usage.prompt_tokens, record.usage.completion_tokens
-            )
+            if record.usage is not None:  # unknown counts are not counted as zero
+                metrics.record_tokens(
+                    record.model, record.usage.prompt_tokens, record.usage.completion_tokens
+                )
             if record.ttft_s is not None:
                 metrics.record_ttft(record.model, record.ttft_s)
             if record.finish_reason == "length":
@@ -266,9 +279,36 @@ def build_describer(llm: LLMSettings) -> Describer:
         return describer
 
 
+def _make_limiter(llm: LLMSettings) -> Callable[[str], RateLimiter] | None:
+    """A Redis-shared rate limiter per model when Redis is configured, else None (per process)."""
+    if not llm.rate_limit_redis_url or llm.qps <= 0:
+        return None
+    import redis
+
+    from adapters.llm.chat.ratelimit import RedisTokenBucket
+
+    client = redis.Redis.from_url(llm.rate_limit_redis_url)
+    endpoints = ",".join(llm.endpoints)
+    buckets: dict[str, RateLimiter] = {}
+    lock = threading.Lock()
+
+    def limiter(model: str) -> RateLimiter:
+        with lock:
+            if model not in buckets:
+                digest = hashlib.sha256(f"{endpoints}|{model}".encode()).hexdigest()[:16]
+                buckets[model] = RedisTokenBucket(
+                    client, f"narrate:llm:bucket:{digest}", llm.qps, llm.burst
+                )
+            return buckets[model]
+
+    log.info("rate limit: %g/s (burst %d) shared through Redis", llm.qps, llm.burst)
+    return limiter
+
+
 def _make_chat_describer(llm: LLMSettings) -> Describer:
+    from adapters.llm.chat.resilient import ResilientChatClient
+    from adapters.llm.chat.transport import make_http_client
     from adapters.llm.fallback import FallbackDescriber
-    from adapters.llm.resilient import ResilientChatClient
 
     audit_hook = AuditHook(open_audit_log(llm.audit))
     cache = None
@@ -281,19 +321,17 @@ def _make_chat_describer(llm: LLMSettings) -> Describer:
         model=llm.model,
         fallback_models=llm.fallback_model_list,
         api_key=llm.api_key,
-        timeout=llm.timeout,
-        max_retries=llm.max_retries,
-        deadline=llm.deadline,
-        qps=llm.qps,
-        burst=llm.burst,
-        retry_base=llm.retry_base,
-        retry_cap=llm.retry_cap,
-        breaker_threshold=llm.breaker_threshold,
-        breaker_cooldown=llm.breaker_cooldown,
-        max_continuations=llm.max_continuations,
+        policy=llm.resilience_policy(),
+        client=make_http_client(
+            timeout_s=llm.timeout,
+            http2=llm.http2,
+            tls_min_version=llm.tls_min_version,
+            ca_bundle=llm.ca_bundle,
+        ),
         cache=cache,
         on_attempt=[audit_hook, MetricsHook()],
         in_flight=metrics.llm_in_flight,
+        limiter=_make_limiter(llm),
     )
     chat = registry.load(
         "llm",
@@ -304,6 +342,8 @@ def _make_chat_describer(llm: LLMSettings) -> Describer:
         top_p=llm.top_p,
         max_tokens=llm.max_tokens,
         stream=llm.stream,
+        vision=llm.vision,
+        enable_thinking=llm.enable_thinking,
     )
     chain: list[Describer] = [chat]
     if OFFLINE in llm.fallback_model_list:

@@ -18,9 +18,32 @@ seeded probabilistic mix, then the default (``ok``). Faults, with an optional ``
                         then the connection is dropped
     malformed           HTTP 200 whose body (or SSE event) is not valid JSON
 
-Partial mode (DashScope): when the last message is ``{"role": "assistant", "content": T,
-"partial": true}``, the reply holds only the rest of the answer after ``T``, so a client can
-continue an answer that was cut or truncated.
+Odd replies seen from real servers and gateways (each from a public bug report)::
+
+    error-200[:code]    HTTP 200 holding a vLLM-style error object ("model does not exist",
+                        ``code`` 404 by default; 0 = no code, "server busy")
+    html-502            an nginx "502 Bad Gateway" HTML page
+    html-200            an HTML page with status 200 (a captive portal, a login page)
+    filter[:n]          n deltas, then finish_reason "content_filter"
+    null-finish[:n]     n deltas, each with finish_reason as the STRING "null", then a clean
+                        close with no [DONE] (plain: the half answer with "null")
+    done-no-finish[:n]  n deltas, then [DONE] with no finish reason (llama.cpp interrupted)
+    sse-for-plain       an event stream for a request that did not ask for one
+    context-full        the prompt is over the context: 400 context_length_exceeded when
+                        plain, a 200 with an empty stream when streamed (llama.cpp)
+    reasoning[:n]       Qwen3 thinking: ``reasoning_content`` deltas, then the answer;
+                        n = 0 sends reasoning only and stops with "length"
+
+Server options for whole behaviours: ``honours_partial=False`` ignores partial mode and
+``honours_continue=False`` ignores a "continue" turn (both restart the answer, as llama.cpp
+does); ``context_chars=N`` treats longer prompts as ``context-full``; ``text_only=True``
+answers image parts with a bare HTTP 500; ``served_model`` answers every request as that
+model; ``send_usage=False`` sends no usage (llama.cpp streams).
+
+Continuations: when the last message is ``{"role": "assistant", "content": T, "partial":
+true}`` (Model Studio's partial mode) the reply holds only the rest of the answer after T;
+when an assistant turn T is followed by a user turn (the portable form), the reply is the
+rest after T too, without its leading space, as a model starting a new turn writes it.
 
 Use it as a context manager (``with FakeLLMServer() as fake: fake.base_url``), through the
 ``fake_llm`` / ``fake_llm_factory`` fixtures, or by hand::
@@ -60,7 +83,25 @@ FAULTS = (
     "hang",
     "stream-cut",
     "malformed",
+    "error-200",
+    "html-502",
+    "html-200",
+    "filter",
+    "null-finish",
+    "done-no-finish",
+    "sse-for-plain",
+    "context-full",
+    "reasoning",
 )
+NGINX_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 "
+    b"Bad Gateway</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n"
+)
+PORTAL_200 = (
+    b"<!DOCTYPE html><html><head><title>Sign in to the guest network</title></head>"
+    b"<body><form>...</form></body></html>"
+)
+VISION_MODELS = ("qwen3-vl-plus", "qwen3-vl-flash")  # listed with an image input modality
 DEFAULT_MODELS = ("qwen3-max", "qwen3-vl-plus", "qwen3-vl-flash", "qwen-plus", "qwen-flash")
 _TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\s\u3400-\u9fff\uf900-\ufaff]+\s*|\s+")
 
@@ -108,9 +149,15 @@ def tokenize(text: str) -> list[str]:
 
 
 def _last_user_text(body: Any) -> str:
+    """The question: the last user message before any assistant turn."""
     if not isinstance(body, dict):
         return ""
-    for message in reversed(body.get("messages") or []):
+    messages = body.get("messages") or []
+    for index, message in enumerate(messages):
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            messages = messages[:index]
+            break
+    for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, str):
@@ -131,6 +178,25 @@ def _partial_prefix(body: Any) -> str | None:
     if isinstance(last, dict) and last.get("role") == "assistant" and last.get("partial"):
         content = last.get("content")
         return content if isinstance(content, str) else None
+    return None
+
+
+def _portable_prefix(body: Any) -> str | None:
+    """The text of an assistant turn followed by a user turn (a portable continuation)."""
+    if not isinstance(body, dict):
+        return None
+    messages = body.get("messages") or []
+    if len(messages) < 2:
+        return None
+    turn, last = messages[-2], messages[-1]
+    if (
+        isinstance(turn, dict)
+        and isinstance(last, dict)
+        and turn.get("role") == "assistant"
+        and last.get("role") == "user"
+        and isinstance(turn.get("content"), str)
+    ):
+        return str(turn["content"])
     return None
 
 
@@ -169,6 +235,12 @@ class FakeLLMServer:
         retry_after: float = 1.0,
         hang_seconds: float = 30.0,
         stream_cut_after: int = 3,
+        honours_partial: bool = True,
+        honours_continue: bool = True,
+        context_chars: int | None = None,
+        text_only: bool = False,
+        served_model: str | None = None,
+        send_usage: bool = True,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -184,6 +256,12 @@ class FakeLLMServer:
         self.retry_after = retry_after
         self.hang_seconds = hang_seconds
         self.stream_cut_after = stream_cut_after
+        self.honours_partial = honours_partial
+        self.honours_continue = honours_continue
+        self.context_chars = context_chars
+        self.text_only = text_only
+        self.served_model = served_model
+        self.send_usage = send_usage
         self._lock = threading.Lock()
         self._script: deque[str] = deque()
         self._requests: list[RecordedRequest] = []
@@ -285,17 +363,28 @@ class FakeLLMServer:
         return f"This is a fake answer about: {said}.{seen}"
 
     def reply_text(self, body: Any) -> str:
-        """The text to send: the full answer, or in partial mode only what follows the prefix."""
+        """The text to send: the full answer, or for a continuation what follows the prefix."""
         full = self.answer_text(body)
-        prefix = _partial_prefix(body)
-        if not prefix:
+        prefix = _partial_prefix(body) if self.honours_partial else None
+        portable = None
+        if prefix is None and self.honours_continue:
+            portable = _portable_prefix(body)
+        if not prefix and not portable:
             return full
         common = 0
-        for a, b in zip(full, prefix, strict=False):
+        for a, b in zip(full, prefix or portable or "", strict=False):
             if a != b:
                 break
             common += 1
-        return full[common:]
+        return full[common:] if prefix else full[common:].lstrip()
+
+    def prompt_chars(self, body: Any) -> int:
+        """Characters of message content in ``body`` (the fake's context measure)."""
+        total = 0
+        for message in body.get("messages") or []:
+            content = message.get("content") if isinstance(message, dict) else None
+            total += len(content) if isinstance(content, str) else len(json.dumps(content))
+        return total
 
     def sleep(self, seconds: float) -> bool:
         """Sleep unless the server is stopping; True when the full time passed."""
@@ -357,7 +446,15 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         if self.path.rstrip("/").endswith("/models"):
             models = [m for m in fake.models if m not in fake.reject_models]
-            data = [{"id": m, "object": "model", "owned_by": "fake"} for m in models]
+            data = [
+                {
+                    "id": m,
+                    "object": "model",
+                    "owned_by": "fake",
+                    "input_modalities": ["text", "image"] if m in VISION_MODELS else ["text"],
+                }
+                for m in models
+            ]
             self._json(200, {"object": "list", "data": data})
         elif self.path.rstrip("/") in ("/health", "/v1/health"):
             self._json(200, {"status": "ok"})
@@ -395,7 +492,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "invalid_parameter", "body must be JSON with a messages list")
             return
         model = str(body.get("model") or "")
-        if model in fake.reject_models or not model:
+        if fake.text_only and _image_urls(body):
+            self._json(500, {"error": "Internal Server Error"})
+            return
+        if fake.context_chars is not None and fake.prompt_chars(body) > fake.context_chars:
+            fault = "context-full"
+        if fake.served_model is not None:
+            model = fake.served_model
+        elif model in fake.reject_models or not model:
             self._error(
                 404,
                 "model_not_found",
@@ -458,6 +562,38 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream_cut(body, model, stream, int(arg or fake.stream_cut_after))
         elif name == "malformed":
             self._malformed(stream)
+        elif name == "error-200":
+            code = 404 if arg is None else int(arg)
+            message = f"The model `{model}` does not exist." if code else "The server is busy."
+            error: dict[str, Any] = {"object": "error", "message": message, "type": "NotFoundError"}
+            if code:
+                error["code"] = code
+            self._json(200, error)
+        elif name in ("html-502", "html-200"):
+            page = NGINX_502 if name == "html-502" else PORTAL_200
+            self.send_response(502 if name == "html-502" else 200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+        elif name in ("filter", "null-finish", "done-no-finish"):
+            self._odd_end(name, body, model, stream, int(arg or fake.stream_cut_after))
+        elif name == "sse-for-plain":
+            self._answer(body, model, stream=True, force_length=False)
+        elif name == "context-full":
+            if stream:
+                self._start_sse()
+                self._send_chunk(b"data: [DONE]\n\n")
+                self._send_chunk(b"")
+            else:
+                self._error(
+                    400,
+                    "context_length_exceeded",
+                    "Requested tokens exceed context window of 2048",
+                    "invalid_request_error",
+                )
+        elif name == "reasoning":
+            self._reasoning(body, model, stream, arg)
 
     def _answer(
         self, body: dict[str, Any], model: str, *, stream: bool, force_length: bool
@@ -479,23 +615,22 @@ class _Handler(BaseHTTPRequestHandler):
         }
         ident = f"chatcmpl-fake-{len(fake.requests)}"
         if not stream:
-            self._json(
-                200,
-                {
-                    "id": ident,
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": "".join(tokens)},
-                            "finish_reason": finish,
-                        }
-                    ],
-                    "usage": usage,
-                },
-            )
+            reply = {
+                "id": ident,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "".join(tokens)},
+                        "finish_reason": finish,
+                    }
+                ],
+            }
+            if fake.send_usage:
+                reply["usage"] = usage
+            self._json(200, reply)
             return
         self._start_sse()
         self._event(_chunk(ident, model, {"role": "assistant", "content": ""}))
@@ -505,8 +640,52 @@ class _Handler(BaseHTTPRequestHandler):
             self._event(_chunk(ident, model, {"content": token}))
         self._event(_chunk(ident, model, {}, finish))
         options = body.get("stream_options") or {}
-        if isinstance(options, dict) and options.get("include_usage"):
+        if fake.send_usage and isinstance(options, dict) and options.get("include_usage"):
             self._event({**_chunk(ident, model, {}), "choices": [], "usage": usage})
+        self._send_chunk(b"data: [DONE]\n\n")
+        self._send_chunk(b"")
+
+    def _odd_end(
+        self, name: str, body: dict[str, Any], model: str, stream: bool, after: int
+    ) -> None:
+        fake = self.server.fake
+        tokens = tokenize(fake.reply_text(body))[:after]
+        finish = {"filter": "content_filter", "null-finish": "null"}.get(name)
+        ident = "chatcmpl-odd"
+        if not stream:
+            message = {"role": "assistant", "content": "".join(tokens)}
+            choice = {"index": 0, "message": message, "finish_reason": finish}
+            self._json(200, {"id": ident, "object": "chat.completion", "model": model,
+                             "choices": [choice]})  # fmt: skip
+            return
+        self._start_sse()
+        for token in tokens:
+            chunk_finish = "null" if name == "null-finish" else None
+            self._event(_chunk(ident, model, {"content": token}, chunk_finish))
+        if name == "filter":
+            self._event(_chunk(ident, model, {}, "content_filter"))
+        if name != "null-finish":
+            self._send_chunk(b"data: [DONE]\n\n")
+        self._send_chunk(b"")
+
+    def _reasoning(self, body: dict[str, Any], model: str, stream: bool, arg: float | None) -> None:
+        fake = self.server.fake
+        thoughts = "Let me think about the picture. The user wants a short description."
+        text = "" if arg == 0 else fake.reply_text(body)
+        finish = "length" if arg == 0 else "stop"
+        ident = "chatcmpl-think"
+        if not stream:
+            message = {"role": "assistant", "content": text, "reasoning_content": thoughts}
+            choice = {"index": 0, "message": message, "finish_reason": finish}
+            self._json(200, {"id": ident, "object": "chat.completion", "model": model,
+                             "choices": [choice]})  # fmt: skip
+            return
+        self._start_sse()
+        for token in tokenize(thoughts):
+            self._event(_chunk(ident, model, {"reasoning_content": token}))
+        for token in tokenize(text):
+            self._event(_chunk(ident, model, {"content": token}))
+        self._event(_chunk(ident, model, {}, finish))
         self._send_chunk(b"data: [DONE]\n\n")
         self._send_chunk(b"")
 

@@ -6,15 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.llm.breaker import reset_breakers
-from adapters.llm.ratelimit import reset_buckets
+from adapters.llm.chat.breaker import reset_breakers
+from adapters.llm.chat.ratelimit import reset_buckets
+from adapters.llm.chat.resilient import reset_continuation_probes
 
 
 @pytest.fixture(autouse=True)
 def _fresh_shared_state() -> Iterator[None]:
-    """Circuit breakers and token buckets are process-wide: each test starts with none."""
+    """Breakers, token buckets and server probes are process-wide: each test starts afresh."""
     reset_breakers()
     reset_buckets()
+    reset_continuation_probes()
     yield
     reset_breakers()
     reset_buckets()
+    reset_continuation_probes()

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from adapters.llm.base import Describer, Description, DescriptionRequest
+from adapters.llm.chat.wire import OpenAICompatClient
 from adapters.llm.chat_describer import ChatDescriber
 from adapters.llm.offline import OfflineDescriber
-from adapters.llm.openai_compat import OpenAICompatClient
 from adapters.registry import get_class
 from tests.support.fake_llm import FakeLLMServer
 
@@ -30,8 +30,9 @@ class DescriberContract:
     def describer(self) -> Describer:
         raise NotImplementedError
 
-    def test_conforms_to_the_protocol(self, describer: Describer) -> None:
-        assert isinstance(describer, Describer)
+    def test_has_the_protocol_method(self, describer: Describer) -> None:
+        """Conformance itself is proved by mypy (``registry._CONFORMANCE``, typed fixtures)."""
+        assert callable(describer.describe)
 
     @pytest.mark.parametrize("request_", REQUESTS, ids=["en", "zh", "no-text", "question"])
     def test_describes_in_the_requested_language(

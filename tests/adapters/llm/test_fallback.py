@@ -9,10 +9,10 @@ import pytest
 
 from adapters.errors import InputError, PermanentError
 from adapters.llm.base import Describer, DescriptionRequest
+from adapters.llm.chat.resilient import ResilientChatClient
 from adapters.llm.chat_describer import ChatDescriber
 from adapters.llm.fallback import FallbackDescriber
 from adapters.llm.offline import OfflineDescriber
-from adapters.llm.resilient import ResilientChatClient
 from narrate.config.settings import LLMSettings
 from narrate.pipeline.steps import build_describer
 from tests.adapters.llm.test_describer_contract import DescriberContract

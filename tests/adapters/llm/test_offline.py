@@ -45,11 +45,12 @@ def test_english_receipt_quotes_the_text_and_a_colour() -> None:
 def test_result_is_marked_offline() -> None:
     request = DescriptionRequest(ocr_text=RECEIPT, language="en", features_summary="")
 
-    result = OfflineDescriber().describe(request)
+    describer: Describer = OfflineDescriber()  # mypy checks the conformance
+    result = describer.describe(request)
 
-    assert isinstance(OfflineDescriber(), Describer)
     assert (result.backend, result.model, result.endpoint) == ("offline", "offline", "local")
-    assert result.offline and result.language == "en" and result.usage.total_tokens == 0
+    assert result.offline and result.language == "en"
+    assert result.usage is not None and result.usage.total_tokens == 0
     assert "offline" not in result.text.lower()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from adapters.errors import ConfigError
-from adapters.llm.base import ChatMessage
+from adapters.llm.chat.types import ChatMessage
 from narrate.config.settings import CacheSettings
 from narrate.ops.cache import (
     NullCache,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -11,15 +12,11 @@ from typing import Any
 import pytest
 
 from adapters.errors import PermanentError, TransientError
-from adapters.llm.base import ChatClient, ChatMessage, ChatRequest
-from adapters.llm.breaker import CircuitBreaker
-from adapters.llm.resilient import (
-    AttemptRecord,
-    LLMExhaustedError,
-    ResilientChatClient,
-    ResilientPermanentError,
-    backoff_delay,
-)
+from adapters.llm.chat.breaker import CircuitBreaker
+from adapters.llm.chat.errors import ChatPermanentError, LLMExhaustedError
+from adapters.llm.chat.policy import ResiliencePolicy, backoff_delay
+from adapters.llm.chat.resilient import ResilientChatClient
+from adapters.llm.chat.types import AttemptRecord, ChatClient, ChatMessage, ChatRequest
 from tests.support.fake_llm import FakeLLMServer, tokenize
 
 Factory = Callable[..., FakeLLMServer]
@@ -27,17 +24,26 @@ QUESTION = "Describe the red bus parked in front of the old station building ple
 REQUEST = ChatRequest(messages=(ChatMessage("user", QUESTION),), max_tokens=400)
 
 
+POLICY_FIELDS = {f.name for f in dataclasses.fields(ResiliencePolicy)}
+
+
 def make_client(*servers: FakeLLMServer, **kwargs: Any) -> ResilientChatClient:
-    """A client for ``servers`` (in order) with test-sized delays and no rate limit."""
-    options: dict[str, Any] = {
-        "timeout": 5.0,
-        "retry_base": 0.05,
-        "retry_cap": 0.2,
+    """A client for ``servers`` (in order) with test-sized delays and no rate limit.
+
+    Keyword arguments named like ``ResiliencePolicy`` fields go into the policy.
+    """
+    policy: dict[str, Any] = {
+        "timeout_s": 5.0,
+        "retry_base_s": 0.05,
+        "retry_cap_s": 0.2,
         "qps": 0,
-        "deadline": 20.0,
+        "deadline_s": 20.0,
     }
-    options.update(kwargs)
-    return ResilientChatClient(endpoints=[s.base_url for s in servers], **options)
+    policy.update({k: v for k, v in kwargs.items() if k in POLICY_FIELDS})
+    options = {k: v for k, v in kwargs.items() if k not in POLICY_FIELDS}
+    return ResilientChatClient(
+        endpoints=[s.base_url for s in servers], policy=ResiliencePolicy(**policy), **options
+    )
 
 
 def models_sent(server: FakeLLMServer) -> list[str]:
@@ -46,7 +52,8 @@ def models_sent(server: FakeLLMServer) -> list[str]:
 
 def test_conforms_to_the_chat_client_protocol(fake_llm: FakeLLMServer) -> None:
     with make_client(fake_llm) as client:
-        assert isinstance(client, ChatClient)
+        typed: ChatClient = client  # mypy checks the conformance
+        assert typed is client
         assert "api_key=<none>" in repr(client)
 
 
@@ -80,7 +87,7 @@ def test_insufficient_quota_is_sent_once_and_says_to_top_up(fake_llm: FakeLLMSer
         client.complete(REQUEST)
 
     assert len(fake_llm.requests) == 1
-    assert isinstance(info.value, ResilientPermanentError)
+    assert isinstance(info.value, ChatPermanentError)
     assert info.value.attempts == 1 and info.value.status_code == 429
     assert "top up" in str(info.value) and "insufficient_quota" in str(info.value)
 
@@ -118,7 +125,9 @@ def test_connection_refused_fails_over_to_the_backup(fake_llm_factory: Factory) 
     dead_url = dead.base_url
     dead.stop()
     backup = fake_llm_factory()
-    client = ResilientChatClient(endpoints=[dead_url, backup.base_url], qps=0, timeout=5)
+    client = ResilientChatClient(
+        endpoints=[dead_url, backup.base_url], policy=ResiliencePolicy(qps=0, timeout_s=5)
+    )
     with client:
         result = client.complete(REQUEST)
 
@@ -131,7 +140,7 @@ def test_breaker_skips_a_dead_primary_then_probes_it_after_the_cool_down(
 ) -> None:
     primary = fake_llm_factory(default="503")
     backup = fake_llm_factory()
-    client = make_client(primary, backup, breaker_threshold=2, breaker_cooldown=0.6)
+    client = make_client(primary, backup, breaker_threshold=2, breaker_cooldown_s=0.6)
     with client:
         for _ in range(2):  # two failures open the primary's circuit
             assert client.complete(REQUEST).endpoint == backup.base_url
@@ -156,7 +165,7 @@ def test_all_circuits_open_still_tries_the_least_recently_failed(
 ) -> None:
     first = fake_llm_factory(default="503")
     second = fake_llm_factory(default="503")
-    client = make_client(first, second, breaker_threshold=1, breaker_cooldown=60, max_retries=1)
+    client = make_client(first, second, breaker_threshold=1, breaker_cooldown_s=60, max_retries=1)
     with client:
         with pytest.raises(LLMExhaustedError):
             client.complete(REQUEST)
@@ -193,28 +202,33 @@ def test_retries_used_up_fall_back_to_the_next_model(fake_llm: FakeLLMServer) ->
 def test_no_model_left_raises_with_every_model_tried(fake_llm_factory: Factory) -> None:
     server = fake_llm_factory(reject_models=["qwen3-max", "qwen-plus"])
     client = make_client(server, fallback_models=["qwen-plus"])
-    with client, pytest.raises(ResilientPermanentError) as info:
+    with client, pytest.raises(ChatPermanentError) as info:
         client.complete(REQUEST)
 
     assert info.value.models_tried == ("qwen3-max", "qwen-plus")
     assert "model_not_found" in str(info.value) and info.value.attempts == 2
 
 
+@pytest.mark.parametrize("mode", ["partial", "portable"])
 def test_stream_cut_mid_way_continues_without_losing_or_repeating_text(
-    fake_llm_factory: Factory,
+    fake_llm_factory: Factory, mode: str
 ) -> None:
     primary = fake_llm_factory(script=["stream-cut:4"])
     backup = fake_llm_factory()
     deltas: list[str] = []
-    with make_client(primary, backup) as client:
+    with make_client(primary, backup, continuation=mode) as client:
         result = client.stream(REQUEST, on_delta=deltas.append)
 
     full = primary.answer_text(primary.requests[0].body)
     head = "".join(tokenize(full)[:4])
     assert "".join(deltas) == result.text == full
     assert deltas[:4] == tokenize(full)[:4]  # delivered before the cut, never again
-    continuation = backup.requests[0].body["messages"][-1]
-    assert continuation == {"role": "assistant", "content": head, "partial": True}
+    sent = backup.requests[0].body["messages"]
+    if mode == "partial":
+        assert sent[-1] == {"role": "assistant", "content": head, "partial": True}
+    else:  # the text so far as a plain assistant turn, then a request to go on
+        assert sent[-2] == {"role": "assistant", "content": head}
+        assert sent[-1]["role"] == "user" and "Continue" in sent[-1]["content"]
     assert result.endpoint == backup.base_url and result.attempts == 2
     assert result.ttft_s is not None and result.ttft_s <= result.latency_s
 
@@ -222,7 +236,10 @@ def test_stream_cut_mid_way_continues_without_losing_or_repeating_text(
 def test_stream_cut_then_model_fallback_keeps_the_text(fake_llm: FakeLLMServer) -> None:
     fake_llm.script("stream-cut:3")
     deltas: list[str] = []
-    with make_client(fake_llm, max_retries=0, fallback_models=["qwen-plus"]) as client:
+    client = make_client(
+        fake_llm, max_retries=0, fallback_models=["qwen-plus"], continuation="partial"
+    )
+    with client:
         result = client.stream(REQUEST, on_delta=deltas.append)
 
     first, second = fake_llm.requests
@@ -235,7 +252,7 @@ def test_stream_cut_then_model_fallback_keeps_the_text(fake_llm: FakeLLMServer) 
 
 def test_length_is_continued_until_the_answer_is_complete(fake_llm: FakeLLMServer) -> None:
     fake_llm.script("length")
-    with make_client(fake_llm) as client:
+    with make_client(fake_llm, continuation="partial") as client:
         result = client.complete(REQUEST)
 
     first, second = fake_llm.requests
@@ -244,6 +261,7 @@ def test_length_is_continued_until_the_answer_is_complete(fake_llm: FakeLLMServe
     assert second.body["messages"][-1]["partial"] is True
     assert full.startswith(second.body["messages"][-1]["content"])
     assert result.continuations == 1 and result.attempts == 2
+    assert result.usage is not None
     assert result.usage.completion_tokens == len(tokenize(full))  # summed over both
 
 
@@ -262,7 +280,7 @@ def test_length_beyond_the_continuations_is_marked_truncated(fake_llm: FakeLLMSe
 def test_the_deadline_bounds_a_hanging_server(fake_llm: FakeLLMServer) -> None:
     fake_llm.default = "hang"
     started = time.monotonic()
-    client = make_client(fake_llm, timeout=0.4, deadline=1.0, max_retries=50)
+    client = make_client(fake_llm, timeout_s=0.4, deadline_s=1.0, max_retries=50)
     with client, pytest.raises(LLMExhaustedError) as info:
         client.complete(REQUEST)
 
@@ -274,7 +292,7 @@ def test_the_deadline_bounds_a_hanging_server(fake_llm: FakeLLMServer) -> None:
 def test_a_retry_after_past_the_deadline_is_not_waited_for(fake_llm: FakeLLMServer) -> None:
     fake_llm.script("429:30")
     started = time.monotonic()
-    with make_client(fake_llm, deadline=3.0) as client, pytest.raises(TransientError) as info:
+    with make_client(fake_llm, deadline_s=3.0) as client, pytest.raises(TransientError) as info:
         client.complete(REQUEST)
 
     assert time.monotonic() - started < 3
@@ -293,8 +311,8 @@ def test_backoff_is_full_jitter_capped_and_at_least_retry_after(fake_llm: FakeLL
 
     client = make_client(
         fake_llm,
-        retry_base=1.0,
-        retry_cap=3.0,
+        retry_base_s=1.0,
+        retry_cap_s=3.0,
         sleep=sleep,
         clock=lambda: now[0],
         rng=random.Random(7),

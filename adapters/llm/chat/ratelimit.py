@@ -1,4 +1,4 @@
-"""A client-side token bucket (requests per second + burst), shared by every task in a process.
+"""Client-side rate limiting: a token bucket (requests per second + burst) per process.
 
 ``TokenBucket`` hands out tokens at ``rate`` per second and holds at most ``burst`` of them.
 It reserves tokens under a lock (a negative balance is a queue of reservations), so callers
@@ -9,6 +9,9 @@ code awaits ``acquire_async()`` (it awaits ``asyncio.sleep``); both draw on the 
 ``shared_bucket(key, rate, burst)`` returns the ONE bucket of this process for ``key`` (e.g.
 the endpoint list and the model), so every ``ResilientChatClient`` with the same key, in any
 thread or event loop, shares one limit. ``rate <= 0`` means unlimited.
+
+``RedisTokenBucket`` keeps the same bucket in Redis, updated by one atomic Lua script, so
+every process and Prefect worker pointed at the same Redis and key shares one limit.
 """
 
 from __future__ import annotations
@@ -18,6 +21,23 @@ import math
 import threading
 import time
 from collections.abc import Callable, Hashable
+from typing import Any, Protocol
+
+
+class RateLimiter(Protocol):
+    """Hands out permission to send one request."""
+
+    def acquire(self, max_wait: float = math.inf) -> bool:
+        """Wait for a token.
+
+        Args:
+            max_wait: the longest wait, in seconds, worth accepting.
+
+        Returns:
+            True once a token is taken; False at once (nothing taken) when the wait would
+            exceed ``max_wait``.
+        """
+        ...
 
 
 class TokenBucket:
@@ -117,3 +137,77 @@ def reset_buckets() -> None:
     """Forget every shared bucket (tests; a process that re-reads its settings)."""
     with _BUCKETS_LOCK:
         _BUCKETS.clear()
+
+
+# The same reservation bucket, kept in Redis and updated atomically by one Lua script, so
+# every process and worker that names the same key draws on one limit. The clock is Redis's
+# own (TIME), so the workers' clocks need not agree.
+_REDIS_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local wait = 0
+if tokens < 1 then
+  wait = (1 - tokens) / rate
+end
+if wait > max_wait then
+  return '-1'
+end
+tokens = tokens - 1
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate + wait) + 60)
+return tostring(wait)
+"""
+
+
+class RedisTokenBucket:
+    """A token bucket shared by every process through Redis (atomic Lua script).
+
+    Same contract as ``TokenBucket``: at most ``burst + rate * t`` acquisitions complete in
+    any ``t`` seconds, now summed over every process using ``key``.
+    """
+
+    def __init__(
+        self,
+        redis_client: Any,
+        key: str,
+        rate: float,
+        burst: int = 1,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.key = key
+        self.rate = float(rate)
+        self.burst = max(1, int(burst))
+        self._sleep = sleep
+        self._script = redis_client.register_script(_REDIS_BUCKET_LUA)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key={self.key!r}, rate={self.rate:g}, burst={self.burst})"
+
+    def reserve(self, max_wait: float = math.inf) -> float | None:
+        """Take a token; the seconds to wait before using it, or None (nothing taken)."""
+        if self.rate <= 0:
+            return 0.0
+        limit = min(max_wait, 1e9)
+        wait = float(self._script(keys=[self.key], args=[self.rate, self.burst, limit]))
+        return None if wait < 0 else wait
+
+    def acquire(self, max_wait: float = math.inf) -> bool:
+        """Wait for a token; False at once (nothing taken) if that would take > ``max_wait``."""
+        wait = self.reserve(max_wait)
+        if wait is None:
+            return False
+        if wait > 0:
+            self._sleep(wait)
+        return True

@@ -9,9 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.llm.base import ChatMessage, ChatRequest
-from adapters.llm.ratelimit import TokenBucket, reset_buckets, shared_bucket
-from adapters.llm.resilient import LLMExhaustedError, ResilientChatClient
+from adapters.llm.chat.errors import LLMExhaustedError
+from adapters.llm.chat.policy import ResiliencePolicy
+from adapters.llm.chat.ratelimit import TokenBucket, reset_buckets, shared_bucket
+from adapters.llm.chat.resilient import ResilientChatClient
+from adapters.llm.chat.types import ChatMessage, ChatRequest
 from tests.support.fake_llm import FakeLLMServer
 
 TOLERANCE = 1.0  # one token of slack for clock granularity between reserve and record
@@ -119,11 +121,13 @@ def test_clients_with_the_same_endpoints_and_model_share_one_bucket(
 ) -> None:
     request = ChatRequest(messages=(ChatMessage("user", "hello there"),))
     clients = [
-        ResilientChatClient(endpoints=[fake_llm.base_url], qps=10, burst=2, timeout=5)
+        ResilientChatClient(
+            endpoints=[fake_llm.base_url], policy=ResiliencePolicy(qps=10, burst=2, timeout_s=5)
+        )
         for _ in range(3)
     ]
-    assert clients[0].bucket("qwen3-max") is clients[2].bucket("qwen3-max")
-    assert clients[0].bucket("qwen3-max") is not clients[0].bucket("qwen-plus")
+    assert clients[0].limiter("qwen3-max") is clients[2].limiter("qwen3-max")
+    assert clients[0].limiter("qwen3-max") is not clients[0].limiter("qwen-plus")
 
     threads = [
         threading.Thread(target=lambda c=c: [c.complete(request) for _ in range(4)])
@@ -146,7 +150,8 @@ def test_a_rate_limit_wait_past_the_deadline_fails_without_sending(
 ) -> None:
     request = ChatRequest(messages=(ChatMessage("user", "hello there"),))
     client = ResilientChatClient(
-        endpoints=[fake_llm.base_url], qps=0.2, burst=1, deadline=1.0, timeout=5
+        endpoints=[fake_llm.base_url],
+        policy=ResiliencePolicy(qps=0.2, burst=1, deadline_s=1.0, timeout_s=5),
     )
     with client:
         assert "hello there" in client.complete(request).text

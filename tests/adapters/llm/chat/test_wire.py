@@ -11,8 +11,8 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.errors import PermanentError, TransientError
-from adapters.llm.base import ChatClient, ChatMessage, ChatRequest
-from adapters.llm.openai_compat import (
+from adapters.llm.chat.types import ChatClient, ChatMessage, ChatRequest
+from adapters.llm.chat.wire import (
     ChatPermanentError,
     ChatTransientError,
     OpenAICompatClient,
@@ -66,7 +66,8 @@ def _mock_client(
 def test_request_shape_with_key() -> None:
     seen: list[httpx.Request] = []
     client = _mock_client(seen, api_key=CANARY, extra_headers={"X-Trace": "t1"})
-    assert isinstance(client, ChatClient)
+    typed: ChatClient = client  # mypy checks the conformance
+    assert typed is client
 
     result = client.complete(_request(temperature=0.1, top_p=0.8, max_tokens=123))
 
