@@ -75,7 +75,9 @@ def _timing_rows(result: DescribeResult) -> list[dict[str, object]]:
         rows.append(row("failed before it", row_text))
     if result.ttft_s is not None:
         rows.append(row("time to first token", round(result.ttft_s, 3), "s"))
-    rows += [row(name.replace("_", " "), count, "tokens") for name, count in result.usage.items()]
+    rows += [
+        row(name.replace("_", " "), count, "tokens") for name, count in (result.usage or {}).items()
+    ]
     return rows
 
 

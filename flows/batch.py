@@ -14,6 +14,7 @@ Run it from Python, from the ``nightly-batch`` deployment (prefect.yaml), the CL
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -82,6 +83,8 @@ class _ProgressArtifact:
 
     def __init__(self, total: int) -> None:
         self.last = -1
+        self.total = total
+        self.failed: list[str] = []  # the latest failures, one line each, shown as they happen
         artifact_id = create_progress_artifact(
             progress=0.0, key="batch-progress", description=f"narrate batch: {total} image(s)"
         )
@@ -90,9 +93,19 @@ class _ProgressArtifact:
 
     def __call__(self, done: int, total: int, outcome: ItemOutcome) -> None:
         percent = int(100 * done / total) if total else 100
-        if percent != self.last:
+        description = None
+        if outcome.status == "failed":
+            line = f"{outcome.item}: {outcome.reason}"
+            logging.getLogger("narrate.batch").warning("failed: %s", line)
+            self.failed = [*self.failed[-4:], line]
+            description = f"narrate batch: {self.total} image(s); failed so far:\n" + "\n".join(
+                f"- {f}" for f in self.failed
+            )
+        if percent != self.last or description is not None:
             self.last = percent
-            update_progress_artifact(artifact_id=self.id, progress=float(percent))
+            update_progress_artifact(
+                artifact_id=self.id, progress=float(percent), description=description
+            )
 
 
 def _publish_summary(batch: BatchRun) -> None:

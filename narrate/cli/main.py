@@ -44,7 +44,11 @@ def _error_line(exc: BaseException, debug: bool, item: Path | None = None) -> st
         traceback.print_exception(exc)
     if isinstance(exc, NarrateError):
         line = str(exc)
-        if isinstance(exc, AdapterError) and "could not connect" in line:
+        if (
+            isinstance(exc, AdapterError)
+            and "could not connect" in line
+            and "NARRATE_LLM_BACKEND=offline" not in line
+        ):
             line += (
                 " — check the network and NARRATE_LLM_BASE_URL, or describe offline with "
                 "NARRATE_LLM_BACKEND=offline (or NARRATE_LLM_FALLBACK_MODELS=offline)"
@@ -175,6 +179,9 @@ class _ProgressBar:
 
     def __call__(self, done: int, total: int, outcome: Any) -> None:
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        if outcome.status == "failed":  # each failure as it happens, one line with its hint
+            clear = "\r\033[K" if self.tty else ""
+            print(f"{clear}narrate: failed: {outcome.item}: {outcome.reason}", file=sys.stderr)
         filled = self.width * done // total if total else self.width
         bar = "#" * filled + "." * (self.width - filled)
         counts = ", ".join(f"{n} {s}" for s, n in self.counts.items())

@@ -235,7 +235,7 @@ def process_item(
         item=work.item,
         status="ok",
         backend=result.backend,
-        tokens=int(result.usage.get("total_tokens", 0) or 0),
+        tokens=int((result.usage or {}).get("total_tokens", 0) or 0),
         seconds=time.perf_counter() - started,
         output=f"{work.name}.json",
         key=work.key,

@@ -151,7 +151,8 @@ def load_description(path: Path) -> Description | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         data.pop("saved", None)
-        data["usage"] = Usage(**data.get("usage") or {})
+        usage = data.get("usage")
+        data["usage"] = Usage(**usage) if isinstance(usage, dict) else None
         for name in ("endpoints_tried", "fallback_from"):
             data[name] = tuple(data.get(name) or ())
         return Description(**data)

@@ -38,7 +38,7 @@ class DescribeResult:
     backend: str  # "openai" | "offline"
     model: str
     endpoint: str
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, int] | None = field(default_factory=dict)  # None: the server sent none
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     audio_duration_s: float = 0.0
     attempts: int = 1  # HTTP attempts the description took (retries, failovers, fallbacks)
@@ -47,6 +47,12 @@ class DescribeResult:
     endpoints_tried: tuple[str, ...] = ()
     fallback_from: tuple[str, ...] = ()  # models that failed before the one that answered
     cached: bool = False  # the LLM answer came from the response cache
+    # What the LLM server said (issue 13): a withheld or cut answer is marked and announced.
+    finish_reason: str = "stop"
+    filtered: bool = False  # the server withheld the rest (finish_reason says why)
+    notice: str | None = None  # the sentence ending ``description`` for a cut/withheld answer
+    requested_model: str = ""  # the model asked for; ``model`` is the one that answered
+    http_version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON types."""

@@ -246,6 +246,11 @@ def _result_fields(
         "endpoints_tried": description.endpoints_tried,
         "fallback_from": description.fallback_from,
         "cached": description.cached,
+        "finish_reason": description.finish_reason,
+        "filtered": description.filtered,
+        "notice": description.notice,
+        "requested_model": description.requested_model,
+        "http_version": description.http_version,
     }
 
 

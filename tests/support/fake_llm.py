@@ -444,7 +444,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         fake = self.server.fake
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path.rstrip("/") == "/v1/models":
             models = [m for m in fake.models if m not in fake.reject_models]
             data = [
                 {
@@ -484,7 +484,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fault=fault,
             )
         )
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if self.path.rstrip("/") != "/v1/chat/completions":
             self._error(404, "not_found", f"no route for POST {self.path}", "invalid_request_error")
             return
         fake.sleep(fake.latency)

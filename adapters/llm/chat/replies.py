@@ -48,7 +48,7 @@ MODEL_ERROR_CODES = frozenset(
 CONTEXT_CODES = frozenset({"context_length_exceeded", "context_window_exceeded"})
 # Normal ends under other names (TGI, Anthropic-style gateways).
 STOP_REASONS = frozenset({"stop", "eos", "eos_token", "end_turn", "stop_sequence"})
-INCOMPLETE_REASONS = frozenset({"", "null", "none", "abort", "aborted", "cancelled"})
+INCOMPLETE_REASONS = frozenset({"", "null", "none", "incomplete", "abort", "aborted", "cancelled"})
 MAX_SERVER_MESSAGE = 300
 
 _MODEL_MISSING = re.compile(

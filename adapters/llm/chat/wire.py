@@ -247,7 +247,11 @@ class OpenAICompatClient:
         if isinstance(exc, httpx.TimeoutException):
             what = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
         elif isinstance(exc, httpx.ConnectError):
-            what = f"could not connect ({exc})"
+            what = (
+                f"could not connect ({exc}) — check the network and NARRATE_LLM_BASE_URL, or "
+                "describe offline with NARRATE_LLM_BACKEND=offline (or "
+                "NARRATE_LLM_FALLBACK_MODELS=offline)"
+            )
         elif isinstance(exc, httpx.RemoteProtocolError):
             what = f"dropped the connection mid-answer ({exc})"
         elif isinstance(exc, httpx.NetworkError):
