@@ -22,7 +22,7 @@ help:  ## list the targets
 system:  ## install the Debian packages that are missing (tesseract, espeak-ng, redis, ...)
 	@bash scripts/install_system.sh
 
-$(STAMP): pyproject.toml scripts/install_system.sh scripts/install_asr.sh
+$(STAMP): pyproject.toml scripts/install_system.sh scripts/install_asr.sh scripts/install_litellm.sh
 	@bash scripts/install_system.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing narrate into $(VENV) ..."
@@ -30,6 +30,8 @@ $(STAMP): pyproject.toml scripts/install_system.sh scripts/install_asr.sh
 		|| { grep -v 'is ignored: it is neither' $(VENV)/pip.log; echo "pip install failed"; exit 1; }
 	@echo "installing speech recognition (CPU torch, whisper, pinned tiny.en weights) ..."
 	@bash scripts/install_asr.sh $(VENV) --dev
+	@echo "installing the LiteLLM proxy for the LLM interoperability tests (own venv, ~1 min) ..."
+	@bash scripts/install_litellm.sh $(VENV)/litellm
 	@$(PY) -c "import narrate, prefect, pytesseract, pyttsx3, whisper"
 	@touch $@
 

@@ -40,6 +40,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.llm.chat.breaker import reset_breakers
+from adapters.llm.chat.policy import ResiliencePolicy
 from adapters.llm.chat.resilient import ResilientChatClient
 from adapters.llm.chat.types import ChatMessage, ChatRequest
 from tests.support.fake_llm import FakeLLMServer
@@ -116,7 +117,9 @@ def sdk_call(base_url: str, timeout: float | None = None) -> Callable[[], object
 
 def narrate_call(endpoints: list[str], timeout: float) -> Callable[[], object]:
     """One chat call through narrate's resilient client."""
-    client = ResilientChatClient(endpoints=endpoints, model=MODEL, timeout=timeout, qps=0)
+    client = ResilientChatClient(
+        endpoints=endpoints, model=MODEL, policy=ResiliencePolicy(timeout_s=timeout, qps=0)
+    )
     request = ChatRequest(messages=(ChatMessage("user", PROMPT),), max_tokens=200)
     return lambda: client.complete(request)
 
@@ -154,7 +157,9 @@ def stream_run(kind: str, args: argparse.Namespace) -> RunResult:
                 return pieces
 
         else:
-            client = ResilientChatClient(endpoints=[fake.base_url], model=MODEL, qps=0)
+            client = ResilientChatClient(
+                endpoints=[fake.base_url], model=MODEL, policy=ResiliencePolicy(qps=0)
+            )
             request = ChatRequest(messages=(ChatMessage("user", PROMPT),), max_tokens=200)
             name = "narrate ResilientChatClient.stream"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adapters.llm.chat.policy import ResiliencePolicy
 from adapters.llm.chat.ratelimit import TokenBucket, reset_buckets
 from adapters.llm.chat.resilient import ResilientChatClient
 from adapters.llm.chat.types import ChatMessage, ChatRequest
@@ -80,7 +81,9 @@ def through_client(qps: float, burst: int, total: int, threads: int) -> list[flo
     reset_buckets()
     request = ChatRequest(messages=(ChatMessage("user", "hello"),), max_tokens=20)
     with FakeLLMServer() as server:
-        client = ResilientChatClient(endpoints=[server.base_url], qps=qps, burst=burst)
+        client = ResilientChatClient(
+            endpoints=[server.base_url], policy=ResiliencePolicy(qps=qps, burst=burst)
+        )
         per_thread = total // threads
 
         def work() -> None:

@@ -60,6 +60,7 @@ import json
 import random
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -241,6 +242,7 @@ class FakeLLMServer:
         text_only: bool = False,
         served_model: str | None = None,
         send_usage: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -262,6 +264,7 @@ class FakeLLMServer:
         self.text_only = text_only
         self.served_model = served_model
         self.send_usage = send_usage
+        self.ssl_context = ssl_context  # serve HTTPS with this server-side context
         self._lock = threading.Lock()
         self._script: deque[str] = deque()
         self._requests: list[RecordedRequest] = []
@@ -277,6 +280,8 @@ class FakeLLMServer:
         self._stopping.clear()
         self._httpd = _Server((self.host, self._requested_port), _Handler)
         self._httpd.fake = self
+        if self.ssl_context is not None:
+            self._httpd.socket = self.ssl_context.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -311,7 +316,8 @@ class FakeLLMServer:
     @property
     def base_url(self) -> str:
         """The OpenAI-style base URL, e.g. ``http://127.0.0.1:41234/v1``."""
-        return f"http://{self.host}:{self.port}/v1"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}/v1"
 
     # -- scripting and records ----------------------------------------------------------
 

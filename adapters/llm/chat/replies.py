@@ -53,7 +53,7 @@ MAX_SERVER_MESSAGE = 300
 
 _MODEL_MISSING = re.compile(
     r"\bmodel\b.*\b(does not exist|not found|not exist|unknown|no such|not available|"
-    r"not supported|is not served|invalid model)",
+    r"not supported|is not served|invalid model)|\binvalid model( name)?\b|\bunknown model\b",
     re.IGNORECASE | re.DOTALL,
 )
 _CONTEXT_FULL = re.compile(

@@ -169,6 +169,6 @@ def test_cut_stream_fails_over_without_repeating_speech(
     assert description.text == REPLY
     assert " ".join(synth_calls) == REPLY  # every sentence spoken once, none twice
     assert not streamed.respoken
-    continuation = backup.requests[-1].body["messages"][-1]
-    assert continuation["role"] == "assistant" and continuation["partial"] is True
-    assert REPLY.startswith(continuation["content"])
+    turn, ask = backup.requests[-1].body["messages"][-2:]  # the portable continuation
+    assert turn["role"] == "assistant" and ask["role"] == "user"
+    assert REPLY.startswith(turn["content"])

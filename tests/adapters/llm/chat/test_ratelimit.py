@@ -1,11 +1,16 @@
-"""The token bucket: never more than burst + qps * t acquisitions, from threads and asyncio."""
+"""The token bucket: never more than burst + qps * t acquisitions (threads, asyncio, processes)."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +164,48 @@ def test_a_rate_limit_wait_past_the_deadline_fails_without_sending(
             client.complete(request)  # the next token comes in 5 s, after the deadline
 
     assert len(fake_llm.requests) == 1
+
+
+_WORKER = """
+import sys, time, redis
+from adapters.llm.chat.ratelimit import RedisTokenBucket
+url, start, n = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+bucket = RedisTokenBucket(redis.Redis.from_url(url), "narrate:test:bucket", 10, 2)
+time.sleep(max(0.0, start - time.time()))
+for _ in range(n):
+    bucket.acquire()
+    print(time.time(), flush=True)
+"""
+
+
+@pytest.mark.integration
+def test_a_redis_bucket_is_one_limit_for_several_processes(redis_url: str) -> None:
+    """3 processes x 6 acquisitions at 10/s, burst 2, through one real redis-server."""
+    start = time.time() + 3.0  # every process imported and waiting by then
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, redis_url, str(start), "6"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[4])},
+        )
+        for _ in range(3)
+    ]
+    times = sorted(float(line) for p in procs for line in p.communicate(timeout=60)[0].split())
+
+    assert len(times) == 18 and all(p.returncode == 0 for p in procs)
+    window = max(bisect.bisect_right(times, t + 1.0) - i for i, t in enumerate(times))
+    assert window <= 2 + 10 + 1  # burst + rate in any second (+1: the window's edge)
+    assert times[-1] - times[0] >= (18 - 2) / 10 * 0.9  # not 3 x 10/s: one shared limit
+
+
+def test_redis_bucket_refuses_a_wait_beyond_max_wait(redis_url: str) -> None:
+    import redis
+
+    from adapters.llm.chat.ratelimit import RedisTokenBucket
+
+    bucket = RedisTokenBucket(redis.Redis.from_url(redis_url), "narrate:test:b2", 1, 1)
+    assert bucket.reserve() == 0.0
+    assert bucket.reserve(max_wait=0.1) is None  # nothing taken
+    wait = bucket.reserve(max_wait=5)
+    assert wait is not None and 0.8 < wait <= 1.0
