@@ -41,6 +41,7 @@ from narrate.pipeline.manifest import (
     save_description,
     settings_fingerprint,
 )
+from narrate.pipeline.results import DescribeResult
 from narrate.pipeline.sequence import Steps, describe_one
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
@@ -234,6 +235,7 @@ def process_item(
     return ItemOutcome(
         item=work.item,
         status="ok",
+        reason=_llm_mark(result),
         backend=result.backend,
         tokens=int((result.usage or {}).get("total_tokens", 0) or 0),
         seconds=time.perf_counter() - started,
@@ -254,6 +256,15 @@ def budget_skip(work: WorkItem, settings: Settings, seconds: float = 0.0) -> Ite
         key=work.key,
         name=work.name,
     )
+
+
+def _llm_mark(result: DescribeResult) -> str:
+    """The summary's reason for an answer that was cut or withheld (empty when whole)."""
+    if result.filtered:
+        return f"answer withheld ({result.finish_reason}); said so in the audio"
+    if result.truncated:
+        return "answer cut short; said so in the audio"
+    return ""
 
 
 # -- the run -----------------------------------------------------------------------------

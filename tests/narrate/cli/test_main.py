@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from assets import SAMPLES_DIR
+from narrate.cli.main import _ProgressBar
+from narrate.pipeline.batch import ItemOutcome
 from tests.support.wavcheck import wav_stats
 
 
@@ -98,3 +100,18 @@ def test_images_with_the_same_name_do_not_overwrite_each_other() -> None:
         "other",
         "note-3",
     ]
+
+
+def test_each_failure_is_reported_as_it_happens(capsys: pytest.CaptureFixture[str]) -> None:
+    bar = _ProgressBar()
+    reason = (
+        "http://127.0.0.1:9/v1 (model qwen3-max) could not connect ([Errno 111]) — check the "
+        "network and NARRATE_LLM_BASE_URL, or describe offline with NARRATE_LLM_BACKEND=offline"
+    )
+    bar(1, 3, ItemOutcome(item="a.png", status="ok"))
+    bar(2, 3, ItemOutcome(item="b.png", status="failed", reason=reason))
+    first = capsys.readouterr().err  # before the batch ends
+    bar(3, 3, ItemOutcome(item="c.png", status="ok"))
+
+    assert f"narrate: failed: b.png: {reason}" in first
+    assert "a.png" not in first and first.count("failed: ") == 1

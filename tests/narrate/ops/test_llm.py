@@ -1,4 +1,5 @@
-"""The operator's guarantees end to end: response cache, audit log, PII, secrets.
+"""The operator's guarantees end to end: response cache, audit log, PII, secrets, and what
+the LLM server said (a withheld answer, unknown usage) reaching the result and the JSON.
 
 Every test runs the real pipeline (tesseract, espeak-ng) against fake OpenAI-compatible
 servers on loopback and asserts on what those servers received and what was written.
@@ -17,9 +18,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from adapters.llm.chat.ratelimit import RedisTokenBucket
+from adapters.llm.chat.resilient import ResilientChatClient
+from adapters.llm.chat_describer import ChatDescriber
 from assets import SAMPLES_DIR
 from narrate.config.settings import load_settings
-from narrate.ops.llm import forget_describers
+from narrate.ops.llm import _make_limiter, build_describer, forget_describers
 from narrate.pipeline.sequence import answer_one, describe_one, plain_steps
 from tests.support.fake_llm import FakeLLMServer
 
@@ -314,3 +318,63 @@ def test_the_key_can_come_from_a_prefect_secret_block(
     assert result.backend == "openai"
     assert chat_requests(server)[0].headers["authorization"] == f"Bearer {CANARY}"
     assert CANARY not in (tmp_path / "receipt_en.json").read_text()
+
+
+# ------------------------------------------------------------- what the server said (issue 13)
+
+ANSWER = "This is a receipt from Harbour Bakery. It lists two coffees and a scone."
+
+
+@pytest.mark.slow
+def test_a_withheld_answer_is_marked_and_announced_in_the_result_and_json(
+    fake_llm_factory: Callable[..., FakeLLMServer],
+    llm_env: Callable[..., None],
+    tmp_path: Path,
+) -> None:
+    server = fake_llm_factory(reply=ANSWER, send_usage=False)
+    server.script("filter:10")
+    llm_env(server)
+
+    result = describe_one(RECEIPT, out_dir=tmp_path, lang="auto", settings=load_settings(),
+                          steps=plain_steps())  # fmt: skip
+
+    notice = "The rest of the answer was withheld by the provider's content filter."
+    assert result.description == f"This is a receipt from Harbour Bakery. {notice}"
+    assert result.filtered and result.finish_reason == "content_filter"
+    assert result.notice == notice and result.usage is None  # unknown, not 0
+    assert result.audio_path.stat().st_size > 1000
+    saved = json.loads(result.audio_path.with_suffix(".json").read_text())
+    assert saved["filtered"] is True and saved["notice"] == notice and saved["usage"] is None
+    assert saved["requested_model"] == "qwen3-max" and saved["http_version"] == "HTTP/1.1"
+    audit = [json.loads(line) for p in (tmp_path / "audit").glob("*.jsonl")
+             for line in p.read_text().splitlines()]  # fmt: skip
+    assert audit and audit[-1]["tokens"] is None
+
+
+def test_the_describer_is_built_from_the_settings_once(
+    fake_llm: FakeLLMServer, llm_env: Callable[..., None]
+) -> None:
+    llm_env(fake_llm, NARRATE_LLM_VISION="on", NARRATE_LLM_ENABLE_THINKING="false",
+            NARRATE_LLM_CONTINUATION="portable", NARRATE_LLM_MAX_RETRIES="7")  # fmt: skip
+    settings = load_settings()
+
+    describer = build_describer(settings.llm)
+
+    chat = describer.describers[0]  # type: ignore[attr-defined]
+    assert isinstance(chat, ChatDescriber) and isinstance(chat.client, ResilientChatClient)
+    assert chat.vision == "on" and chat.enable_thinking is False
+    assert chat.client.policy.max_retries == 7 and chat.client.policy.continuation == "portable"
+    assert build_describer(settings.llm) is describer
+
+
+def test_redis_configured_means_one_shared_bucket(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("NARRATE_LLM_QPS", "6")
+    limiter = _make_limiter(load_settings().llm)
+
+    assert limiter is not None
+    bucket = limiter("qwen3-max")
+    assert isinstance(bucket, RedisTokenBucket) and bucket.rate == 6
+    assert limiter("qwen3-max") is bucket and limiter("qwen-plus") is not bucket
