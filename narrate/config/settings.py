@@ -99,7 +99,7 @@ class LLMSettings(BaseSettings):
     temperature: float = Field(0.3, ge=0, le=2)
     top_p: float = Field(0.9, gt=0, le=1)
     max_tokens: int = Field(400, gt=0)
-    # Resilience (adapters/llm/resilient.py); documented under "Resilience settings".
+    # Resilience (adapters/llm/chat/resilient.py), one ResiliencePolicy; see the README.
     backup_base_urls: str = Field(
         "", description="comma-separated backup regions, tried in order after base_url"
     )

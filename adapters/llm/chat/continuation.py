@@ -20,11 +20,11 @@ at a word boundary (a space between Latin words, none for CJK or before punctuat
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from adapters.llm.chat.policy import Continuation
 from adapters.llm.chat.types import ChatMessage
+from adapters.text import CJK_PUNCTUATION, HAN, SENTENCE_END
 
 CONTINUE_PROMPT = (
     "Your previous answer was cut off. Continue it exactly where it stopped, without "
@@ -33,9 +33,7 @@ CONTINUE_PROMPT = (
 RESTART_MIN_CHARS = 16  # a continuation sharing this much of the answer's start restarted it
 DECIDE_CHARS = 40  # text held back before deciding whether a continuation restarted
 SEAM_MIN_CHARS = 4  # shortest repeated text at the seam that is removed
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _NO_SPACE_BEFORE = set(",.;:!?)]}%'\"…，。；：！？、）」』")
-_SENTENCE_END = re.compile(r"[.!?…](?=[\"')\]]*(\s|$))|[。！？]")
 
 
 def partial_mode(endpoint: str, setting: Continuation) -> bool:
@@ -60,7 +58,7 @@ def continuation_messages(
 
 
 def _is_cjk(char: str) -> bool:
-    return bool(char) and bool(_CJK.match(char))
+    return bool(char) and bool(HAN.match(char) or CJK_PUNCTUATION.match(char))
 
 
 def join_gap(before: str, after: str) -> str:
@@ -178,19 +176,15 @@ class ContinuationJoiner:
 
 
 def cut_at_sentence(text: str, *, keep_fragment: bool = True) -> str:
-    """``text`` up to the end of its last complete sentence.
+    """``text`` up to the end of its last complete sentence (``adapters.text``'s rule).
 
-    Sentence ends are ``. ! ? …`` followed by a space or the end (closing quotes and
-    brackets kept) and ``。！？``. A text with no complete sentence is kept whole, or
-    dropped (``""``) when ``keep_fragment`` is False.
+    A text with no complete sentence is kept whole, or dropped (``""``) when
+    ``keep_fragment`` is False.
     """
     stripped = text.rstrip()
     last = None
-    for match in _SENTENCE_END.finditer(stripped):
+    for match in SENTENCE_END.finditer(stripped + " "):  # a final "." ends a sentence too
         last = match
     if last is None:
         return stripped if keep_fragment else ""
-    end = last.end()
-    while end < len(stripped) and stripped[end] in "\"')]」』":
-        end += 1
-    return stripped[:end]
+    return stripped[: last.end()]

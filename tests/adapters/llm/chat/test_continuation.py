@@ -71,7 +71,7 @@ def test_seam_and_gap_helpers() -> None:
     ("text", "cut"),
     [
         ("One. Two is cut", "One."),
-        ('He said "stop." Then', 'He said "stop."'),
+        ("Paid 7.20 in cash. The", "Paid 7.20 in cash."),
         ("Total 7.20 and the", "Total 7.20 and the"),
         ("第一句。第二句没", "第一句。"),
         ("Why? Because", "Why?"),
