@@ -147,7 +147,7 @@ class ItemOutcome:
     status: Status
     reason: str = ""
     backend: str = ""
-    tokens: int = 0
+    tokens: int | None = 0  # None: the LLM server did not say (not "free")
     seconds: float = 0.0
     output: str = ""  # the JSON file, relative to out_dir
     key: str = ""
@@ -237,7 +237,7 @@ def process_item(
         status="ok",
         reason=_llm_mark(result),
         backend=result.backend,
-        tokens=int((result.usage or {}).get("total_tokens", 0) or 0),
+        tokens=None if result.usage is None else int(result.usage.get("total_tokens", 0) or 0),
         seconds=time.perf_counter() - started,
         output=f"{work.name}.json",
         key=work.key,
@@ -433,8 +433,8 @@ class BatchRun:
             self._rows.write(json.dumps(outcome.row(), ensure_ascii=False) + "\n")
             self._rows.flush()
             self.counts[outcome.status] += 1
-            self.tokens += outcome.tokens
-            self.budget.charge(outcome.tokens)
+            self.tokens += outcome.tokens or 0
+            self.budget.charge(outcome.tokens or 0)  # None: the server sent no usage
             self.skipped_budget += outcome.reason == BUDGET_REASON
             done = self.done
         if outcome.status != "skipped":
