@@ -143,6 +143,15 @@ class _Call:
         return "".join(self.parts)
 
 
+@dataclass
+class _ModelState:
+    """Per-model state of one call: failures, back-offs, endpoints failed in this round."""
+
+    failures: int = 0
+    backoffs: int = 0
+    round_failed: set[str] = field(default_factory=set)
+
+
 def _emit(call: _Call, piece: str, clock: Callable[[], float]) -> None:
     """Append new answer text to the call and hand it to the listener."""
     if call.ttft is None:
@@ -322,120 +331,153 @@ class ResilientChatClient:
 
     def _call_model(self, request: ChatRequest, model: str, call: _Call) -> ChatResult:
         """Answer with ``model``: retries, failover, continuation; ``_NextModel`` to give up."""
-        failures = 0
-        backoffs = 0
-        # Endpoints that failed with a failover error in this round; the round ends (and they
-        # are tried again) only when every endpoint has failed.
-        round_failed: set[str] = set()
+        state = _ModelState()
         while True:
-            remaining = call.deadline_at - self._clock()
-            if remaining < MIN_ATTEMPT_SECONDS:
-                raise self._deadline_error(call, model)
-            endpoint = self._pick_endpoint(round_failed)
-            if endpoint is None:  # every endpoint failed in this round: back off, start over
-                self._back_off(call, model, backoffs, None, "every endpoint failed")
-                backoffs += 1
-                round_failed.clear()
+            endpoint = self._next_endpoint(call, model, state)
+            if endpoint is None:
                 continue
-            if not self.limiter(model).acquire(max_wait=remaining):
-                self.breaker(endpoint).release()  # give back a probe slot we may hold
-                raise self._deadline_error(call, model, "the rate limit leaves no time")
             try:
                 segment, joiner = self._attempt(request, model, endpoint, call)
             except ChatError as exc:
-                call.last_error = exc
-                step = next_step(exc)
-                breaker = self.breaker(endpoint)
-                if step == "failover":
-                    breaker.record_failure()
-                    round_failed.add(endpoint)
-                else:
-                    breaker.record_success()  # it answered: the endpoint is up
-                if isinstance(exc, ContextLengthError) and call.text:
-                    return self._kept(call, model, endpoint, "the context is full")
-                if step == "next_model":
-                    raise _NextModel(exc.short(), exc) from exc
-                if step == "fail":
-                    raise self._final_error(call, exc) from exc
-                failures += 1
-                if failures > self.policy.max_retries:
-                    raise _NextModel(f"{failures} failed attempts", exc) from exc
-                if step == "failover":
-                    following = self._pick_endpoint(round_failed, claim=False)
-                    if following is not None:
-                        log.warning(
-                            "failover: %s failed (%s); trying %s [call %s, attempt %d]",
-                            endpoint,
-                            exc.short(),
-                            following,
-                            call.call_id,
-                            call.attempts,
-                        )
-                        continue
-                self._back_off(call, model, backoffs, exc.retry_after, exc.short())
-                backoffs += 1
-                if step == "failover":  # the last endpoint standing failed too: a new round
-                    round_failed.clear()
+                kept = self._after_error(exc, call, model, endpoint, state)
+                if kept is not None:
+                    return kept
                 continue
             except BaseException:
                 self.breaker(endpoint).release()
                 raise
-            self.breaker(endpoint).record_success()
-            call.usage = add_usage(call.usage, segment.usage)
-            call.reasoning_chars += segment.reasoning_chars
-            self._note_model(endpoint, model, segment.model)
-            if joiner is not None and joiner.dropped:
-                return self._kept(call, model, endpoint, "the continuation restarted the answer")
-            kind = finish_kind(segment.finish_reason)
-            if kind == "incomplete":
-                new_text = joiner.emitted if joiner is not None else segment.text
-                if not new_text:  # an empty stream says nothing: ask plainly, like a failure
-                    call.plain_next = request.stream
-                    failures += 1
-                    call.last_error = ChatTransientError(
-                        f"{endpoint} (model {model}) ended the answer without any text or "
-                        "finish reason",
-                        endpoint=endpoint,
-                        model=model,
-                    )
-                    if failures > self.policy.max_retries:
-                        if call.text:
-                            return self._kept(call, model, endpoint, "no more text came")
-                        raise _NextModel(f"{failures} failed attempts", call.last_error)
-                    continue
-                if call.continuations >= self.policy.max_continuations + self.policy.max_retries:
-                    return self._kept(call, model, endpoint, "it kept ending early")
-                call.continuations += 1
-                log.info(
-                    "continuation %d: %s (model %s) ended early after %d chars [call %s]",
-                    call.continuations,
+            result = self._after_answer(request, segment, joiner, call, model, endpoint, state)
+            if result is not None:
+                return result
+
+    def _next_endpoint(self, call: _Call, model: str, state: _ModelState) -> str | None:
+        """The endpoint for the next attempt, its rate-limit token taken; None to loop again.
+
+        Raises ``LLMExhaustedError`` when the deadline leaves no time.
+        """
+        remaining = call.deadline_at - self._clock()
+        if remaining < MIN_ATTEMPT_SECONDS:
+            raise self._deadline_error(call, model)
+        endpoint = self._pick_endpoint(state.round_failed)
+        if endpoint is None:  # every endpoint failed in this round: back off, start over
+            self._back_off(call, model, state.backoffs, None, "every endpoint failed")
+            state.backoffs += 1
+            state.round_failed.clear()
+            return None
+        if not self.limiter(model).acquire(max_wait=remaining):
+            self.breaker(endpoint).release()  # give back a probe slot we may hold
+            raise self._deadline_error(call, model, "the rate limit leaves no time")
+        return endpoint
+
+    def _after_error(
+        self, exc: ChatError, call: _Call, model: str, endpoint: str, state: _ModelState
+    ) -> ChatResult | None:
+        """Apply the policy to a failed attempt: wait, fail over, move on, or give up.
+
+        Returns the text so far as a truncated answer when continuing is impossible, else
+        None (try again); raises ``_NextModel`` or the call's final error.
+        """
+        call.last_error = exc
+        step = next_step(exc)
+        breaker = self.breaker(endpoint)
+        if step == "failover":
+            breaker.record_failure()
+            state.round_failed.add(endpoint)
+        else:
+            breaker.record_success()  # it answered: the endpoint is up
+        if isinstance(exc, ContextLengthError) and call.text:
+            return self._kept(call, model, endpoint, "the context is full")
+        if step == "next_model":
+            raise _NextModel(exc.short(), exc) from exc
+        if step == "fail":
+            raise self._final_error(call, exc) from exc
+        state.failures += 1
+        if state.failures > self.policy.max_retries:
+            raise _NextModel(f"{state.failures} failed attempts", exc) from exc
+        if step == "failover":
+            following = self._pick_endpoint(state.round_failed, claim=False)
+            if following is not None:
+                log.warning(
+                    "failover: %s failed (%s); trying %s [call %s, attempt %d]",
                     endpoint,
-                    model,
-                    len(call.text),
+                    exc.short(),
+                    following,
                     call.call_id,
+                    call.attempts,
                 )
-                continue
-            if kind == "length" and call.continuations < self.policy.max_continuations:
-                call.continuations += 1
-                log.info(
-                    "continuation %d/%d: %s (model %s) hit the token limit after %d chars "
-                    "[call %s]",
-                    call.continuations,
-                    self.policy.max_continuations,
-                    endpoint,
-                    model,
-                    len(call.text),
-                    call.call_id,
+                return None
+        self._back_off(call, model, state.backoffs, exc.retry_after, exc.short())
+        state.backoffs += 1
+        if step == "failover":  # the last endpoint standing failed too: a new round
+            state.round_failed.clear()
+        return None
+
+    def _after_answer(
+        self,
+        request: ChatRequest,
+        segment: ChatResult,
+        joiner: ContinuationJoiner | None,
+        call: _Call,
+        model: str,
+        endpoint: str,
+        state: _ModelState,
+    ) -> ChatResult | None:
+        """The call's result once an attempt answered, or None when the answer goes on."""
+        self.breaker(endpoint).record_success()
+        call.usage = add_usage(call.usage, segment.usage)
+        call.reasoning_chars += segment.reasoning_chars
+        self._note_model(endpoint, model, segment.model)
+        if joiner is not None and joiner.dropped:
+            return self._kept(call, model, endpoint, "the continuation restarted the answer")
+        kind = finish_kind(segment.finish_reason)
+        if kind == "incomplete":
+            new_text = joiner.emitted if joiner is not None else segment.text
+            if not new_text:  # an empty stream says nothing: ask plainly, like a failure
+                call.plain_next = request.stream
+                state.failures += 1
+                call.last_error = ChatTransientError(
+                    f"{endpoint} (model {model}) ended the answer without any text or "
+                    "finish reason",
+                    endpoint=endpoint,
+                    model=model,
                 )
-                continue
-            return self._result(
-                call,
-                segment,
+                if state.failures <= self.policy.max_retries:
+                    return None
+                if call.text:
+                    return self._kept(call, model, endpoint, "no more text came")
+                raise _NextModel(f"{state.failures} failed attempts", call.last_error)
+            if call.continuations >= self.policy.max_continuations + self.policy.max_retries:
+                return self._kept(call, model, endpoint, "it kept ending early")
+            call.continuations += 1
+            log.info(
+                "continuation %d: %s (model %s) ended early after %d chars [call %s]",
+                call.continuations,
                 endpoint,
-                truncated=kind == "length",
-                filtered=kind == "filtered",
-                text=call.text,
+                model,
+                len(call.text),
+                call.call_id,
             )
+            return None
+        if kind == "length" and call.continuations < self.policy.max_continuations:
+            call.continuations += 1
+            log.info(
+                "continuation %d/%d: %s (model %s) hit the token limit after %d chars [call %s]",
+                call.continuations,
+                self.policy.max_continuations,
+                endpoint,
+                model,
+                len(call.text),
+                call.call_id,
+            )
+            return None
+        return self._result(
+            call,
+            segment,
+            endpoint,
+            truncated=kind == "length",
+            filtered=kind == "filtered",
+            text=call.text,
+        )
 
     def _result(
         self,
