@@ -40,7 +40,26 @@ class RateLimiter(Protocol):
         ...
 
 
-class TokenBucket:
+class _Reserving:
+    """``acquire`` on top of a ``reserve`` that books a token and says how long to wait."""
+
+    _sleep: Callable[[float], None]
+
+    def reserve(self, max_wait: float = math.inf) -> float | None:  # pragma: no cover
+        """Book a token; the seconds to wait before using it, or None (nothing booked)."""
+        raise NotImplementedError
+
+    def acquire(self, max_wait: float = math.inf) -> bool:
+        """Wait for a token; False at once (nothing taken) if that would take > ``max_wait``."""
+        wait = self.reserve(max_wait)
+        if wait is None:
+            return False
+        if wait > 0:
+            self._sleep(wait)
+        return True
+
+
+class TokenBucket(_Reserving):
     """Thread-safe token bucket; ``rate`` tokens per second, at most ``burst`` banked."""
 
     def __init__(
@@ -91,15 +110,6 @@ class TokenBucket:
                 return None
             self._tokens -= 1
             return wait
-
-    def acquire(self, max_wait: float = math.inf) -> bool:
-        """Wait for a token; False at once (nothing taken) if that would take > ``max_wait``."""
-        wait = self.reserve(max_wait)
-        if wait is None:
-            return False
-        if wait > 0:
-            self._sleep(wait)
-        return True
 
     async def acquire_async(self, max_wait: float = math.inf) -> bool:
         """``acquire`` for asyncio: awaits instead of blocking the event loop."""
@@ -170,7 +180,7 @@ return tostring(wait)
 """
 
 
-class RedisTokenBucket:
+class RedisTokenBucket(_Reserving):
     """A token bucket shared by every process through Redis (atomic Lua script).
 
     Same contract as ``TokenBucket``: at most ``burst + rate * t`` acquisitions complete in
@@ -202,12 +212,3 @@ class RedisTokenBucket:
         limit = min(max_wait, 1e9)
         wait = float(self._script(keys=[self.key], args=[self.rate, self.burst, limit]))
         return None if wait < 0 else wait
-
-    def acquire(self, max_wait: float = math.inf) -> bool:
-        """Wait for a token; False at once (nothing taken) if that would take > ``max_wait``."""
-        wait = self.reserve(max_wait)
-        if wait is None:
-            return False
-        if wait > 0:
-            self._sleep(wait)
-        return True

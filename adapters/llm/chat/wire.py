@@ -318,30 +318,33 @@ class _Reader:
             message = page_summary(response.status_code, response.reason_phrase, body)
         else:
             code, kind, message = error_fields(body)
-        return classify_status(
-            response.status_code,
-            code,
-            kind,
-            self.client.scrub(message),
-            where=self.client.where(self.model),
-            endpoint=self.client.base_url,
-            model=self.model,
-            retry_after=parse_retry_after(response.headers),
-            has_image=self.request.has_image,
-            is_page=page,
-        )
+        retry_after = parse_retry_after(response.headers)
+        return self._classify(response.status_code, code, kind, message, retry_after, page)
 
     def _embedded_error(self, data: Mapping[str, Any], status: int) -> ChatError:
         code, kind, message = error_fields(dict(data))
+        return self._classify(status_of(code, status), code, kind, message)
+
+    def _classify(
+        self,
+        status: int,
+        code: str | None,
+        kind: str | None,
+        message: str,
+        retry_after: float | None = None,
+        is_page: bool = False,
+    ) -> ChatError:
         return classify_status(
-            status_of(code, status),
+            status,
             code,
             kind,
             self.client.scrub(message),
             where=self.client.where(self.model),
             endpoint=self.client.base_url,
             model=self.model,
+            retry_after=retry_after,
             has_image=self.request.has_image,
+            is_page=is_page,
         )
 
     def _read_json(self, response: httpx.Response, body: bytes) -> None:
