@@ -53,3 +53,34 @@ def test_redaction_is_idempotent() -> None:
     line = "Authorization: Bearer abcdefghijklmnop0123456789 api_key=sk-abcdefghijklmnop0123"
     once = redact(line)
     assert "abcdefghijklmnop" not in once and redact(once) == once
+
+
+def test_the_llm_wire_settings_become_one_policy(clean_env: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "NARRATE_LLM_TIMEOUT": "7", "NARRATE_LLM_DEADLINE": "30", "NARRATE_LLM_MAX_RETRIES": "2",
+        "NARRATE_LLM_RETRY_BASE": "0.1", "NARRATE_LLM_RETRY_CAP": "1", "NARRATE_LLM_QPS": "6",
+        "NARRATE_LLM_BURST": "3", "NARRATE_LLM_BREAKER_THRESHOLD": "4",
+        "NARRATE_LLM_BREAKER_COOLDOWN": "9", "NARRATE_LLM_MAX_CONTINUATIONS": "1",
+        "NARRATE_LLM_CONTINUATION": "portable", "NARRATE_LLM_TLS_MIN_VERSION": "1.3",
+        "NARRATE_LLM_VISION": "off", "NARRATE_LLM_ENABLE_THINKING": "false",
+    }.items():  # fmt: skip
+        clean_env.setenv(name, value)
+    llm = load_settings().llm
+    policy = llm.resilience_policy()
+
+    assert (policy.timeout_s, policy.deadline_s, policy.max_retries) == (7, 30, 2)
+    assert (policy.retry_base_s, policy.retry_cap_s, policy.qps, policy.burst) == (0.1, 1, 6, 3)
+    assert (policy.breaker_threshold, policy.breaker_cooldown_s) == (4, 9)
+    assert (policy.max_continuations, policy.continuation) == (1, "portable")
+    assert (llm.tls_min_version, llm.vision, llm.enable_thinking, llm.http2) == (
+        "1.3",
+        "off",
+        False,
+        True,
+    )
+
+
+def test_a_bad_tls_version_names_the_variable(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("NARRATE_LLM_TLS_MIN_VERSION", "1.1")
+    with pytest.raises(ConfigError, match=r"NARRATE_LLM_TLS_MIN_VERSION: .*'1\.1'"):
+        load_settings()
