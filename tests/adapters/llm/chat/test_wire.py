@@ -402,3 +402,35 @@ def test_official_openai_sdk_talks_to_the_fake(fake_llm: FakeLLMServer) -> None:
     assert answer.usage.completion_tokens > 0
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
     assert chunks[-1].usage is not None
+
+
+# -- replies in the wrong wrapping, with httpx.MockTransport -------------------------------
+
+
+def _replying(body: bytes, content_type: str) -> OpenAICompatClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": content_type})
+
+    return OpenAICompatClient(
+        base_url="https://llm.example/v1",
+        client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+
+
+def test_an_event_stream_under_a_json_content_type_is_read_as_a_stream() -> None:
+    events = [
+        {"model": "m", "choices": [{"delta": {"content": "Half "}}]},
+        {"model": "m", "choices": [{"delta": {"content": "and half."}, "finish_reason": "stop"}]},
+    ]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events)
+    result = _replying(body + b"data: [DONE]\r\n\r\n", "application/json").complete(_request())
+    assert result.text == "Half and half." and result.finish_reason == "stop"
+
+
+def test_a_json_answer_to_a_streamed_request_is_taken_whole() -> None:
+    body = json.dumps(
+        {"model": "m", "choices": [{"message": {"content": "Whole."}, "finish_reason": "stop"}]}
+    ).encode()
+    deltas: list[str] = []
+    result = _replying(body, "application/json").stream(_request(), on_delta=deltas.append)
+    assert result.text == "Whole." and deltas == ["Whole."] and result.usage is None
