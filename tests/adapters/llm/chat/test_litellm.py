@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ANSWER = "The receipt is from Harbour Bakery. It lists two coffees and a scone; the total is 7.20."
 PLUS = "A short answer from the fallback model."
+SEPARATED = "Line one\u2028line two\u0085line three, all in one answer."
 REQUEST = ChatRequest(messages=(ChatMessage("user", "Describe the receipt"),), max_tokens=200)
 
 
@@ -32,7 +33,8 @@ def proxy() -> Iterator[LiteLLMProxy]:
         if os.environ.get("CI"):
             pytest.fail("litellm is not installed: make setup runs scripts/install_litellm.sh")
         pytest.skip("litellm is not installed (make setup, or scripts/install_litellm.sh DIR)")
-    with LiteLLMProxy({"qwen3-max": ANSWER, "qwen-plus": PLUS}) as server:
+    models = {"qwen3-max": ANSWER, "qwen-plus": PLUS, "qwen-flash": SEPARATED}
+    with LiteLLMProxy(models) as server:
         yield server
 
 
@@ -84,3 +86,10 @@ def test_the_describer_speaks_the_proxys_answer(proxy: LiteLLMProxy) -> None:
 
     assert description.text == ANSWER and description.backend == "openai"
     assert not description.vision  # the listing says nothing about images: text only
+
+
+def test_line_separators_in_a_streamed_answer_arrive_as_text(proxy: LiteLLMProxy) -> None:
+    deltas: list[str] = []
+    with client(proxy, model="qwen-flash") as chat:
+        result = chat.stream(REQUEST, on_delta=deltas.append)
+    assert result.text == SEPARATED == "".join(deltas) and result.attempts == 1
