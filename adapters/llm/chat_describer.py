@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from PIL import Image
 
@@ -51,14 +51,6 @@ NOTICES: dict[str, dict[str, str]] = {
         "truncated": "回答被截断了。",
     },
 }
-
-
-class ModelListing(Protocol):
-    """A chat client that can say what it knows of a model (``GET /models``)."""
-
-    def model_entry(self, model: str) -> Mapping[str, Any] | None:
-        """The listing's entry for ``model``, or None when unknown or unreachable."""
-        ...
 
 
 def notice_for(language: str, *, filtered: bool) -> str:
@@ -152,7 +144,7 @@ class ChatDescriber:
         if self.vision == "on":
             return True
         model = self.effective_model
-        if model not in self._listing:
+        if model not in self._listing:  # a client with model_entry() reads GET /models
             lookup = getattr(self.client, "model_entry", None)
             entry = lookup(model) if callable(lookup) else None
             self._listing[model] = takes_images(entry)

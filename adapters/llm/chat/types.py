@@ -100,7 +100,7 @@ class ChatResult:
     """
 
     text: str
-    finish_reason: str  # "stop", "length", "content_filter", ...
+    finish_reason: str  # "stop", "length", "content_filter", ...; "incomplete": none sent
     usage: Usage | None
     latency_s: float
     model: str
@@ -117,7 +117,6 @@ class ChatResult:
     requested_model: str = ""
     http_version: str | None = None  # "HTTP/1.1", "HTTP/2"
     reasoning_chars: int = 0  # reasoning_content received (never part of ``text``)
-    complete: bool = True  # False: the wire saw no finish (cut or early end); internal use
 
 
 class ChatClient(Protocol):

@@ -13,8 +13,8 @@ Every reply is read for what it says (see ``adapters.llm.chat.replies``):
 - an error object inside a 200, an HTML/text error page, a 4xx/5xx: a ``ChatError`` subclass
   with the server's message and code (a page becomes one line: status, reason, title).
 - an answer that ends without a finish reason (a clean early close, ``[DONE]`` alone, or
-  ``finish_reason: "null"``) comes back with ``complete=False`` and ``truncated=True``: the
-  caller continues it; it is never a whole answer.
+  ``finish_reason: "null"``) comes back with ``finish_reason="incomplete"`` and
+  ``truncated=True``: the caller continues it; it is never a whole answer.
 - ``reasoning_content`` (Qwen3 thinking) is counted, never part of ``text``.
 - ``usage`` is None when the server sent none; ``model`` is the model the server reported;
   ``http_version`` the protocol used.
@@ -114,7 +114,8 @@ class OpenAICompatClient:
             request: messages and sampling parameters; ``model=None`` uses ``self.model``.
 
         Returns:
-            The answer; ``complete=False`` (and ``truncated=True``) when it ended early.
+            The answer; ``finish_reason="incomplete"`` (and ``truncated=True``) when it
+            ended without a finish reason.
 
         Raises:
             ChatTransientError: a retry may help (429, 5xx, timeouts, resets, cut bodies).
@@ -457,7 +458,6 @@ class _Reader:
             requested_model=self.model,
             http_version=self.http_version,
             reasoning_chars=self.reasoning_chars,
-            complete=kind != "incomplete",
         )
 
 
