@@ -100,6 +100,65 @@ def spoken_text(text: str) -> str:
     return _OPEN_THINK.sub("", _THINK.sub("", text)).strip()
 
 
+class ThinkFilter:
+    """Passes streamed text on without ``<think>...</think>`` blocks, tags split or not.
+
+    Some servers (vLLM, llama.cpp serving Qwen3) put the reasoning into the content inside
+    ``<think>`` tags; it must not reach a listener that speaks as it goes.
+    """
+
+    OPEN, CLOSE = "<think>", "</think>"
+
+    def __init__(self, sink: Callable[[str], None]) -> None:
+        self.sink = sink
+        self.buffer = ""
+        self.thinking = False
+        self.started = False  # some answer text was passed on
+
+    def __call__(self, piece: str) -> None:
+        """Take the next piece; pass on what is outside the tags."""
+        self.buffer += piece
+        out = []
+        while self.buffer:
+            tag = self.CLOSE if self.thinking else self.OPEN
+            at = self.buffer.find(tag)
+            if at == -1:
+                keep = _partial_tag_length(self.buffer, tag)
+                text, self.buffer = (
+                    self.buffer[: len(self.buffer) - keep],
+                    self.buffer[len(self.buffer) - keep :],
+                )
+                if not self.thinking:
+                    out.append(text)
+                break
+            if not self.thinking:
+                out.append(self.buffer[:at])
+            self.buffer = self.buffer[at + len(tag) :]
+            self.thinking = not self.thinking
+        self._send("".join(out))
+
+    def _send(self, text: str) -> None:
+        if not self.started:  # the answer starts after a leading think block's line break
+            text = text.lstrip()
+            self.started = bool(text)
+        if text:
+            self.sink(text)
+
+    def flush(self) -> None:
+        """The stream ended: pass on a held-back fragment that was no tag after all."""
+        if not self.thinking:
+            self._send(self.buffer)
+        self.buffer = ""
+
+
+def _partial_tag_length(text: str, tag: str) -> int:
+    """How many characters at the end of ``text`` could be the start of ``tag``."""
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:n]):
+            return n
+    return 0
+
+
 class ChatDescriber:
     """Describes images (or answers questions about them) with a chat model."""
 
@@ -197,6 +256,9 @@ class ChatDescriber:
             self.stream and listener is not None and callable(getattr(self.client, "stream", None))
         )
         vision = self.uses_vision(request)
+        thinking = ThinkFilter(listener) if streamed and listener is not None else None
+        if thinking is not None:
+            listener = thinking
         try:
             result = self._call(self.build_request(request, vision=vision), listener, streamed)
         except ImageInputRejectedError as exc:
@@ -205,6 +267,8 @@ class ChatDescriber:
             log.warning("vision: %s; asking once more with the text only", exc)
             vision = False
             result = self._call(self.build_request(request, vision=False), listener, streamed)
+        if thinking is not None:
+            thinking.flush()
         description = self._description(request, result, vision)
         if listener is not None and not streamed:
             listener(description.text)

@@ -15,7 +15,7 @@ from adapters.llm.chat.errors import EmptyAnswerError
 from adapters.llm.chat.policy import ResiliencePolicy
 from adapters.llm.chat.resilient import ResilientChatClient
 from adapters.llm.chat.wire import OpenAICompatClient
-from adapters.llm.chat_describer import ChatDescriber, image_data_url, takes_images
+from adapters.llm.chat_describer import ChatDescriber, ThinkFilter, image_data_url, takes_images
 from tests.support.fake_llm import FakeLLMServer
 
 
@@ -213,3 +213,26 @@ def test_bad_image_is_an_input_error(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match=r"notes\.png"):
         image_data_url(fake)
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 100])
+def test_think_blocks_never_reach_a_streaming_listener(size: int) -> None:
+    text = (
+        "<think>The user wants <b>it</b>.</think>\nA café <thin receipt.<think>more</think> Done."
+    )
+    out: list[str] = []
+    keep = ThinkFilter(out.append)
+    for i in range(0, len(text), size):
+        keep(text[i : i + size])
+    keep.flush()
+    assert "".join(out) == "A café <thin receipt. Done."
+
+
+def test_streamed_think_tags_are_not_delivered(fake_llm_factory) -> None:  # type: ignore[no-untyped-def]
+    server = fake_llm_factory(reply="<think>Let me see the receipt.</think>\nA café receipt.")
+    deltas: list[str] = []
+    client = OpenAICompatClient(base_url=server.base_url, timeout=5)
+
+    result = ChatDescriber(client, stream=True).describe(_request(), deltas.append)
+
+    assert result.text == "A café receipt." == "".join(deltas)
