@@ -815,6 +815,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None, help="require this Bearer key")
     parser.add_argument("--retry-after", type=float, default=1.0)
     parser.add_argument("--hang-seconds", type=float, default=30.0)
+    parser.add_argument("--no-partial", action="store_true", help="ignore partial mode")
+    parser.add_argument("--no-continue", action="store_true", help="ignore 'continue' turns")
+    parser.add_argument("--context-chars", type=int, default=None, help="prompt size limit")
+    parser.add_argument("--text-only", action="store_true", help="HTTP 500 for image parts")
+    parser.add_argument("--served-model", default=None, help="answer as this model")
+    parser.add_argument("--no-usage", action="store_true", help="send no token counts")
     args = parser.parse_args(argv)
     server = FakeLLMServer(
         host=args.host,
@@ -830,6 +836,12 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key,
         retry_after=args.retry_after,
         hang_seconds=args.hang_seconds,
+        honours_partial=not args.no_partial,
+        honours_continue=not args.no_continue,
+        context_chars=args.context_chars,
+        text_only=args.text_only,
+        served_model=args.served_model,
+        send_usage=not args.no_usage,
     ).start()
     print(f"fake OpenAI-compatible server at {server.base_url}", flush=True)
     try:
