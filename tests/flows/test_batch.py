@@ -141,13 +141,13 @@ def test_a_finished_description_is_never_asked_for_again(
 # -- the flow ------------------------------------------------------------------------------
 
 
-def _artifact_data(key: str) -> str:
-    """The data of the latest artifact with ``key`` (other tests' batches make some too)."""
+def _artifact_data(key: str, field: str = "data") -> str:
+    """A field of the latest artifact with ``key`` (other tests' batches make some too)."""
     from prefect.artifacts import Artifact
 
     artifact = Artifact.get(key)
     assert artifact is not None, f"no artifact {key}"
-    return str(artifact.data)
+    return str(getattr(artifact, field))
 
 
 @pytest.mark.slow
@@ -199,6 +199,8 @@ def test_batch_flow_good_and_bad_images_then_a_rerun_skips_everything(
     table = _artifact_data("batch-summary")
     assert "file is empty" in table and "receipt.png" in table
     assert float(_artifact_data("batch-progress")) == 100.0
+    progress = _artifact_data("batch-progress", "description")  # failures as they happened
+    assert "empty.png: file is empty" in progress and "letter.jpg" in progress
 
     again = batch_describe(str(folder), out_dir=out, concurrency=3)
 
@@ -304,6 +306,8 @@ def test_cli_batch_direct_engine_progress_and_exit_status(tmp_path: Path) -> Non
 
     assert run.returncode == 1
     assert "2/2 (1 ok, 0 skipped, 1 failed)" in run.stderr
+    failed = [line for line in run.stderr.splitlines() if line.startswith("narrate: failed: ")]
+    assert len(failed) == 1 and "broken.png" in failed[0]  # printed when it failed
     assert "1 described, 0 skipped (done before), 1 failed of 2" in run.stdout
     rows = read_csv(tmp_path / "out" / "summary.csv")
     assert {r["status"] for r in rows} == {"ok", "failed"}
