@@ -6,7 +6,7 @@
 set -euo pipefail
 DIR="${1:?usage: install_litellm.sh DIR}"
 VERSION="1.108.7"
-if [ -x "$DIR/bin/litellm" ] && "$DIR/bin/python" -c "import litellm, sys; \
+if [ -x "$DIR/bin/litellm" ] && "$DIR/bin/python" -c "import sys; \
     from importlib.metadata import version; sys.exit(version('litellm') != '$VERSION')" 2>/dev/null; then
     exit 0
 fi
