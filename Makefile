@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml scripts/install_system.sh scripts/install_asr.sh script
 	@bash scripts/install_system.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing narrate into $(VENV) ..."
-	@$(PIP) install -e '.[dev,redis,metrics,dask]' >$(VENV)/pip.log 2>&1 \
+	@$(PIP) install -e '.[dev,redis,metrics,dask,service]' >$(VENV)/pip.log 2>&1 \
 		|| { grep -v 'is ignored: it is neither' $(VENV)/pip.log; echo "pip install failed"; exit 1; }
 	@echo "installing speech recognition (CPU torch, whisper, pinned tiny.en weights) ..."
 	@bash scripts/install_asr.sh $(VENV) --dev

@@ -9,6 +9,7 @@ PACKAGES=(
   redis-server
   prometheus prometheus-pushgateway
   sox ffmpeg
+  chromium chromium-driver
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

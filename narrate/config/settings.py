@@ -251,6 +251,64 @@ class MetricsSettings(BaseSettings):
     pushgateway: str | None = Field(None, description="push to this Pushgateway after a batch")
 
 
+def default_service_dir() -> Path:
+    """Where ``narrate serve`` keeps uploads and results: ``$XDG_RUNTIME_DIR`` or the temp dir."""
+    import tempfile
+
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"narrate-serve-{os.getuid()}"
+
+
+class APISettings(BaseSettings):
+    """``narrate serve``: access control, limits, TLS and retention of the upload API.
+
+    Without ``jwt_secret`` or ``jwt_public_key`` the API needs no token and the server
+    refuses to listen on anything but loopback.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_API_", extra="ignore")
+
+    jwt_secret: SecretStr | None = Field(None, description="HS256 shared secret for JWTs")
+    jwt_public_key: Path | None = Field(
+        None, description="PEM public key file; RSA keys verify RS256, EC keys ES256/384/512"
+    )
+    jwt_audience: str | None = Field(None, description="required `aud` claim, when set")
+    jwt_issuer: str | None = Field(None, description="required `iss` claim, when set")
+    jwt_leeway_s: float = Field(30.0, ge=0, description="clock skew allowed on exp/nbf/iat")
+    allow_ips: str = Field(
+        "", description="comma-separated addresses and CIDR blocks (IPv4/IPv6); empty = all"
+    )
+    trusted_proxies: str = Field(
+        "", description="addresses/CIDRs whose X-Forwarded-For is believed; empty = none"
+    )
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, gt=0, description="largest request body (image + audio + fields)"
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain); with tls_key")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    tls_min_version: Literal["1.2", "1.3"] = Field("1.3", description="oldest TLS accepted")
+    max_queue: int = Field(32, ge=0, description="requests waiting beyond those running; 503 after")
+    concurrency: int = Field(8, ge=1, description="requests worked on at once (as a batch)")
+    retention_s: float = Field(
+        3600.0, gt=0, description="seconds results (JSON, WAV) are kept; uploads go at once"
+    )
+    work_dir: Path = Field(
+        default_factory=default_service_dir, description="uploads and results (mode 0700)"
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> APISettings:
+        """A certificate needs its key and the other way round."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both NARRATE_API_TLS_CERT and NARRATE_API_TLS_KEY, or neither")
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """True when tokens are checked (a secret or a public key is configured)."""
+        return self.jwt_secret is not None or self.jwt_public_key is not None
+
+
 class Settings(BaseSettings):
     """All of narrate's settings."""
 
@@ -266,6 +324,7 @@ class Settings(BaseSettings):
     tts: TTSSettings = Field(default_factory=TTSSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     asr: ASRSettings = Field(default_factory=ASRSettings)
+    api: APISettings = Field(default_factory=APISettings)
 
 
 def load_settings() -> Settings:
@@ -280,7 +339,7 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         sections = (
             Settings, LLMSettings, OCRSettings, TTSSettings, ASRSettings, MetricsSettings,
-            CacheSettings, AuditSettings, PrivacySettings,
+            CacheSettings, AuditSettings, PrivacySettings, APISettings,
         )  # fmt: skip
         prefixes = {cls.__name__: cls.model_config.get("env_prefix", "") for cls in sections}
         prefix = prefixes.get(exc.title, "NARRATE_")
@@ -290,4 +349,5 @@ def load_settings() -> Settings:
             problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
         raise ConfigError("invalid setting: " + "; ".join(problems)) from None
     register_secret(settings.llm.api_key)  # redacted wherever it might be logged
+    register_secret(settings.api.jwt_secret)
     return settings
