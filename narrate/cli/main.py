@@ -350,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     from narrate.cli.models import register as register_models
 
     register_models(sub)
+    from narrate.service.command import register as register_serve
+
+    register_serve(sub)
 
     from narrate.cli.doctor import register as register_doctor
 

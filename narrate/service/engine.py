@@ -1,0 +1,153 @@
+"""Running a job on the pipeline: the direct engine, or one Prefect flow run per request.
+
+The direct engine calls ``describe_one`` / ``answer_one`` with the plain step functions (as
+``narrate describe --engine direct`` does), with OCR and features waiting for a free core as
+in a batch. The Prefect engine calls the ``image-to-speech`` and ``voice-qa`` flows, so each
+request is a flow run in the Prefect UI. Both share the process's LLM describer, hence its
+rate limit, breakers and cache.
+
+Errors become ``JobFailed`` with the CLI's one-line reasons: bad input 422, a backend that
+failed 502, a server set-up problem 500.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from narrate.errors import AdapterError, ConfigError, InputError, NarrateError
+from narrate.results import DescribeResult
+from narrate.service.jobs import Job, JobFailed
+from narrate.service.uploads import StoredUpload
+from narrate.settings import Settings
+
+EngineName = Literal["direct", "prefect"]
+
+# OCR and features are CPU-bound: one per core at a time, however many jobs are in flight
+# (most of them wait for the LLM) - the limit a batch run keeps too.
+_CPU_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+
+def resolve_engine(choice: str) -> EngineName:
+    """``auto`` is ``prefect`` when ``PREFECT_API_URL`` is set, else ``direct``."""
+    if choice == "auto":
+        return "prefect" if os.environ.get("PREFECT_API_URL") else "direct"
+    if choice not in ("direct", "prefect"):
+        raise ConfigError(f"unknown engine {choice!r}: use auto, direct or prefect")
+    return choice  # type: ignore[return-value]
+
+
+def _cpu_bound(step: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _CPU_SLOTS:
+            return step(*args, **kwargs)
+
+    return run
+
+
+class PipelineRunner:
+    """Does a job's work with the chosen engine (the ``JobQueue``'s work function)."""
+
+    def __init__(self, settings: Settings, engine: EngineName = "direct") -> None:
+        self.settings = settings
+        self.engine = engine
+        self._steps: Any = None
+        if engine == "direct":
+            from narrate.pipeline import plain_steps
+
+            steps = plain_steps(settings.llm.cache)
+            self._steps = dataclasses.replace(
+                steps, ocr=_cpu_bound(steps.ocr), features=_cpu_bound(steps.features)
+            )
+
+    def __call__(self, job: Job) -> None:
+        """Run ``job``; fills ``job.result`` and ``job.audio_path``.
+
+        Raises:
+            JobFailed: with the HTTP status and one-line reason of any failure.
+        """
+        image: StoredUpload = job.inputs["image"]
+        audio: StoredUpload | None = job.inputs.get("audio")
+        names = {str(image.path): image.name}
+        if audio is not None:
+            names[str(audio.path)] = audio.name
+        try:
+            if job.kind == "describe":
+                result = self._describe(job, image)
+            else:
+                result = self._ask(job, image, audio)
+        except InputError as exc:
+            raise JobFailed(422, _client_reason(exc, names)) from None
+        except ConfigError as exc:
+            raise JobFailed(500, f"the server is not set up for this: {exc}") from None
+        except AdapterError as exc:
+            raise JobFailed(502, f"a backend failed: {exc}") from None
+        except NarrateError as exc:
+            raise JobFailed(500, str(exc)) from None
+        job.audio_path = Path(result.audio_path)
+        job.result = public_result(result, job, image, audio)
+
+    def _describe(self, job: Job, image: StoredUpload) -> DescribeResult:
+        lang = job.inputs.get("lang", "auto")
+        if self.engine == "prefect":
+            from flows.image_to_speech import image_to_speech
+
+            return image_to_speech(image.path, out_dir=job.directory, lang=lang, stem="result")
+        from narrate.pipeline import describe_one
+
+        return describe_one(
+            image.path, out_dir=job.directory, lang=lang, settings=self.settings,
+            steps=self._steps, stem="result",
+        )  # fmt: skip
+
+    def _ask(self, job: Job, image: StoredUpload, audio: StoredUpload | None) -> DescribeResult:
+        lang = job.inputs.get("lang", "auto")
+        question = job.inputs.get("question")
+        audio_path = audio.path if audio is not None else None
+        if self.engine == "prefect":
+            from flows.voice_qa import voice_qa
+
+            return voice_qa(
+                image.path, question_audio=audio_path, question_text=question,
+                out_dir=job.directory, lang=lang,
+            )  # fmt: skip
+        from narrate.pipeline import answer_one
+
+        return answer_one(
+            image.path, question_text=question, question_audio=audio_path,
+            out_dir=job.directory, lang=lang, settings=self.settings, steps=self._steps,
+        )  # fmt: skip
+
+
+def _client_reason(exc: InputError, names: dict[str, str]) -> str:
+    """The error's one line with the client's file name in place of the server's path."""
+    if exc.path is None:
+        return exc.reason
+    return f"{names.get(exc.path, Path(exc.path).name)}: {exc.reason}"
+
+
+def audio_url(job: Job) -> str:
+    """Where the caller fetches the job's speech."""
+    return f"/v1/audio/{job.id}.wav"
+
+
+def public_result(
+    result: DescribeResult, job: Job, image: StoredUpload, audio: StoredUpload | None
+) -> dict[str, Any]:
+    """The result as ``narrate describe --json`` prints it, plus ``id`` and ``audio_url``.
+
+    Server paths never leave: ``image_path`` and ``question_audio`` are the names the client
+    gave its files, ``audio_path`` is the ``audio_url``.
+    """
+    data = {"ok": True, **result.to_dict()}
+    data["image_path"] = image.name
+    data["audio_path"] = audio_url(job)
+    if "question_audio" in data:
+        data["question_audio"] = audio.name if audio is not None else None
+    data["id"] = job.id
+    data["audio_url"] = audio_url(job)
+    return data
