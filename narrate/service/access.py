@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from narrate.errors import ConfigError
-from narrate.settings import APISettings
+from adapters.errors import ConfigError
+from narrate.config.settings import APISettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -36,13 +36,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from narrate import __version__
-from narrate.audit import open_audit_log
+from narrate.config.settings import Settings, load_settings
+from narrate.ops.audit import open_audit_log
 from narrate.service.access import AddressPolicy, AuthError, Caller, TokenVerifier
 from narrate.service.engine import EngineName, PipelineRunner
 from narrate.service.gate import Gate
 from narrate.service.jobs import Job, JobKind, JobQueue, QueueFull, Work
 from narrate.service.uploads import UploadRejected, check_audio, check_image, store
-from narrate.settings import Settings, load_settings
 
 log = logging.getLogger("narrate.service")
 
@@ -261,8 +261,8 @@ def create_app(
 
     @app.get("/metrics", tags=["service"], summary="Prometheus metrics")
     async def metrics_endpoint() -> Response:
-        """narrate's metrics in the Prometheus text format."""
-        from narrate import metrics
+        """Narrate's metrics in the Prometheus text format."""
+        from narrate.ops import metrics
 
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
 

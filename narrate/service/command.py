@@ -48,11 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted; a settings problem is one line and exit status 2."""
-    from narrate.errors import ConfigError
+    from adapters.errors import ConfigError
+    from narrate.config.settings import load_settings
     from narrate.service.app import create_app
     from narrate.service.engine import resolve_engine
     from narrate.service.server import build_server, check_bind
-    from narrate.settings import load_settings
 
     settings = load_settings()
     try:

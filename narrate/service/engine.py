@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from narrate.errors import AdapterError, ConfigError, InputError, NarrateError
-from narrate.results import DescribeResult
+from adapters.errors import AdapterError, ConfigError, InputError, NarrateError
+from narrate.config.settings import Settings
+from narrate.pipeline.results import DescribeResult
 from narrate.service.jobs import Job, JobFailed
 from narrate.service.uploads import StoredUpload
-from narrate.settings import Settings
 
 EngineName = Literal["direct", "prefect"]
 
@@ -57,7 +57,7 @@ class PipelineRunner:
         self.engine = engine
         self._steps: Any = None
         if engine == "direct":
-            from narrate.pipeline import plain_steps
+            from narrate.pipeline.sequence import plain_steps
 
             steps = plain_steps(settings.llm.cache)
             self._steps = dataclasses.replace(
@@ -97,7 +97,7 @@ class PipelineRunner:
             from flows.image_to_speech import image_to_speech
 
             return image_to_speech(image.path, out_dir=job.directory, lang=lang, stem="result")
-        from narrate.pipeline import describe_one
+        from narrate.pipeline.sequence import describe_one
 
         return describe_one(
             image.path, out_dir=job.directory, lang=lang, settings=self.settings,
@@ -115,7 +115,7 @@ class PipelineRunner:
                 image.path, question_audio=audio_path, question_text=question,
                 out_dir=job.directory, lang=lang,
             )  # fmt: skip
-        from narrate.pipeline import answer_one
+        from narrate.pipeline.sequence import answer_one
 
         return answer_one(
             image.path, question_text=question, question_audio=audio_path,

@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 from starlette.datastructures import Headers
 
-from narrate.audit import AuditLog, NullAuditLog
+from narrate.ops.audit import AuditLog, NullAuditLog
 from narrate.service.access import (
     LOCAL_CALLER,
     AddressPolicy,
@@ -97,7 +97,7 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = _Exchange(scope, send)
+        request = _Exchange(scope, send, lambda: self._audit(scope, request))
         try:
             refusal = self._refusal(scope, request)
             if refusal is not None:
@@ -109,8 +109,7 @@ class Gate:
             request.detail = f"internal error ({type(exc).__name__})"
             raise
         finally:
-            if request.audited:
-                await self._audit(scope, request)
+            await request.record()  # if the response did not already (an exception)
 
     def _refusal(self, scope: Scope, request: _Exchange) -> tuple[int, str, dict[str, str]] | None:
         """Why the request is refused before its body is read, or None."""
@@ -121,13 +120,13 @@ class Gate:
         address = self.policy.client_address(peer, headers.getlist("x-forwarded-for"))
         request.address = state["client_address"] = str(address) if address else None
         if not self.policy.allows(address):
-            request.audited = True
+            request.to_audit = True
             shown = address or "unknown"
             return 403, f"your address ({shown}) is not allowed to use this server", {}
         path: str = scope["path"]
         if not path.startswith("/v1/"):
             return None
-        request.audited = True
+        request.to_audit = True
         if self.verifier is None:
             state["caller"] = LOCAL_CALLER
         else:
@@ -197,14 +196,16 @@ class Gate:
 class _Exchange:
     """One request's bookkeeping: what was answered, to whom, and whether to take over."""
 
-    def __init__(self, scope: Scope, send: Send) -> None:
+    def __init__(self, scope: Scope, send: Send, audit: Callable[[], Awaitable[None]]) -> None:
         self._send = send
+        self._audit = audit
         self.started_at = time.perf_counter()
         self.status: int | None = None
         self.detail: str | None = None
         self.address: str | None = None
         self.subject: str | None = None
-        self.audited = False
+        self.to_audit = False
+        self._recorded = False
         self.started = False
         self.overflow = False
         self._error_body = b""
@@ -214,7 +215,14 @@ class _Exchange:
         start, body = json_message(status, detail, headers)
         self.status, self.detail, self.started = status, detail, True
         await self._send(start)
+        await self.record()
         await self._send(body)
+
+    async def record(self) -> None:
+        """Write the audit record once, before the last byte of the response leaves."""
+        if self.to_audit and not self._recorded:
+            self._recorded = True
+            await self._audit()
 
     async def send_from_app(self, message: Message) -> None:
         """The app's ``send``: passes through, notes the status and an error's detail."""
@@ -223,10 +231,14 @@ class _Exchange:
         if message["type"] == "http.response.start":
             self.started = True
             self.status = int(message["status"])
-        elif message["type"] == "http.response.body" and (self.status or 0) >= 400:
-            self._error_body += message.get("body", b"")[:4096]
-            if not message.get("more_body"):
-                self.detail = _detail_of(self._error_body)
+        elif message["type"] == "http.response.body":
+            last = not message.get("more_body")
+            if (self.status or 0) >= 400:
+                self._error_body += message.get("body", b"")[:4096]
+                if last:
+                    self.detail = _detail_of(self._error_body)
+            if last:  # the caller sees the response only once it is on record
+                await self.record()
         await self._send(message)
 
 

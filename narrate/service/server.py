@@ -15,8 +15,8 @@ import socket
 import ssl
 from typing import Any
 
-from narrate.errors import ConfigError
-from narrate.settings import APISettings
+from adapters.errors import ConfigError
+from narrate.config.settings import APISettings
 
 # Mozilla's "intermediate" TLS 1.2 suites (forward secrecy, AEAD only); TLS 1.3 has its own.
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
-from narrate.errors import ConfigError, InputError
+from adapters.errors import ConfigError, InputError
 
 Kind = Literal["image", "audio"]
 

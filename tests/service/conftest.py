@@ -21,9 +21,9 @@ import pytest
 pytest.importorskip("fastapi_offline", reason="needs the service extra: pip install '.[service]'")
 jwt = pytest.importorskip("jwt", reason="needs the service extra: pip install '.[service]'")
 
+from narrate.config.settings import Settings, load_settings  # noqa: E402
 from narrate.service.app import create_app  # noqa: E402
 from narrate.service.server import build_server  # noqa: E402
-from narrate.settings import Settings, load_settings  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = REPO_ROOT / "assets" / "samples"
@@ -68,9 +68,7 @@ class Served:
 
 
 @pytest.fixture
-def serve_api(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Callable[..., Served]]:
+def serve_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """Start servers: ``serve_api({"NARRATE_API_MAX_QUEUE": "0"}, host=..., engine=...)``."""
     started: list[Served] = []
 

@@ -148,9 +148,7 @@ def test_file_names_never_reach_a_path(serve_api):
     png = (SAMPLES / "receipt_en.png").read_bytes()
     results = []
     for name in ("../../etc/passwd", "..\\..\\x.png", "same.png", "same.png"):
-        response = httpx.post(
-            f"{served.url}/v1/jobs", files={"image": (name, png)}, timeout=60
-        )
+        response = httpx.post(f"{served.url}/v1/jobs", files={"image": (name, png)}, timeout=60)
         assert response.status_code == 202, response.text
         results.append(response.json()["id"])
     work_dir = served.settings.api.work_dir
@@ -328,9 +326,12 @@ def test_metrics_expose_the_pipeline_stages(serve_api):
     pytest.importorskip("prometheus_client")
     served = serve_api()
     with (SAMPLES / "receipt_en.png").open("rb") as fh:
-        assert httpx.post(
-            f"{served.url}/v1/describe", files={"image": ("r.png", fh)}, timeout=120
-        ).status_code == 200
+        assert (
+            httpx.post(
+                f"{served.url}/v1/describe", files={"image": ("r.png", fh)}, timeout=120
+            ).status_code
+            == 200
+        )
     metrics = httpx.get(f"{served.url}/metrics")
     assert metrics.status_code == 200
     assert 'narrate_stage_duration_seconds_count{stage="ocr"}' in metrics.text
