@@ -154,6 +154,7 @@
   // -- sending and showing ------------------------------------------------------------------
 
   async function show(result) {
+    $("result").dataset.jobId = result.id;
     const answering = Boolean(result.question);
     $("result-heading").textContent = answering ? "Answer" : "Description";
     $("result-question").hidden = !answering;
