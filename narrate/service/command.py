@@ -72,5 +72,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    server.run()
+    try:
+        server.run()  # uvicorn finishes the requests in flight, then re-raises Ctrl-C
+    except KeyboardInterrupt:
+        pass
+    print("narrate serve: stopped", file=sys.stderr)
     return 0
