@@ -10,6 +10,7 @@ Modules, outermost first::
     uploads   content sniffing and validation of uploaded images and audio
     jobs      the bounded queue: admission (503 + Retry-After), workers, retention
     engine    runs a job on the direct engine or as a Prefect flow run
+    errors    ApiError: an HTTP status and a one-line detail
 
 Importing this package imports nothing heavy; FastAPI and uvicorn load with ``app``/``server``.
 """

@@ -40,9 +40,10 @@ from narrate.config.settings import Settings, load_settings
 from narrate.ops.audit import open_audit_log
 from narrate.service.access import AddressPolicy, AuthError, Caller, TokenVerifier
 from narrate.service.engine import EngineName, PipelineRunner
+from narrate.service.errors import ApiError
 from narrate.service.gate import Gate
 from narrate.service.jobs import Job, JobKind, JobQueue, QueueFull, Work
-from narrate.service.uploads import UploadRejected, check_audio, check_image, store
+from narrate.service.uploads import check_audio, check_image, store
 
 log = logging.getLogger("narrate.service")
 
@@ -54,16 +55,6 @@ PAGE_POLICY = (
 )
 
 Lang = Literal["auto", "en", "zh"]
-
-
-class ApiError(Exception):
-    """An error answered as ``{"detail": ...}`` with ``status`` and optional headers."""
-
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.headers = headers or {}
 
 
 _bearer = HTTPBearer(auto_error=False, description="a JWT; see NARRATE_API_JWT_* on the server")
@@ -326,10 +317,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return _error(exc.status, exc.detail, exc.headers)
-
-    @app.exception_handler(UploadRejected)
-    async def upload_rejected(_request: Request, exc: UploadRejected) -> JSONResponse:
-        return _error(exc.status, exc.detail)
 
     @app.exception_handler(AuthError)
     async def auth_error(_request: Request, exc: AuthError) -> JSONResponse:

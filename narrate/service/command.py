@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 SERVE_EPILOG = """\
@@ -72,9 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    try:
-        server.run()  # uvicorn finishes the requests in flight, then re-raises Ctrl-C
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn finishes requests, re-raises it
+        server.run()
     print("narrate serve: stopped", file=sys.stderr)
     return 0

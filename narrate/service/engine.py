@@ -6,7 +6,7 @@ in a batch. The Prefect engine calls the ``image-to-speech`` and ``voice-qa`` fl
 request is a flow run in the Prefect UI. Both share the process's LLM describer, hence its
 rate limit, breakers and cache.
 
-Errors become ``JobFailed`` with the CLI's one-line reasons: bad input 422, a backend that
+Errors become ``ApiError`` with the CLI's one-line reasons: bad input 422, a backend that
 failed 502, a server set-up problem 500.
 """
 
@@ -22,7 +22,8 @@ from typing import Any, Literal
 from adapters.errors import AdapterError, ConfigError, InputError, NarrateError
 from narrate.config.settings import Settings
 from narrate.pipeline.results import DescribeResult
-from narrate.service.jobs import Job, JobFailed
+from narrate.service.errors import ApiError
+from narrate.service.jobs import Job
 from narrate.service.uploads import StoredUpload
 
 EngineName = Literal["direct", "prefect"]
@@ -68,7 +69,7 @@ class PipelineRunner:
         """Run ``job``; fills ``job.result`` and ``job.audio_path``.
 
         Raises:
-            JobFailed: with the HTTP status and one-line reason of any failure.
+            ApiError: with the HTTP status and one-line reason of any failure.
         """
         image: StoredUpload = job.inputs["image"]
         audio: StoredUpload | None = job.inputs.get("audio")
@@ -81,13 +82,13 @@ class PipelineRunner:
             else:
                 result = self._ask(job, image, audio)
         except InputError as exc:
-            raise JobFailed(422, _client_reason(exc, names)) from None
+            raise ApiError(422, _client_reason(exc, names)) from None
         except ConfigError as exc:
-            raise JobFailed(500, f"the server is not set up for this: {exc}") from None
+            raise ApiError(500, f"the server is not set up for this: {exc}") from None
         except AdapterError as exc:
-            raise JobFailed(502, f"a backend failed: {exc}") from None
+            raise ApiError(502, f"a backend failed: {exc}") from None
         except NarrateError as exc:
-            raise JobFailed(500, str(exc)) from None
+            raise ApiError(500, str(exc)) from None
         job.audio_path = Path(result.audio_path)
         job.result = public_result(result, job, image, audio)
 

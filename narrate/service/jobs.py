@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from narrate.service.errors import ApiError
+
 log = logging.getLogger("narrate.service")
 
 JobKind = Literal["describe", "ask"]
@@ -37,15 +39,6 @@ class QueueFull(Exception):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"the server is busy: try again in {retry_after_s} s")
         self.retry_after_s = retry_after_s
-
-
-class JobFailed(Exception):
-    """What a job's work raises to fail with an HTTP ``status`` and a one-line ``detail``."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass
@@ -105,7 +98,7 @@ class JobQueue:
     """Admits, runs and forgets jobs; thread-safe.
 
     Args:
-        work: does a job: fills ``job.result``/``job.audio_path`` or raises ``JobFailed``.
+        work: does a job: fills ``job.result``/``job.audio_path`` or raises ``ApiError``.
         concurrency: jobs running at once.
         max_queue: jobs waiting beyond those running.
         retention_s: seconds a finished job and its files are kept.
@@ -199,7 +192,7 @@ class JobQueue:
         try:
             self._work(job)
             job.status = "done"
-        except JobFailed as exc:
+        except ApiError as exc:
             job.status, job.error_status, job.error_detail = "failed", exc.status, exc.detail
         except Exception:  # a bug: the reason stays in the server log, the client gets an id
             log.exception("job %s failed", job.id)

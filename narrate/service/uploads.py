@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
 from adapters.errors import ConfigError, InputError
+from narrate.service.errors import ApiError
 
 Kind = Literal["image", "audio"]
 
@@ -70,15 +71,6 @@ def display_name(filename: str | None, default: str) -> str:
     return name or default
 
 
-class UploadRejected(Exception):
-    """An upload cannot be used: ``status`` (413, 415, 422, 501) and a one-line ``detail``."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
 @dataclass(frozen=True)
 class StoredUpload:
     """An upload saved in a job's folder."""
@@ -121,7 +113,7 @@ def check_image(upload: StoredUpload, *, max_pixels: int, max_bytes: int) -> Non
     """Open the image as the pipeline will; fail with the CLI's reason.
 
     Raises:
-        UploadRejected: 415 when the content is no image format, 422 when it is empty,
+        ApiError: 415 when the content is no image format, 422 when it is empty,
             truncated, corrupt or a decompression bomb.
     """
     from adapters.imaging import load_image
@@ -130,14 +122,14 @@ def check_image(upload: StoredUpload, *, max_pixels: int, max_bytes: int) -> Non
         load_image(upload.path, max_pixels=max_pixels, max_bytes=max_bytes).close()
     except InputError as exc:
         status = 415 if upload.size > 0 and upload.kind != "image" else 422
-        raise UploadRejected(status, _reason(exc, upload)) from None
+        raise ApiError(status, _reason(exc, upload)) from None
 
 
 def check_audio(upload: StoredUpload, *, max_bytes: int) -> None:
     """Decode the question's audio as the transcriber will; fail with the CLI's reason.
 
     Raises:
-        UploadRejected: 415 when the content is no audio format, 422 when it is empty,
+        ApiError: 415 when the content is no audio format, 422 when it is empty,
             corrupt, silent or too long, 501 when the server cannot read audio at all.
     """
     try:
@@ -146,8 +138,8 @@ def check_audio(upload: StoredUpload, *, max_bytes: int) -> None:
         load_audio(upload.path, max_bytes=max_bytes)
     except InputError as exc:
         status = 415 if upload.size > 0 and upload.kind != "audio" else 422
-        raise UploadRejected(status, _reason(exc, upload)) from None
+        raise ApiError(status, _reason(exc, upload)) from None
     except (ConfigError, ImportError) as exc:
-        raise UploadRejected(
+        raise ApiError(
             501, f"this server cannot take spoken questions ({exc}); type the question instead"
         ) from None
