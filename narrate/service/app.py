@@ -221,11 +221,12 @@ def create_app(
         return JSONResponse(body, status_code=202, headers={"Location": url})
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"], summary="A job's status and result")
-    async def get_job(job_id: str, caller: CallerDep) -> dict[str, Any]:
+    async def get_job(request: Request, job_id: str, caller: CallerDep) -> dict[str, Any]:
         """``queued``, ``running``, ``done`` with ``result``, or ``failed`` with ``error``."""
         job = queue.get(job_id, caller.owner)
         if job is None:
             raise ApiError(404, f"no job {job_id} of yours (results are kept {_kept(api)})")
+        request.state.job_id = job.id
         return job.public()
 
     @app.get(
@@ -235,11 +236,16 @@ def create_app(
         response_class=FileResponse,
         responses={200: {"content": {"audio/wav": {}}}},
     )
-    async def get_audio(job_id: str, caller: CallerDep) -> FileResponse:
+    async def get_audio(request: Request, job_id: str, caller: CallerDep) -> FileResponse:
         """The WAV of a finished job, to the caller that made it only."""
         job = queue.get(job_id, caller.owner)
+        if job is not None and job.status in ("queued", "running"):
+            raise ApiError(
+                409, f"the audio is not ready yet ({job.status}): poll /v1/jobs/{job.id}"
+            )
         if job is None or job.audio_path is None or not job.audio_path.is_file():
             raise ApiError(404, f"no audio {job_id} of yours (results are kept {_kept(api)})")
+        request.state.job_id = job.id
         return FileResponse(
             job.audio_path, media_type="audio/wav", filename=f"narrate-{job_id}.wav",
             headers={"Cache-Control": "private, no-store"},
