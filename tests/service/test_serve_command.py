@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -108,11 +109,14 @@ def test_prefect_engine_makes_a_flow_run_per_request(serve_api, prefect_harness)
 
     served = serve_api(engine="prefect")
     png = (SAMPLES / "receipt_en.png").read_bytes()
+
+    def describe(_: int) -> httpx.Response:
+        return httpx.post(f"{served.url}/v1/describe", files={"image": ("r.png", png)}, timeout=300)
+
+    with ThreadPoolExecutor(2) as pool:  # two flow runs at once in the server's workers
+        responses = list(pool.map(describe, range(2)))
     ids = []
-    for _ in range(2):
-        response = httpx.post(
-            f"{served.url}/v1/describe", files={"image": ("r.png", png)}, timeout=300
-        )
+    for response in responses:
         assert response.status_code == 200, response.text
         assert "TOTAL 7.20" in response.json()["description"]
         ids.append(response.json()["id"])
