@@ -11,6 +11,7 @@ Modules, outermost first::
     jobs      the bounded queue: admission (503 + Retry-After), workers, retention
     engine    runs a job on the direct engine or as a Prefect flow run
     errors    ApiError: an HTTP status and a one-line detail
+    telemetry the service's Prometheus series (requests, durations, queue depth)
 
 Importing this package imports nothing heavy; FastAPI and uvicorn load with ``app``/``server``.
 """

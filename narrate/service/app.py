@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from narrate import __version__
 from narrate.config.settings import Settings, load_settings
 from narrate.ops.audit import open_audit_log
+from narrate.service import telemetry
 from narrate.service.access import AddressPolicy, AuthError, Caller, TokenVerifier
 from narrate.service.engine import EngineName, PipelineRunner
 from narrate.service.errors import ApiError
@@ -113,6 +114,7 @@ def create_app(
         work_dir=api.work_dir,
     )
     checks = anyio.CapacityLimiter(os.cpu_count() or 1)  # decoding uploads is CPU work
+    telemetry.watch_queue(queue.depth)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

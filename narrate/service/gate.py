@@ -27,6 +27,7 @@ import anyio
 from starlette.datastructures import Headers
 
 from narrate.ops.audit import AuditLog, NullAuditLog
+from narrate.service import telemetry
 from narrate.service.access import (
     LOCAL_CALLER,
     AddressPolicy,
@@ -191,6 +192,7 @@ class Gate:
             "extra": {"kind": "api", "subject": request.subject, "client": request.address},
         }
         await anyio.to_thread.run_sync(lambda: self.audit.record(**record))
+        telemetry.record_request(record["endpoint"], status, record["latency_s"])
 
 
 class _Exchange:

@@ -327,19 +327,29 @@ def test_service_endpoints(serve_api):
     assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
 
 
-def test_metrics_expose_the_pipeline_stages(serve_api):
+def _sample(text: str, series: str) -> float:
+    """The value of one series line in a Prometheus exposition (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_metrics_expose_the_pipeline_stages_and_the_api(serve_api):
     pytest.importorskip("prometheus_client")
     served = serve_api()
+    ok = 'narrate_api_requests_total{route="POST /v1/describe",status="200"}'
+    before = _sample(httpx.get(f"{served.url}/metrics").text, ok)
     with (SAMPLES / "receipt_en.png").open("rb") as fh:
-        assert (
-            httpx.post(
-                f"{served.url}/v1/describe", files={"image": ("r.png", fh)}, timeout=120
-            ).status_code
-            == 200
+        response = httpx.post(
+            f"{served.url}/v1/describe", files={"image": ("r.png", fh)}, timeout=120
         )
+    assert response.status_code == 200
     metrics = httpx.get(f"{served.url}/metrics")
     assert metrics.status_code == 200
-    assert 'narrate_stage_duration_seconds_count{stage="ocr"}' in metrics.text
+    assert _sample(metrics.text, 'narrate_stage_duration_seconds_count{stage="ocr"}') >= 1
+    assert _sample(metrics.text, ok) == before + 1
+    assert 'narrate_api_jobs{state="admitted"} 0.0' in metrics.text
 
 
 def test_an_unexpected_error_leaves_no_traceback(serve_api):
