@@ -165,7 +165,8 @@ class Caller:
     @property
     def owner(self) -> str:
         """The key results are stored under: issuer and subject."""
-        return f"{self.issuer or ''} {self.subject}"
+        issuer = self.issuer or ""
+        return f"{len(issuer)}:{issuer}{self.subject}"  # length-prefixed: no two pairs clash
 
     def require(self, scope: str) -> None:
         """Fail unless the token allows ``scope`` (a token without scopes allows all).

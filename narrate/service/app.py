@@ -152,8 +152,9 @@ def create_app(
         if kind == "ask":
             question = _check_question(question, audio)
         slot = queue.reserve()
-        job = queue.new_job(caller.owner, kind)
+        job: Job | None = None
         try:
+            job = queue.new_job(caller.owner, kind)
             async with checks:
                 stored = await anyio.to_thread.run_sync(
                     store, image.file, job.directory, "image", image.filename
@@ -175,7 +176,8 @@ def create_app(
                     job.inputs["audio"] = recording
         except BaseException:
             slot.release()
-            queue.discard(job)
+            if job is not None:
+                queue.discard(job)
             raise
         request.state.job_id = job.id
         return slot.start(job)

@@ -174,25 +174,24 @@ class Gate:
             await request.answer(413, self._too_large(), {"Connection": "close"})
 
     async def _audit(self, scope: Scope, request: _Exchange) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or scope["path"]
+        template = getattr(scope.get("route"), "path", None)
         state = scope.get("state", {})
         status = request.status or 500
-        record = {
+        latency_s = time.perf_counter() - request.started_at
+        refused = status in (401, 403, 413, 503)
+        outcome = "ok" if status < 400 else "refused" if refused else "error"
+        entry = {
             "request_id": state.get("job_id") or uuid.uuid4().hex,
-            "endpoint": f"{scope['method']} {template}",
+            "endpoint": f"{scope['method']} {template or scope['path']}",
             "status": status,
-            "latency_s": time.perf_counter() - request.started_at,
-            "outcome": "ok"
-            if status < 400
-            else "refused"
-            if status in (401, 403, 413, 503)
-            else "error",
+            "latency_s": latency_s,
+            "outcome": outcome,
             "error": request.detail if status >= 400 else None,
             "extra": {"kind": "api", "subject": request.subject, "client": request.address},
         }
-        await anyio.to_thread.run_sync(lambda: self.audit.record(**record))
-        telemetry.record_request(record["endpoint"], status, record["latency_s"])
+        await anyio.to_thread.run_sync(lambda: self.audit.record(**entry))
+        route = f"{scope['method']} {template}" if template else "unmatched"  # bounded labels
+        telemetry.record_request(route, status, latency_s)
 
 
 class _Exchange:
@@ -201,6 +200,12 @@ class _Exchange:
     def __init__(self, scope: Scope, send: Send, audit: Callable[[], Awaitable[None]]) -> None:
         self._send = send
         self._audit = audit
+        self._security_headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        if scope.get("scheme") == "https":
+            self._security_headers.append((b"strict-transport-security", b"max-age=31536000"))
         self.started_at = time.perf_counter()
         self.status: int | None = None
         self.detail: str | None = None
@@ -215,6 +220,7 @@ class _Exchange:
     async def answer(self, status: int, detail: str, headers: dict[str, str]) -> None:
         """Send a JSON error response of our own."""
         start, body = json_message(status, detail, headers)
+        start["headers"] = [*start["headers"], *self._security_headers]
         self.status, self.detail, self.started = status, detail, True
         await self._send(start)
         await self.record()
@@ -233,6 +239,7 @@ class _Exchange:
         if message["type"] == "http.response.start":
             self.started = True
             self.status = int(message["status"])
+            message = {**message, "headers": [*message.get("headers", []), *self._security_headers]}
         elif message["type"] == "http.response.body":
             last = not message.get("more_body")
             if (self.status or 0) >= 400:

@@ -322,6 +322,8 @@ def test_service_endpoints(serve_api):
     page = httpx.get(f"{served.url}/")
     assert page.status_code == 200 and "<main>" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "no-referrer"
     assert httpx.get(f"{served.url}/static/app.js").status_code == 200
     missing = httpx.get(f"{served.url}/v1/nothing", headers=bearer(make_token()))
     assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}

@@ -122,7 +122,9 @@ def test_tls_13_by_default_and_12_refused(serve_api, certificate):
     )
     assert served.url.startswith("https://")
     with httpx.Client(verify=_client_context(ca), timeout=120) as client:
-        assert client.get(f"{served.url}/healthz").status_code == 200
+        health = client.get(f"{served.url}/healthz")
+        assert health.status_code == 200
+        assert health.headers["strict-transport-security"].startswith("max-age=")
         with (SAMPLES / "receipt_en.png").open("rb") as fh:
             response = client.post(
                 f"{served.url}/v1/describe",
