@@ -2,8 +2,9 @@
 
 One invocation measures, against the loopback fake LLM answering after 300 ms:
 
-* baseline: the same pipeline called directly in this process (``describe_one`` on a thread
-  pool of the server's concurrency, no HTTP) over the same images: the machine's limit;
+* baseline: the same pipeline called directly in a process (``describe_one`` with the
+  server's steps, OCR and features one per core, on 8 threads like the server's workers;
+  no HTTP, no upload checks) over the same images: the machine's limit for this work;
 * load: ``narrate serve`` (a subprocess, direct engine, tokens on) with the default queue,
   ``--clients`` clients each posting ``/v1/describe`` in a loop for ``--seconds``;
 * low queue: the same load with ``NARRATE_API_CONCURRENCY=2`` and ``NARRATE_API_MAX_QUEUE=2``;
@@ -77,9 +78,10 @@ import json, os, sys, time, itertools, threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from narrate.config.settings import load_settings
-from narrate.pipeline.sequence import describe_one, plain_steps
+from narrate.pipeline.sequence import describe_one
+from narrate.service.engine import PipelineRunner
 settings = load_settings()
-steps = plain_steps(settings.llm.cache)
+steps = PipelineRunner(settings, "direct")._steps  # the server's steps: OCR/features per core
 images = [Path({str(SAMPLES_DIR)!r}) / n for n in {list(SAMPLES)!r}]
 counter = itertools.count()
 latencies, stop = [], time.perf_counter() + {seconds}
