@@ -81,7 +81,7 @@ from narrate.config.settings import load_settings
 from narrate.pipeline.sequence import describe_one
 from narrate.service.engine import PipelineRunner
 settings = load_settings()
-steps = PipelineRunner(settings, "direct")._steps  # the server's steps: OCR/features per core
+steps = PipelineRunner(settings, "direct").steps  # the server's steps: OCR/features per core
 images = [Path({str(SAMPLES_DIR)!r}) / n for n in {list(SAMPLES)!r}]
 counter = itertools.count()
 latencies, stop = [], time.perf_counter() + {seconds}

@@ -56,12 +56,12 @@ class PipelineRunner:
     def __init__(self, settings: Settings, engine: EngineName = "direct") -> None:
         self.settings = settings
         self.engine = engine
-        self._steps: Any = None
+        self.steps: Any = None
         if engine == "direct":
             from narrate.pipeline.sequence import plain_steps
 
             steps = plain_steps(settings.llm.cache)
-            self._steps = dataclasses.replace(
+            self.steps = dataclasses.replace(
                 steps, ocr=_cpu_bound(steps.ocr), features=_cpu_bound(steps.features)
             )
 
@@ -102,7 +102,7 @@ class PipelineRunner:
 
         return describe_one(
             image.path, out_dir=job.directory, lang=lang, settings=self.settings,
-            steps=self._steps, stem="result",
+            steps=self.steps, stem="result",
         )  # fmt: skip
 
     def _ask(self, job: Job, image: StoredUpload, audio: StoredUpload | None) -> DescribeResult:
@@ -120,7 +120,7 @@ class PipelineRunner:
 
         return answer_one(
             image.path, question_text=question, question_audio=audio_path,
-            out_dir=job.directory, lang=lang, settings=self.settings, steps=self._steps,
+            out_dir=job.directory, lang=lang, settings=self.settings, steps=self.steps,
         )  # fmt: skip
 
 
