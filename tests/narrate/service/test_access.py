@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from adapters.errors import ConfigError
 from narrate.config.settings import APISettings
 from narrate.service.access import AddressPolicy, TokenVerifier, parse_networks
-from tests.service.conftest import SAMPLES, SECRET, bearer, make_token
+from tests.narrate.service.conftest import SAMPLES, SECRET, bearer, make_token
 
 AUTH = {"NARRATE_API_JWT_SECRET": SECRET}
 

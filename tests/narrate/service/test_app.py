@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.images import word_recall
-from tests.service.conftest import SAMPLES, SECRET, bearer, make_token
+from tests.narrate.service.conftest import SAMPLES, SECRET, bearer, make_token
 from tests.support.wavcheck import wav_stats
 
 AUTH = {"NARRATE_API_JWT_SECRET": SECRET}

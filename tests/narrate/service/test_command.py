@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.service.conftest import REPO_ROOT, SAMPLES, SECRET, bearer, make_token
+from tests.narrate.service.conftest import REPO_ROOT, SAMPLES, SECRET, bearer, make_token
 
 
 def _env(**extra: str) -> dict[str, str]:

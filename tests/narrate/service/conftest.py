@@ -25,7 +25,7 @@ from narrate.config.settings import Settings, load_settings  # noqa: E402
 from narrate.service.app import create_app  # noqa: E402
 from narrate.service.server import build_server  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = REPO_ROOT / "assets" / "samples"
 SECRET = "test-secret-0123456789abcdef-0123456789abcdef"  # >= 32 bytes for HS256
 

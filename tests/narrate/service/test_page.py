@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import SAMPLES, SECRET, make_token
+from tests.narrate.service.conftest import SAMPLES, SECRET, make_token
 
 webdriver = pytest.importorskip("selenium.webdriver")
 
