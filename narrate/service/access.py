@@ -54,7 +54,14 @@ def parse_networks(text: str, setting: str) -> tuple[IPNetwork, ...]:
 
 
 def parse_address(text: str) -> IPAddress | None:
-    """An address from a peer or header value (IPv4-mapped IPv6 unwrapped, zone dropped)."""
+    """An address from a peer or header value (IPv4-mapped IPv6 unwrapped, zone dropped).
+
+    Args:
+        text: ``"192.0.2.1"``, ``"192.0.2.1:443"``, ``"[2001:db8::1]:443"``, ``"fe80::1%eth0"``.
+
+    Returns:
+        The address, or None when ``text`` is not one.
+    """
     text = text.strip()
     if text.startswith("[") and "]" in text:  # "[::1]:443" as some proxies write it
         text = text[1 : text.index("]")]
@@ -83,6 +90,12 @@ class AddressPolicy:
     @classmethod
     def from_settings(cls, api: APISettings) -> AddressPolicy:
         """The policy of ``NARRATE_API_ALLOW_IPS`` and ``NARRATE_API_TRUSTED_PROXIES``.
+
+        Args:
+            api: the ``NARRATE_API_*`` settings.
+
+        Returns:
+            The policy.
 
         Raises:
             ConfigError: an entry is not an address or a CIDR block.
@@ -121,7 +134,14 @@ class AddressPolicy:
         return address  # every hop was a trusted proxy: the left-most one
 
     def allows(self, address: IPAddress | None) -> bool:
-        """True when ``address`` may call (always, with an empty allowlist)."""
+        """Whether ``address`` may call.
+
+        Args:
+            address: the client's address (``client_address``); None when unknown.
+
+        Returns:
+            True when it is inside the allowlist, or the allowlist is empty.
+        """
         if not self.allow:
             return True
         return address is not None and _inside(address, self.allow)
@@ -170,6 +190,9 @@ class Caller:
 
     def require(self, scope: str) -> None:
         """Fail unless the token allows ``scope`` (a token without scopes allows all).
+
+        Args:
+            scope: ``describe`` or ``ask``.
 
         Raises:
             AuthError: 403 ``insufficient_scope``.
@@ -220,6 +243,12 @@ def _key_algorithms(key: Any) -> list[str]:
 def load_public_key(path: Path) -> Any:
     """A PEM public key (or the key of a PEM certificate) from ``path``.
 
+    Args:
+        path: the PEM file (``NARRATE_API_JWT_PUBLIC_KEY``).
+
+    Returns:
+        A ``cryptography`` public key object.
+
     Raises:
         ConfigError: the file is missing or holds no public key.
     """
@@ -265,6 +294,12 @@ class TokenVerifier:
     def from_settings(cls, api: APISettings) -> TokenVerifier | None:
         """The verifier the settings configure, or None when tokens are off.
 
+        Args:
+            api: the ``NARRATE_API_*`` settings.
+
+        Returns:
+            The verifier, or None without ``jwt_secret`` and ``jwt_public_key``.
+
         Raises:
             ConfigError: both a secret and a public key are set, the secret is shorter than
                 32 bytes, or the key file is unusable.
@@ -291,6 +326,12 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Caller:
         """Check ``token`` and return who it speaks for.
+
+        Args:
+            token: the compact JWS (``header.payload.signature``).
+
+        Returns:
+            The caller: ``sub``, ``iss`` and the scopes, if the token carries any.
 
         Raises:
             AuthError: 401 ``invalid_token`` with a one-line reason.
@@ -341,6 +382,12 @@ def _token_reason(exc: Exception, verifier: TokenVerifier) -> str:
 
 def bearer_token(authorization: str | None) -> str:
     """The token of an ``Authorization: Bearer <token>`` header.
+
+    Args:
+        authorization: the header's value, or None when it is missing.
+
+    Returns:
+        The token.
 
     Raises:
         AuthError: 401 when the header is missing or not a bearer credential.

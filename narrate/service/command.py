@@ -24,7 +24,11 @@ Without a JWT setting the server only listens on loopback. See README.md, "narra
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``serve`` sub-command to the CLI's sub-parsers."""
+    """Add the ``serve`` sub-command to the CLI's sub-parsers.
+
+    Args:
+        sub: what ``ArgumentParser.add_subparsers()`` returned.
+    """
     serve = sub.add_parser(
         "serve",
         help="serve the upload API (JWT, IP allowlist, TLS) and a web page",
@@ -48,7 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the server until interrupted; a settings problem is one line and exit status 2."""
+    """Run the server until interrupted.
+
+    Args:
+        args: the parsed ``serve`` arguments (host, port, engine, log_level).
+
+    Returns:
+        0 after Ctrl-C; 2 (and one line on stderr) when a setting stops it from starting.
+    """
     from adapters.errors import ConfigError
     from narrate.config.settings import load_settings
     from narrate.service.app import create_app

@@ -34,7 +34,18 @@ _CPU_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 def resolve_engine(choice: str) -> EngineName:
-    """``auto`` is ``prefect`` when ``PREFECT_API_URL`` is set, else ``direct``."""
+    """The engine to run requests on.
+
+    Args:
+        choice: ``auto`` (``prefect`` when ``PREFECT_API_URL`` is set, else ``direct``),
+            ``direct`` or ``prefect``.
+
+    Returns:
+        ``direct`` or ``prefect``.
+
+    Raises:
+        ConfigError: ``choice`` is none of these.
+    """
     if choice == "auto":
         return "prefect" if os.environ.get("PREFECT_API_URL") else "direct"
     if choice not in ("direct", "prefect"):
@@ -132,7 +143,7 @@ def _client_reason(exc: InputError, names: dict[str, str]) -> str:
 
 
 def audio_url(job: Job) -> str:
-    """Where the caller fetches the job's speech."""
+    """Where the caller fetches the job's speech: ``/v1/audio/<job id>.wav``."""
     return f"/v1/audio/{job.id}.wav"
 
 
@@ -143,6 +154,15 @@ def public_result(
 
     Server paths never leave: ``image_path`` and ``question_audio`` are the names the client
     gave its files, ``audio_path`` is the ``audio_url``.
+
+    Args:
+        result: what the pipeline returned.
+        job: the job it was for.
+        image: the uploaded image.
+        audio: the uploaded question, if any.
+
+    Returns:
+        The JSON-ready dict.
     """
     data = {"ok": True, **result.to_dict()}
     data["image_path"] = image.name

@@ -52,7 +52,16 @@ class BodyTooLarge(Exception):
 def json_message(
     status: int, detail: str, headers: dict[str, str] | None = None
 ) -> tuple[Message, Message]:
-    """The two ASGI messages of a JSON error response ``{"detail": ...}``."""
+    """The two ASGI messages of a JSON error response ``{"detail": ...}``.
+
+    Args:
+        status: the HTTP status.
+        detail: the one-line reason.
+        headers: more response headers.
+
+    Returns:
+        The ``http.response.start`` and ``http.response.body`` messages.
+    """
     body = json.dumps({"detail": detail}, ensure_ascii=False).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [

@@ -171,7 +171,15 @@ class JobQueue:
             self._admitted -= 1
 
     def new_job(self, owner: str, kind: JobKind) -> Job:
-        """A job with a fresh unguessable id and its own folder (not yet started)."""
+        """A job with a fresh unguessable id and its own folder (not yet started).
+
+        Args:
+            owner: ``Caller.owner`` of the requester.
+            kind: ``describe`` or ``ask``.
+
+        Returns:
+            The job (its folder exists, mode 0700).
+        """
         job_id = secrets.token_urlsafe(18)
         directory = self.work_dir / job_id
         directory.mkdir(mode=0o700)
@@ -223,7 +231,15 @@ class JobQueue:
     # -- lookup and retention ------------------------------------------------------------
 
     def get(self, job_id: str, owner: str) -> Job | None:
-        """The job ``job_id`` if ``owner`` owns it (another caller's job does not exist)."""
+        """A job, to its owner only.
+
+        Args:
+            job_id: the id from the 202 answer or the result.
+            owner: ``Caller.owner`` of the requester.
+
+        Returns:
+            The job, or None when there is none or another caller owns it.
+        """
         with self._lock:
             job = self._jobs.get(job_id)
         return job if job is not None and job.owner == owner else None
@@ -233,7 +249,14 @@ class JobQueue:
         shutil.rmtree(job.directory, ignore_errors=True)
 
     def sweep(self, now_s: float | None = None) -> int:
-        """Delete jobs that ended more than ``retention_s`` ago; returns how many."""
+        """Delete jobs that ended more than ``retention_s`` ago, with their folders.
+
+        Args:
+            now_s: the time to compare with (``time.time()`` by default).
+
+        Returns:
+            How many jobs were deleted.
+        """
         now_s = time.time() if now_s is None else now_s
         with self._lock:
             expired = [

@@ -23,7 +23,14 @@ TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
 
 
 def is_loopback(host: str) -> bool:
-    """True when ``host`` (an address or a name) only reaches this machine."""
+    """Whether ``host`` only reaches this machine.
+
+    Args:
+        host: an address (``127.0.0.1``, ``::1``) or a name (resolved; every address counts).
+
+    Returns:
+        True when every address it stands for is a loopback address.
+    """
     if host == "localhost":
         return True
     try:
@@ -41,6 +48,10 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, api: APISettings) -> None:
     """Refuse to listen beyond loopback when no token is required.
 
+    Args:
+        host: the address to listen on.
+        api: the ``NARRATE_API_*`` settings.
+
     Raises:
         ConfigError: ``host`` is not loopback and tokens are off; the message says what to do.
     """
@@ -55,6 +66,12 @@ def check_bind(host: str, api: APISettings) -> None:
 
 def tls_context(api: APISettings) -> ssl.SSLContext | None:
     """The server's TLS context, or None without a certificate.
+
+    Args:
+        api: the ``NARRATE_API_*`` settings (certificate, key, minimum version).
+
+    Returns:
+        A server ``SSLContext`` with the minimum version set, or None.
 
     Raises:
         ConfigError: the certificate or key cannot be loaded.

@@ -51,14 +51,24 @@ def _depth() -> tuple[int, int]:
 
 
 def watch_queue(depth: Callable[[], tuple[int, int]]) -> None:
-    """Report this queue's (admitted, running) counts in ``narrate_api_jobs``."""
+    """Report a queue's counts in ``narrate_api_jobs``.
+
+    Args:
+        depth: returns (admitted, running), e.g. ``JobQueue.depth``.
+    """
     with _lock:
         _queue_depth["queue"] = depth
     _series()
 
 
 def record_request(route: str, status: int, seconds: float) -> None:
-    """Count one request and observe its duration."""
+    """Count one request and observe its duration.
+
+    Args:
+        route: ``METHOD /route/{template}``, or ``unmatched``.
+        status: the HTTP status answered.
+        seconds: the request's wall time.
+    """
     series = _series()
     if series is None:
         return

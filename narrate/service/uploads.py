@@ -65,7 +65,15 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def display_name(filename: str | None, default: str) -> str:
-    """The client's file name, for messages only: last path part, no control characters."""
+    """The client's file name, for messages only.
+
+    Args:
+        filename: what the client sent, e.g. ``../../etc/passwd`` or a Windows path.
+        default: the name to show when nothing is left.
+
+    Returns:
+        The last path part, without control characters, at most 120 characters.
+    """
     name = PurePosixPath((filename or "").replace("\\", "/")).name
     name = _UNSAFE.sub("", name).strip()[:120]
     return name or default
@@ -112,6 +120,11 @@ def _reason(exc: InputError, upload: StoredUpload) -> str:
 def check_image(upload: StoredUpload, *, max_pixels: int, max_bytes: int) -> None:
     """Open the image as the pipeline will; fail with the CLI's reason.
 
+    Args:
+        upload: the stored upload.
+        max_pixels: ``NARRATE_MAX_IMAGE_PIXELS``.
+        max_bytes: the largest file accepted.
+
     Raises:
         ApiError: 415 when the content is no image format, 422 when it is empty,
             truncated, corrupt or a decompression bomb.
@@ -127,6 +140,10 @@ def check_image(upload: StoredUpload, *, max_pixels: int, max_bytes: int) -> Non
 
 def check_audio(upload: StoredUpload, *, max_bytes: int) -> None:
     """Decode the question's audio as the transcriber will; fail with the CLI's reason.
+
+    Args:
+        upload: the stored upload.
+        max_bytes: the largest file accepted.
 
     Raises:
         ApiError: 415 when the content is no audio format, 422 when it is empty,
