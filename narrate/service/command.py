@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 
 SERVE_EPILOG = """\
@@ -75,6 +76,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"narrate serve: {exc}", file=sys.stderr)
         return 2
+    if engine == "prefect" and not os.environ.get("PREFECT_API_URL"):
+        print(
+            "narrate serve: no PREFECT_API_URL: the first request starts a temporary Prefect "
+            "server (10-20 s) and its runs are lost with it; point PREFECT_API_URL at a server",
+            file=sys.stderr,
+        )
     scheme = "https" if settings.api.tls_cert else "http"
     host = f"[{args.host}]" if ":" in args.host else args.host
     auth = "JWT" if settings.api.auth_enabled else "none (loopback only)"

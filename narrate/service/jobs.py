@@ -121,6 +121,7 @@ class JobQueue:
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.work_dir.chmod(0o700)
+        self._remove_leftovers()
         self._lock = threading.Lock()
         self._admitted = 0  # reserved + queued + running
         self._running = 0
@@ -229,6 +230,21 @@ class JobQueue:
                 path.unlink(missing_ok=True)
 
     # -- lookup and retention ------------------------------------------------------------
+
+    def _remove_leftovers(self) -> None:
+        """Delete job folders a stopped or crashed server left, once older than retention.
+
+        Younger ones may belong to another server sharing the folder, and are left alone.
+        """
+        cutoff = time.time() - self.retention_s
+        for entry in self.work_dir.iterdir():
+            try:
+                stale = entry.is_dir() and entry.stat().st_mtime < cutoff
+            except OSError:
+                continue
+            if stale:
+                shutil.rmtree(entry, ignore_errors=True)
+                log.info("deleted a job folder left over from an earlier run: %s", entry.name)
 
     def get(self, job_id: str, owner: str) -> Job | None:
         """A job, to its owner only.

@@ -84,3 +84,26 @@ def test_llm_failure_is_a_502_with_one_line(serve_api, fake_llm):
     detail = response.json()["detail"]
     assert detail.startswith("a backend failed: ") and "\n" not in detail
     assert API_KEY not in response.text
+
+
+def test_a_new_queue_deletes_old_leftover_job_folders(tmp_path):
+    import os
+    import time
+
+    from narrate.service.jobs import JobQueue
+
+    old, young = tmp_path / "old-job", tmp_path / "young-job"
+    for folder in (old, young):
+        folder.mkdir()
+        (folder / "result.wav").write_bytes(b"RIFF")
+    long_ago = time.time() - 7200
+    os.utime(old, (long_ago, long_ago))
+    queue = JobQueue(
+        lambda job: None, concurrency=1, max_queue=0, retention_s=3600, work_dir=tmp_path
+    )
+    try:
+        assert not old.exists()  # a crashed server's results do not outlive the retention time
+        assert (young / "result.wav").exists()  # maybe another server's: left alone
+        assert oct(tmp_path.stat().st_mode & 0o777) == "0o700"
+    finally:
+        queue.close()
