@@ -524,23 +524,15 @@ class _Handler(BaseHTTPRequestHandler):
         stream = bool(body.get("stream"))
         if name in ("ok", "length"):
             self._answer(body, model, stream=stream, force_length=name == "length")
-        elif name == "429":
-            seconds = fake.retry_after if arg is None else arg
+        elif name in ("429", "429-ms"):  # Retry-After in seconds, or retry-after-ms
+            in_ms = name == "429-ms"
+            wait = fake.retry_after * (1000 if in_ms else 1) if arg is None else arg
             self._error(
                 429,
-                "limit_requests",
+                "Throttling.RateQuota" if in_ms else "limit_requests",
                 "Requests rate limit exceeded, please try again later.",
                 "limit_requests",
-                headers={"Retry-After": _num(seconds)},
-            )
-        elif name == "429-ms":
-            ms = fake.retry_after * 1000 if arg is None else arg
-            self._error(
-                429,
-                "Throttling.RateQuota",
-                "Requests rate limit exceeded, please try again later.",
-                "limit_requests",
-                headers={"retry-after-ms": _num(ms)},
+                headers={"retry-after-ms" if in_ms else "Retry-After": _num(wait)},
             )
         elif name == "429-bare":
             self._error(429, "rate_limit_exceeded", "Too many requests.", "requests")

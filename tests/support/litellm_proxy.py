@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.redis_server import free_port
+from tests.support.server_process import free_port, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MASTER_KEY = "sk-narrate-test-0123456789abcdef"
@@ -106,11 +106,5 @@ class LiteLLMProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        stop_process(process, timeout_s=15)
         self._dir.cleanup()

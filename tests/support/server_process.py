@@ -25,6 +25,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, *, timeout_s: float) -> None:
+    """Terminate ``process`` if it still runs; kill it after ``timeout_s`` seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
 class ServerProcess:
     """One server process listening on 127.0.0.1 only; ``name`` is its program."""
 
@@ -75,13 +86,7 @@ class ServerProcess:
 
     def _kill(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        stop_process(process, timeout_s=20)
         if self._log is not None:
             self._log.close()
             self._log = None
