@@ -7,7 +7,6 @@ requests can be counted per image.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -20,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
 from adapters.errors import TransientError
 from assets import SAMPLES_DIR
@@ -29,38 +27,16 @@ from narrate.pipeline.batch import BatchRun, WorkItem, iter_sources, process_ite
 from narrate.pipeline.manifest import Manifest, checkpoint_path, settings_fingerprint
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.wavcheck import wav_stats
+from tests.support.word_images import (
+    fake_llm_and_word_image,
+    read_csv,
+    requests_for,
+    text_image,
+    use_fake_llm,
+)
 
 WORDS = ("ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL")
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def text_image(path: Path, word: str) -> Path:
-    """A PNG with ``word`` and a number in large black letters (tesseract reads it exactly)."""
-    image = Image.new("RGB", (640, 160), "white")
-    ImageDraw.Draw(image).text(
-        (30, 40), f"{word} NOTE 42", fill="black", font=ImageFont.truetype(FONT, 60)
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-    return path
-
-
-def requests_for(fake: FakeLLMServer, word: str) -> list[float]:
-    """Arrival times of the chat requests whose prompt quotes ``word``."""
-    return [r.time for r in fake.requests if word in r.raw.decode("utf-8", "replace")]
-
-
-def use_fake_llm(monkeypatch: pytest.MonkeyPatch, fake: FakeLLMServer) -> None:
-    monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
-    monkeypatch.setenv("NARRATE_LLM_BASE_URL", fake.base_url)
-    monkeypatch.setenv("NARRATE_LLM_QPS", "0")
-    monkeypatch.setenv("NARRATE_CACHE_BACKEND", "off")  # count real calls only
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 # -- fast: inputs, names, manifest ---------------------------------------------------------
@@ -111,12 +87,9 @@ def test_a_finished_description_is_never_asked_for_again(
     tmp_path: Path, fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed after the LLM answered but before the item finished: the resume reuses it."""
-    from narrate.config.settings import load_settings
     from narrate.pipeline.sequence import plain_steps
 
-    use_fake_llm(monkeypatch, fake_llm)
-    settings = load_settings()
-    image = text_image(tmp_path / "in" / "golf.png", "GOLF")
+    settings, image = fake_llm_and_word_image(tmp_path, monkeypatch, fake_llm, "GOLF")
     out = tmp_path / "out"
     batch = BatchRun(tmp_path / "in", out, settings=settings)
     (work,) = [w for w in batch.plan() if isinstance(w, WorkItem)]

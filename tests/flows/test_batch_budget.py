@@ -20,8 +20,14 @@ from narrate.config.settings import load_settings
 from narrate.pipeline.batch import BatchRun, WorkItem, process_item
 from narrate.pipeline.budget import BUDGET_REASON, TokenBudget, tokens_line
 from narrate.pipeline.sequence import plain_steps
-from tests.flows.test_batch import read_csv, requests_for, text_image, use_fake_llm
 from tests.support.fake_llm import FakeLLMServer
+from tests.support.word_images import (
+    fake_llm_and_word_image,
+    read_csv,
+    requests_for,
+    text_image,
+    use_fake_llm,
+)
 
 WORDS = ("ALPHA", "BRAVO", "CHARLIE", "DELTA")
 
@@ -48,9 +54,7 @@ def test_budget_used_up_during_ocr_stops_the_llm_call(
     tmp_path: Path, fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The check right before the LLM call: another item used the budget up meanwhile."""
-    use_fake_llm(monkeypatch, fake_llm)
-    settings = load_settings()
-    image = text_image(tmp_path / "in" / "golf.png", "GOLF")
+    settings, image = fake_llm_and_word_image(tmp_path, monkeypatch, fake_llm, "GOLF")
     budget = TokenBudget(10)
     steps = plain_steps()
 

@@ -464,7 +464,7 @@ def test_a_second_batch_replaces_the_first_ones_series_on_the_pushgateway(
 ) -> None:
     """Two ``narrate batch`` processes push to the gateway at their end; the second push
     replaces the first one's group, so the counts are the second batch's, one series each."""
-    from tests.flows.test_batch import text_image
+    from tests.support.word_images import text_image
 
     folder = tmp_path / "in"
     text_image(folder / "alpha.png", "ALPHA")
