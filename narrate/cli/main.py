@@ -242,12 +242,40 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 1 if summary["failed"] else 0
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the commands that run the pipeline."""
+def _pipeline_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, *, summary: str, text: str
+) -> argparse.ArgumentParser:
+    """A sub-command that runs the pipeline; its --help ends with the settings epilog.
+
+    Args:
+        sub: the parser's sub-commands.
+        name: the command's name.
+        summary: its line in ``narrate --help``.
+        text: the description atop its own --help.
+
+    Returns:
+        The new sub-command's parser.
+    """
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=text,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_out_and_lang(parser: argparse.ArgumentParser) -> None:
+    """--out and --lang, taken by every command that runs the pipeline."""
     parser.add_argument("--out", metavar="DIR", help="output folder (default ./narrate-out)")
     parser.add_argument(
         "--lang", choices=("auto", "en", "zh"), default="auto", help="text language (auto)"
     )
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that handle one image (describe, ask)."""
+    _add_out_and_lang(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--engine",
@@ -271,26 +299,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"narrate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    describe = sub.add_parser(
+    describe = _pipeline_command(
+        sub,
         "describe",
-        help="describe images aloud: <out>/<stem>.wav and <stem>.json per image",
-        description="OCR each image, measure its features, describe it with the LLM (or "
+        summary="describe images aloud: <out>/<stem>.wav and <stem>.json per image",
+        text="OCR each image, measure its features, describe it with the LLM (or "
         "offline), and speak the description into a WAV file.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     describe.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     _add_common(describe)
     describe.set_defaults(func=cmd_describe)
 
-    ask = sub.add_parser(
+    ask = _pipeline_command(
+        sub,
         "ask",
-        help="answer a spoken or typed question about an image, aloud",
-        description="Transcribe the question (whisper) while reading the image, answer it "
+        summary="answer a spoken or typed question about an image, aloud",
+        text="Transcribe the question (whisper) while reading the image, answer it "
         "from the image's text and features, and speak the answer into "
         "<out>/<stem>.answer.wav (+ .answer.json).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ask.add_argument("image", metavar="IMAGE", help="the image the question is about")
     question = ask.add_mutually_exclusive_group(required=True)
@@ -301,25 +327,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(ask)
     ask.set_defaults(func=cmd_ask)
 
-    batch = sub.add_parser(
+    batch = _pipeline_command(
+        sub,
         "batch",
-        help="describe every image of folders, globs or files; resumable, with a summary",
-        description="Describe many images with bounded concurrency: <out>/<name>.json + .wav "
+        summary="describe every image of folders, globs or files; resumable, with a summary",
+        text="Describe many images with bounded concurrency: <out>/<name>.json + .wav "
         "per image, <out>/manifest.jsonl (a rerun skips finished images, a killed run "
         "resumes), <out>/summary.json and summary.csv. Same-named images in different "
         "folders keep their subfolder under <out>.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     batch.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="a folder, a quoted glob or image files"
     )
-    batch.add_argument("--out", metavar="DIR", help="output folder (default ./narrate-out)")
+    _add_out_and_lang(batch)
     batch.add_argument(
         "--concurrency", type=int, default=8, metavar="N", help="images in flight (default 8)"
-    )
-    batch.add_argument(
-        "--lang", choices=("auto", "en", "zh"), default="auto", help="text language (auto)"
     )
     batch.add_argument(
         "--engine",
