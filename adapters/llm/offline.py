@@ -147,9 +147,10 @@ class OfflineDescriber:
                 else _answer_en(question, lines, facts, request.features_summary, self.max_quote_en)
             )
         elif zh:
-            text = _describe_zh(lines, facts, self.max_quote_zh)
+            text = _describe(lines, facts, _features_zh(facts), self.max_quote_zh, zh=True)
         else:
-            text = _describe_en(lines, facts, request.features_summary, self.max_quote_en)
+            opening = _features_en(facts, request.features_summary, bool(lines))
+            text = _describe(lines, facts, opening, self.max_quote_en, zh=False)
         if on_delta is not None:
             on_delta(text)
         return Description(
@@ -339,42 +340,40 @@ def _features_zh(facts: Mapping[str, Any]) -> str:
 # -- descriptions -------------------------------------------------------------------------
 
 
-def _quote_en(lines: Sequence[str], limit: int) -> str:
-    quote, cut = clip(join_lines(lines, zh=False), limit, zh=False)
+# What a description says, by language (False: English, True: Chinese).
+_QUOTE_CUT = {
+    False: 'It holds about {count} words of text, beginning: "{quote}..."',
+    True: "图中约有{count}个字，开头写道：“{quote}……”",
+}
+_QUOTE_WHOLE = {False: 'The text in it reads: "{quote}"', True: "图中文字写道：“{quote}”"}
+_BLURRY = {
+    False: "The image looks blurry, so some words may be misread.",
+    True: "图片有些模糊，个别文字可能识别有误。",
+}
+_NO_TEXT = {False: "No text was found in it.", True: "图中没有识别出文字。"}
+
+
+def _quote(lines: Sequence[str], limit: int, *, zh: bool) -> str:
+    """A sentence quoting the text, cut to ``limit`` characters (then its length is said)."""
+    quote, cut = clip(join_lines(lines, zh=zh), limit, zh=zh)
     if cut:
-        count = _count_words(lines, zh=False)
-        return f'It holds about {count} words of text, beginning: "{_strip_end(quote)}..."'
-    return f'The text in it reads: "{_end_sentence(quote, zh=False)}"'
+        count = _count_words(lines, zh=zh)
+        return _QUOTE_CUT[zh].format(count=count, quote=_strip_end(quote))
+    return _QUOTE_WHOLE[zh].format(quote=_end_sentence(quote, zh=zh))
 
 
-def _quote_zh(lines: Sequence[str], limit: int) -> str:
-    quote, cut = clip(join_lines(lines, zh=True), limit, zh=True)
-    if cut:
-        count = _count_words(lines, zh=True)
-        return f"图中约有{count}个字，开头写道：“{_strip_end(quote)}……”"
-    return f"图中文字写道：“{_end_sentence(quote, zh=True)}”"
-
-
-def _describe_en(lines: Sequence[str], facts: Mapping[str, Any], summary: str, limit: int) -> str:
-    sentences = [_features_en(facts, summary, bool(lines))]
+def _describe(
+    lines: Sequence[str], facts: Mapping[str, Any], opening: str, limit: int, *, zh: bool
+) -> str:
+    """``opening`` (what kind of picture), the quoted text or that there is none, blur."""
+    sentences = [opening]
     if lines:
-        sentences.append(_quote_en(lines, limit))
+        sentences.append(_quote(lines, limit, zh=zh))
         if _is_blurry(facts):
-            sentences.append("The image looks blurry, so some words may be misread.")
+            sentences.append(_BLURRY[zh])
     else:
-        sentences.append("No text was found in it.")
-    return " ".join(sentences)
-
-
-def _describe_zh(lines: Sequence[str], facts: Mapping[str, Any], limit: int) -> str:
-    sentences = [_features_zh(facts)]
-    if lines:
-        sentences.append(_quote_zh(lines, limit))
-        if _is_blurry(facts):
-            sentences.append("图片有些模糊，个别文字可能识别有误。")
-    else:
-        sentences.append("图中没有识别出文字。")
-    return "".join(sentences)
+        sentences.append(_NO_TEXT[zh])
+    return ("" if zh else " ").join(sentences)
 
 
 # -- answers ------------------------------------------------------------------------------
@@ -438,7 +437,7 @@ def _answer_en(
         if colours:
             return f"The image's main colours are {_and_en(colours)}."
     if words & _READ_WORDS_EN and lines:
-        return _quote_en(lines, limit)
+        return _quote(lines, limit, zh=False)
     if not lines:
         return "No text was found in the image, so it cannot answer that question. " + _features_en(
             facts, summary, False
@@ -457,7 +456,7 @@ def _answer_zh(question: str, lines: Sequence[str], facts: Mapping[str, Any], li
         if colours:
             return "图片的主要颜色是" + "和".join(dict.fromkeys(colours)) + "。"
     if any(w in question for w in _READ_ZH) and lines:
-        return _quote_zh(lines, limit)
+        return _quote(lines, limit, zh=True)
     if not lines:
         return "图中没有识别出文字，无法回答这个问题。" + _features_zh(facts)
     quote, cut = clip(join_lines(lines, zh=True), limit // 2, zh=True)
