@@ -62,6 +62,13 @@ def llm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[str], 
     return use
 
 
+@pytest.fixture
+def llm_at_fake(llm_env: Callable[[str], None], fake_llm: FakeLLMServer) -> FakeLLMServer:
+    """narrate pointed at the loopback fake LLM server (see ``llm_env``); returns the server."""
+    llm_env(fake_llm.base_url)
+    return fake_llm
+
+
 @contextlib.contextmanager
 def serving(folder: Path, tls: Any = None) -> Iterator[int]:
     """Python's own ``http.server`` serving ``folder`` on 127.0.0.1 (behind TLS when given an
@@ -158,12 +165,10 @@ def test_wrong_base_url_fails_with_the_fix(
 def test_unknown_model_is_a_404_with_the_servers_message(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    llm_env: Callable[[str], None],
-    fake_llm: FakeLLMServer,
+    llm_at_fake: FakeLLMServer,
 ) -> None:
-    llm_env(fake_llm.base_url)
     monkeypatch.setenv("NARRATE_LLM_MODEL", "qwen9-ultra")
-    fake_llm.reject_models = frozenset({"qwen9-ultra"})
+    llm_at_fake.reject_models = frozenset({"qwen9-ultra"})
     code, report, _ = doctor(capsys, "--only", "llm")
     checks = llm_checks(report)
     assert code == 1
@@ -205,10 +210,8 @@ def test_a_hanging_server_is_a_timeout(
 def test_a_failing_backup_region_is_a_warning_only(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    llm_env: Callable[[str], None],
-    fake_llm: FakeLLMServer,
+    llm_at_fake: FakeLLMServer,
 ) -> None:
-    llm_env(fake_llm.base_url)
     closed = free_port()
     monkeypatch.setenv("NARRATE_LLM_BACKUP_BASE_URLS", f"http://127.0.0.1:{closed}/v1")
     code, report, _ = doctor(capsys, "--only", "llm")
