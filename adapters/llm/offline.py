@@ -287,17 +287,22 @@ def _is_blurry(facts: Mapping[str, Any]) -> bool:
     return sharpness is not None and sharpness < BLURRY_BELOW
 
 
+def _light(facts: Mapping[str, Any], *, dark: str, bright: str) -> list[str]:
+    """``[dark]`` below 0.3 mean brightness (0-1), ``[bright]`` above 0.75, else ``[]``."""
+    brightness = _number(facts, "brightness")
+    if brightness is not None and brightness < 0.3:
+        return [dark]
+    if brightness is not None and brightness > 0.75:
+        return [bright]
+    return []
+
+
 def _features_en(facts: Mapping[str, Any], summary: str, has_text: bool) -> str:
     """The first sentence: what kind of picture this is."""
     if not facts:
         tail = f" Its measured features: {_strip_end(summary.strip())}." if summary.strip() else ""
         return f"This is an image.{tail}"
-    adjectives = []
-    brightness = _number(facts, "brightness")
-    if brightness is not None and brightness < 0.3:
-        adjectives.append("dark")
-    elif brightness is not None and brightness > 0.75:
-        adjectives.append("bright")
+    adjectives = _light(facts, dark="dark", bright="bright")
     contrast = _number(facts, "contrast")
     if contrast is not None and contrast < 0.08 and _text(facts, "layout") != "blank":
         adjectives.append("low-contrast")
@@ -320,12 +325,7 @@ def _features_en(facts: Mapping[str, Any], summary: str, has_text: bool) -> str:
 
 
 def _features_zh(facts: Mapping[str, Any]) -> str:
-    adjectives = []
-    brightness = _number(facts, "brightness")
-    if brightness is not None and brightness < 0.3:
-        adjectives.append("偏暗")
-    elif brightness is not None and brightness > 0.75:
-        adjectives.append("明亮")
+    adjectives = _light(facts, dark="偏暗", bright="明亮")
     adjectives.append(_ORIENTATION_ZH.get(_text(facts, "orientation"), ""))
     adjectives.append(_LAYOUT_ZH.get(_text(facts, "layout"), ""))
     words = "、".join(a for a in adjectives if a)
