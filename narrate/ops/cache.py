@@ -108,17 +108,26 @@ class _Counters:
             return CacheStats(**self._values)
 
 
+class _CountingCache:
+    """What every cache shares: its counters and the ``stats`` read from them."""
+
+    def __init__(self) -> None:
+        self._counters = _Counters()
+
+    @property
+    def stats(self) -> CacheStats:
+        """Hits, misses, sets and errors so far."""
+        return self._counters.snapshot()
+
+
 def _encode(value: dict[str, Any]) -> str:
     if not isinstance(value, dict):
         raise TypeError(f"cache values are dicts, got {type(value).__name__}")
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-class NullCache:
+class NullCache(_CountingCache):
     """A cache that stores nothing (``NARRATE_CACHE_BACKEND=off``)."""
-
-    def __init__(self) -> None:
-        self._counters = _Counters()
 
     def get(self, key: str) -> dict[str, Any] | None:
         """Always a miss."""
@@ -131,11 +140,6 @@ class NullCache:
 
     def clear(self) -> None:
         """Nothing to clear."""
-
-    @property
-    def stats(self) -> CacheStats:
-        """Misses only."""
-        return self._counters.snapshot()
 
     def close(self) -> None:
         """Nothing to close."""
@@ -150,7 +154,7 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
-class SQLiteCache:
+class SQLiteCache(_CountingCache):
     """An embedded cache in one SQLite file (WAL): safe across threads and processes.
 
     Each thread uses its own connection. Entries expire by the stored expiry time; expired
@@ -164,7 +168,7 @@ class SQLiteCache:
         self.path = Path(path)
         self._clock = clock
         self._local = threading.local()
-        self._counters = _Counters()
+        super().__init__()
         self._writes = 0
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -237,11 +241,6 @@ class SQLiteCache:
         except sqlite3.Error as exc:
             self._failed("clear", exc)
 
-    @property
-    def stats(self) -> CacheStats:
-        """Hits, misses, sets and errors so far."""
-        return self._counters.snapshot()
-
     def close(self) -> None:
         """Close every thread's connection."""
         with self._lock:
@@ -251,7 +250,7 @@ class SQLiteCache:
         self._local = threading.local()
 
 
-class RedisCache:
+class RedisCache(_CountingCache):
     """A cache in Redis (``SET ... PX``), shared by every worker that uses the same URL.
 
     Keys are stored under ``prefix``. When Redis cannot be reached the cache logs one
@@ -290,7 +289,7 @@ class RedisCache:
         self._clock = clock
         self._down_until = 0.0
         self._down_lock = threading.Lock()
-        self._counters = _Counters()
+        super().__init__()
 
     def _available(self) -> bool:
         return self._clock() >= self._down_until
@@ -353,11 +352,6 @@ class RedisCache:
                 self._client.delete(*batch)
         except self._redis_error as exc:
             self._failed("clear", exc)
-
-    @property
-    def stats(self) -> CacheStats:
-        """Hits, misses, sets and errors so far."""
-        return self._counters.snapshot()
 
     def close(self) -> None:
         """Close the connection pool."""
