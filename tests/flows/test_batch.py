@@ -22,17 +22,15 @@ import pytest
 
 from adapters.errors import TransientError
 from assets import SAMPLES_DIR
-from narrate.config.settings import Settings
+from narrate.config.settings import Settings, load_settings
 from narrate.pipeline.batch import BatchRun, WorkItem, iter_sources, process_item
 from narrate.pipeline.manifest import Manifest, checkpoint_path, settings_fingerprint
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.wavcheck import wav_stats
 from tests.support.word_images import (
-    fake_llm_and_word_image,
     read_csv,
     requests_for,
     text_image,
-    use_fake_llm,
 )
 
 WORDS = ("ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL")
@@ -84,12 +82,13 @@ def test_fingerprint_follows_the_settings_that_change_the_output() -> None:
 
 @pytest.mark.slow
 def test_a_finished_description_is_never_asked_for_again(
-    tmp_path: Path, fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, counted_llm: FakeLLMServer
 ) -> None:
     """Killed after the LLM answered but before the item finished: the resume reuses it."""
     from narrate.pipeline.sequence import plain_steps
 
-    settings, image = fake_llm_and_word_image(tmp_path, monkeypatch, fake_llm, "GOLF")
+    settings = load_settings()
+    image = text_image(tmp_path / "in" / "golf.png", "GOLF")
     out = tmp_path / "out"
     batch = BatchRun(tmp_path / "in", out, settings=settings)
     (work,) = [w for w in batch.plan() if isinstance(w, WorkItem)]
@@ -100,12 +99,12 @@ def test_a_finished_description_is_never_asked_for_again(
     crashing = dataclasses.replace(plain_steps(), tts=speech_dies)
     with pytest.raises(TransientError):
         process_item(work, out_dir=out, lang="auto", settings=settings, steps=crashing)
-    assert len(requests_for(fake_llm, "GOLF")) == 1
+    assert len(requests_for(counted_llm, "GOLF")) == 1
     assert checkpoint_path(out, work.key).is_file()
 
     outcome = process_item(work, out_dir=out, lang="auto", settings=settings, steps=plain_steps())
     assert outcome.status == "ok" and outcome.output == "golf.json"
-    assert len(requests_for(fake_llm, "GOLF")) == 1  # no second call
+    assert len(requests_for(counted_llm, "GOLF")) == 1  # no second call
     saved = json.loads((out / "golf.json").read_text())
     assert "GOLF" in saved["ocr_text"] and saved["image_path"] == str(image)
     assert saved["description"].startswith("This is a fake answer")
@@ -127,12 +126,10 @@ def _artifact_data(key: str, field: str = "data") -> str:
 def test_batch_flow_good_and_bad_images_then_a_rerun_skips_everything(
     prefect_harness: None,
     tmp_path: Path,
-    fake_llm: FakeLLMServer,
-    monkeypatch: pytest.MonkeyPatch,
+    counted_llm: FakeLLMServer,
 ) -> None:
     from flows.batch import batch_describe
 
-    use_fake_llm(monkeypatch, fake_llm)
     folder = tmp_path / "in"
     text_image(folder / "north" / "note.png", "ALPHA")
     text_image(folder / "south" / "note.png", "BRAVO")  # same stem, other folder
@@ -152,8 +149,8 @@ def test_batch_flow_good_and_bad_images_then_a_rerun_skips_everything(
         duration, rms = wav_stats(out / f"{name}.wav")
         assert duration > 0.5 and rms > 0.01
     assert "CORNER CAFE" in json.loads((out / "receipt.json").read_text())["ocr_text"]
-    assert len(fake_llm.requests) == 3
-    assert len(requests_for(fake_llm, "ALPHA")) == len(requests_for(fake_llm, "BRAVO")) == 1
+    assert len(counted_llm.requests) == 3
+    assert len(requests_for(counted_llm, "ALPHA")) == len(requests_for(counted_llm, "BRAVO")) == 1
 
     rows = {Path(r["item"]).name: r for r in read_csv(out / "summary.csv")}
     assert set(rows) == {"note.png", "receipt.png", "empty.png", "letter.jpg"}  # notes x2
@@ -178,7 +175,7 @@ def test_batch_flow_good_and_bad_images_then_a_rerun_skips_everything(
     again = batch_describe(str(folder), out_dir=out, concurrency=3)
 
     assert (again["ok"], again["skipped"], again["failed"]) == (0, 3, 2)
-    assert len(fake_llm.requests) == 3  # not one new LLM call
+    assert len(counted_llm.requests) == 3  # not one new LLM call
     statuses = {r["status"] for r in read_csv(out / "summary.csv") if r["item"].endswith(".png")}
     assert "skipped" in statuses
     lines = (out / "manifest.jsonl").read_text().splitlines()

@@ -22,11 +22,9 @@ from narrate.pipeline.budget import BUDGET_REASON, TokenBudget, tokens_line
 from narrate.pipeline.sequence import plain_steps
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.word_images import (
-    fake_llm_and_word_image,
     read_csv,
     requests_for,
     text_image,
-    use_fake_llm,
 )
 
 WORDS = ("ALPHA", "BRAVO", "CHARLIE", "DELTA")
@@ -51,10 +49,11 @@ def test_budget_counts_and_pickles_without_its_lock() -> None:
 
 
 def test_budget_used_up_during_ocr_stops_the_llm_call(
-    tmp_path: Path, fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, counted_llm: FakeLLMServer
 ) -> None:
     """The check right before the LLM call: another item used the budget up meanwhile."""
-    settings, image = fake_llm_and_word_image(tmp_path, monkeypatch, fake_llm, "GOLF")
+    settings = load_settings()
+    image = text_image(tmp_path / "in" / "golf.png", "GOLF")
     budget = TokenBudget(10)
     steps = plain_steps()
 
@@ -68,7 +67,7 @@ def test_budget_used_up_during_ocr_stops_the_llm_call(
         steps=dataclasses.replace(steps, ocr=ocr_while_another_item_finishes),
     )  # fmt: skip
     assert (outcome.status, outcome.reason) == ("skipped", BUDGET_REASON)
-    assert fake_llm.requests == []
+    assert counted_llm.requests == []
     assert not (tmp_path / "out" / "golf.wav").exists()
 
 
@@ -84,12 +83,10 @@ def _latest_artifact_description(key: str) -> str:
 def test_budget_stops_the_flow_and_later_runs_pick_up_the_rest(
     prefect_harness: None,
     tmp_path: Path,
-    fake_llm: FakeLLMServer,
-    monkeypatch: pytest.MonkeyPatch,
+    counted_llm: FakeLLMServer,
 ) -> None:
     from flows.batch import batch_describe
 
-    use_fake_llm(monkeypatch, fake_llm)
     folder = tmp_path / "in"
     for word in WORDS:
         text_image(folder / f"{word.lower()}.png", word)
@@ -99,7 +96,7 @@ def test_budget_stops_the_flow_and_later_runs_pick_up_the_rest(
     first = batch_describe(str(folder), out_dir=out, concurrency=1, token_budget=1)
     assert (first["ok"], first["skipped"], first["failed"]) == (1, 3, 0)
     assert first["skipped_budget"] == 3 and first["token_budget"] == 1
-    assert len(fake_llm.requests) == 1 and len(requests_for(fake_llm, "ALPHA")) == 1
+    assert len(counted_llm.requests) == 1 and len(requests_for(counted_llm, "ALPHA")) == 1
     assert first["tokens"] == fake_llm_total_tokens(out, "alpha") > 1
     rows = {Path(r["item"]).stem: r for r in read_csv(out / "summary.csv")}
     assert [rows[w.lower()]["reason"] for w in WORDS[1:]] == [BUDGET_REASON] * 3
@@ -121,13 +118,13 @@ def test_budget_stops_the_flow_and_later_runs_pick_up_the_rest(
     assert run.returncode == 0, run.stderr
     assert "1 described, 3 skipped" in run.stdout
     assert "of 1 (budget reached: 2 image(s) left for a later run)" in run.stdout
-    assert len(fake_llm.requests) == 2 and len(requests_for(fake_llm, "BRAVO")) == 1
+    assert len(counted_llm.requests) == 2 and len(requests_for(counted_llm, "BRAVO")) == 1
 
     # run 3: no budget; only the two images never described are sent
     third = batch_describe(str(folder), out_dir=out, concurrency=2)
     assert (third["ok"], third["skipped"], third["skipped_budget"]) == (2, 2, 0)
     assert third["token_budget"] is None
-    assert [len(requests_for(fake_llm, w)) for w in WORDS] == [1, 1, 1, 1]
+    assert [len(requests_for(counted_llm, w)) for w in WORDS] == [1, 1, 1, 1]
     for word in WORDS:
         assert word in json.loads((out / f"{word.lower()}.json").read_text())["ocr_text"]
     lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from narrate.config.settings import Settings, load_settings
 from tests.support.fake_llm import FakeLLMServer
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
@@ -41,14 +40,6 @@ def use_fake_llm(monkeypatch: pytest.MonkeyPatch, fake: FakeLLMServer) -> None:
     monkeypatch.setenv("NARRATE_LLM_BASE_URL", fake.base_url)
     monkeypatch.setenv("NARRATE_LLM_QPS", "0")
     monkeypatch.setenv("NARRATE_CACHE_BACKEND", "off")  # count real calls only
-
-
-def fake_llm_and_word_image(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeLLMServer, word: str
-) -> tuple[Settings, Path]:
-    """Settings that use ``fake`` (see ``use_fake_llm``) and ``tmp_path/in/<word>.png``."""
-    use_fake_llm(monkeypatch, fake)
-    return load_settings(), text_image(tmp_path / "in" / f"{word.lower()}.png", word)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
