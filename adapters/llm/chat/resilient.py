@@ -66,6 +66,7 @@ from adapters.llm.chat.errors import (
 from adapters.llm.chat.policy import ResiliencePolicy, next_step, retry_delay
 from adapters.llm.chat.ratelimit import RateLimiter, shared_bucket
 from adapters.llm.chat.replies import finish_kind
+from adapters.llm.chat.transport import HoldsHttpClient
 from adapters.llm.chat.types import AttemptRecord, ChatRequest, ChatResult, Usage, add_usage
 from adapters.llm.chat.wire import OpenAICompatClient
 
@@ -161,7 +162,7 @@ def _emit(call: _Call, piece: str, clock: Callable[[], float]) -> None:
         call.on_delta(piece)
 
 
-class ResilientChatClient:
+class ResilientChatClient(HoldsHttpClient):
     """``ChatClient`` with rate limiting, retries, failover, model fallback, continuation."""
 
     def __init__(
@@ -197,8 +198,7 @@ class ResilientChatClient:
         self._sleep = sleep
         self._clock = clock
         self._random = (rng or random.Random()).random
-        self._owns_http = client is None
-        self._http = client if client is not None else httpx.Client(timeout=self.policy.timeout_s)
+        self._hold_http(client, self.policy.timeout_s)
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
@@ -206,17 +206,6 @@ class ResilientChatClient:
             f"{type(self).__name__}(endpoints={list(self.endpoints)!r}, model={self.model!r}, "
             f"fallback_models={list(self.fallback_models)!r}, api_key=<{key}>)"
         )
-
-    def close(self) -> None:
-        """Close the HTTP connection pool if this client created it."""
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> ResilientChatClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- shared process-wide state --------------------------------------------------------
 

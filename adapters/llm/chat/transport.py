@@ -14,7 +14,7 @@ import importlib.util
 import logging
 import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import httpx
 
@@ -88,3 +88,30 @@ def make_http_client(
             max_connections=max_connections, max_keepalive_connections=max_connections
         ),
     )
+
+
+class HoldsHttpClient:
+    """The ``httpx.Client`` a chat client sends through, and closing it.
+
+    The client given is the caller's to close; one made here is closed by ``close()`` or on
+    leaving a ``with`` block.
+    """
+
+    _http: httpx.Client
+    _owns_http: bool
+
+    def _hold_http(self, client: httpx.Client | None, timeout_s: float) -> None:
+        """Use ``client``, or a new ``httpx.Client`` with a ``timeout_s`` second timeout."""
+        self._owns_http = client is None
+        self._http = client if client is not None else httpx.Client(timeout=timeout_s)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool if this client created it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -57,6 +57,7 @@ from adapters.llm.chat.replies import (
     status_of,
     usage_of,
 )
+from adapters.llm.chat.transport import HoldsHttpClient
 from adapters.llm.chat.types import ChatRequest, ChatResult, Usage
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 Delta = Callable[[str], None]
 
 
-class OpenAICompatClient:
+class OpenAICompatClient(HoldsHttpClient):
     """``ChatClient`` for any OpenAI-compatible ``/chat/completions`` API; one attempt per call."""
 
     def __init__(
@@ -84,8 +85,7 @@ class OpenAICompatClient:
             api_key = SecretStr(api_key)
         self._api_key = api_key if api_key and api_key.get_secret_value() else None
         self._extra_headers = dict(extra_headers or {})
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=self.timeout)
+        self._hold_http(client, self.timeout)
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
@@ -93,17 +93,6 @@ class OpenAICompatClient:
             f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r}, "
             f"api_key=<{key}>, timeout={self.timeout})"
         )
-
-    def close(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> OpenAICompatClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- public API ---------------------------------------------------------------------
 
@@ -155,7 +144,7 @@ class OpenAICompatClient:
         started = time.perf_counter()
         reader = _Reader(self, request, model, started, on_delta)
         try:
-            with self._client.stream(
+            with self._http.stream(
                 "POST",
                 self._url,
                 json=self._payload(request, model),
@@ -176,7 +165,7 @@ class OpenAICompatClient:
             ChatError: as for ``complete``.
         """
         try:
-            response = self._client.get(
+            response = self._http.get(
                 f"{self.base_url}/models", headers=self._headers(False), timeout=self.timeout
             )
         except httpx.HTTPError as exc:
