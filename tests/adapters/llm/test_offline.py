@@ -27,6 +27,16 @@ RECEIPT_FACTS: dict[str, Any] = {
 MENU_ZH = "欢迎 光临 小王 面馆\n牛肉面 25元\n合计 25元\n谢谢惠顾"
 
 
+def _landscape(brightness: float, layout: str, *colours: tuple[str, float]) -> dict[str, Any]:
+    """Facts of a landscape image: mean brightness (0-1), layout, (colour name, share)s."""
+    return {
+        "orientation": "landscape",
+        "brightness": brightness,
+        "layout": layout,
+        "dominant_colours": [{"name": name, "share": share} for name, share in colours],
+    }
+
+
 def _describe(text: str, language: str = "en", **kwargs: Any) -> str:
     kwargs.setdefault("features_summary", "")
     request = DescriptionRequest(ocr_text=text, language=language, **kwargs)  # type: ignore[arg-type]
@@ -55,12 +65,7 @@ def test_result_is_marked_offline() -> None:
 
 
 def test_chinese_text_gets_a_chinese_description() -> None:
-    facts = {
-        "orientation": "landscape",
-        "brightness": 0.5,
-        "layout": "text-heavy",
-        "dominant_colours": [{"name": "red", "share": 0.6}, {"name": "light yellow", "share": 0.3}],
-    }
+    facts = _landscape(0.5, "text-heavy", ("red", 0.6), ("light yellow", 0.3))
 
     text = _describe(MENU_ZH, "zh", facts=facts)
 
@@ -115,12 +120,7 @@ def test_deterministic() -> None:
 
 
 def test_no_text_describes_the_picture() -> None:
-    facts = {
-        "orientation": "landscape",
-        "brightness": 0.2,
-        "layout": "picture",
-        "dominant_colours": [{"name": "green", "share": 0.55}, {"name": "brown", "share": 0.3}],
-    }
+    facts = _landscape(0.2, "picture", ("green", 0.55), ("brown", 0.3))
 
     text = _describe("", facts=facts)
     zh = _describe("  \n ", "zh", facts=facts)
