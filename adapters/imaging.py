@@ -3,6 +3,12 @@
 ``load_image`` turns any file Pillow reads (PNG, JPEG, WebP, TIFF, BMP, GIF's first frame;
 CMYK, 16-bit, palette, alpha) into an upright 8-bit RGB image, and turns every way a file
 can be unusable into an ``InputError`` that names the file and says what to do.
+
+TIFF variants that Pillow cannot open or decodes wrongly (planar 16-bit RGB, floating-point
+samples, extra channels) are read with ``tifffile``, the reference TIFF reader in Python
+(cgohlke/tifffile); a TIFF neither can decode fails with a message naming its variant.
+Transparency is laid on a ground that contrasts with what is drawn: light content (white
+text on a transparent background) on black, anything else on white.
 """
 
 from __future__ import annotations
@@ -103,6 +109,8 @@ def load_image(
     except UnidentifiedImageError as exc:
         head = path.read_bytes()[:64]
         fmt = _image_format(head)
+        if fmt == "TIFF":
+            return _check_pixels(path, load_tiff(path), max_pixels)
         if fmt is not None:  # the header is cut short or damaged
             raise InputError(
                 path, f"{fmt} image is truncated or corrupt; re-export or re-download it"
@@ -116,6 +124,8 @@ def load_image(
         raise InputError(path, f"cannot open the image ({exc})") from exc
 
     with image:
+        if image.format == "TIFF" and _pillow_misreads_tiff(path):
+            return _check_pixels(path, load_tiff(path), max_pixels)
         width, height = image.size
         if width * height > max_pixels:
             raise InputError(
@@ -137,8 +147,131 @@ def load_image(
             ) from exc
 
 
+def _check_pixels(path: Path, image: Image.Image, max_pixels: int) -> Image.Image:
+    """``image`` (already 8-bit RGB), unless it is over the pixel limit or empty."""
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InputError(
+            path,
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (NARRATE_MAX_IMAGE_PIXELS); downscale it or raise the limit",
+        )
+    if width == 0 or height == 0:
+        raise InputError(path, "image has no pixels (0 width or height)")
+    return image
+
+
+def _pillow_misreads_tiff(path: Path) -> bool:
+    """True for TIFF variants Pillow opens but decodes wrongly: planar data over 8 bits."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            return bool(page.planarconfig == 2 and page.bitspersample > 8)
+    except Exception:  # noqa: BLE001 - not readable by tifffile either: let Pillow try
+        return False
+
+
+def _tiff_variant(page: object) -> str:
+    """A short description of a TIFF page's variant, for error messages."""
+    parts = []
+    for attr, label in (
+        ("compression", "compression"),
+        ("photometric", "photometric"),
+        ("planarconfig", "planar configuration"),
+        ("bitspersample", "bits per sample"),
+        ("samplesperpixel", "samples per pixel"),
+        ("sampleformat", "sample format"),
+    ):
+        value = getattr(page, attr, None)
+        if value is not None:
+            name = getattr(value, "name", None)
+            parts.append(f"{label} {name or value}" + (f" ({int(value)})" if name else ""))
+    return ", ".join(parts)
+
+
+def load_tiff(path: Path) -> Image.Image:
+    """Read the first page of a TIFF with tifffile as 8-bit RGB.
+
+    Planar (PlanarConfiguration 2) and chunky data, 8/16/32-bit integer and floating-point
+    samples, gray, RGB and RGB with extra channels are handled.
+
+    Args:
+        path: the TIFF file.
+
+    Returns:
+        The image, 8-bit RGB (alpha laid on a contrasting ground).
+
+    Raises:
+        InputError: tifffile cannot decode it either; the message names the variant.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            variant = _tiff_variant(page)
+            try:
+                data = page.asarray()
+            except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds
+                raise InputError(
+                    path,
+                    f"TIFF variant not supported ({variant}): {exc}; convert it to PNG "
+                    "(e.g. `convert in.tif out.png`)",
+                ) from exc
+            planar = page.planarconfig == 2
+            photometric = int(page.photometric)
+            extra = tuple(int(e) for e in getattr(page, "extrasamples", ()) or ())
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged header
+        raise InputError(
+            path, f"TIFF file is truncated or damaged ({exc}); re-export or re-download it"
+        ) from exc
+    arr = np.asarray(data)
+    if planar and arr.ndim == 3:
+        arr = np.moveaxis(arr, 0, -1)
+    arr = _to_uint8(arr)
+    if photometric == 0:  # MINISWHITE
+        arr = 255 - arr
+    if arr.ndim == 2:
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if arr.ndim != 3:
+        raise InputError(path, f"TIFF with {arr.ndim} dimensions is not an image; use PNG")
+    samples = arr.shape[2]
+    if samples >= 4 and extra and extra[0] in (1, 2):  # associated/unassociated alpha
+        return to_rgb(Image.fromarray(np.ascontiguousarray(arr[..., :4]), mode="RGBA"))
+    if samples >= 3:
+        return Image.fromarray(np.ascontiguousarray(arr[..., :3]), mode="RGB")
+    return Image.fromarray(np.ascontiguousarray(arr[..., 0]), mode="L").convert("RGB")
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale integer or floating-point samples to 8 bits."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind == "f":
+        values = np.nan_to_num(arr.astype(np.float64))
+        lo, hi = float(values.min()), float(values.max())
+        if lo >= 0 and hi <= 1:  # the usual 0-1 convention
+            return np.round(values * 255).astype(np.uint8)
+        scaled = (values - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(values)
+        return scaled.astype(np.uint8)
+    if arr.dtype.kind in "iu":
+        info = np.iinfo(arr.dtype)
+        values = arr.astype(np.float64) - (info.min if info.min < 0 else 0)
+        return np.round(values * 255 / (info.max - min(info.min, 0))).astype(np.uint8)
+    return arr.astype(np.uint8)
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB; transparency is laid on white, as viewers show it."""
+    """Convert any Pillow mode to 8-bit RGB.
+
+    Transparency is laid on a ground that contrasts with what is drawn: black when the
+    visible pixels are mostly light (white text on a transparent background), else white,
+    as viewers show it.
+    """
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(image, dtype=np.float64)
@@ -156,8 +289,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
         mode = image.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        background = Image.new("RGBA", rgba.size, _contrasting_ground(rgba))
         return Image.alpha_composite(background, rgba).convert("RGB")
     if mode == "RGB":
         return image.copy()
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _contrasting_ground(rgba: Image.Image) -> tuple[int, int, int, int]:
+    """Black when the visible (alpha > 50%) pixels are mostly light and some are transparent."""
+    arr = np.asarray(rgba)
+    visible = arr[..., 3] > 127
+    if visible.all() or not visible.any():
+        return (255, 255, 255, 255)
+    luma = arr[..., :3][visible].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return (0, 0, 0, 255) if float(np.median(luma)) > 160 else (255, 255, 255, 255)

@@ -1,10 +1,17 @@
-"""Helpers for tests that read images: sample paths, ground truth, word recall, box overlap."""
+"""Helpers for tests that read images: sample paths, ground truth, recall, box overlap.
+
+Also the generated real-world inputs of issue 11 (``render_*``): phone photos, screenshots,
+vertical Chinese, rotated pages, transparency, text-free photos. Fixed seeds, known text.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from scripts.make_samples import SAMPLE_TEXTS, SAMPLES_DIR
 
@@ -37,3 +44,233 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     inter = iw * ih
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union else 0.0
+
+
+# --- Generated real-world inputs (issue 11): phone photos, screenshots, odd layouts ---------
+# Each ``render_*`` is deterministic (fixed seeds) and returns the image with its ground truth;
+# tests and bench/ocr.py draw them into temporary folders, nothing large is committed.
+
+FONT_DIR = Path("/usr/share/fonts/truetype")
+FONT_SANS = FONT_DIR / "dejavu" / "DejaVuSans.ttf"
+FONT_SANS_BOLD = FONT_DIR / "dejavu" / "DejaVuSans-Bold.ttf"
+FONT_SERIF = FONT_DIR / "dejavu" / "DejaVuSerif.ttf"
+FONT_CJK = FONT_DIR / "wqy" / "wqy-zenhei.ttc"
+
+SIGN_LINES = (
+    "PLATFORM 4",
+    "Trains to the airport",
+    "leave every 15 minutes",
+    "Buy tickets at the machine",
+    "or at the office opposite",
+    "Please mind the gap",
+)
+LONG_WORDS = ("apple", "river", "stone", "green", "light", "house", "table", "cloud", "paper")
+VERTICAL_COLUMNS = ("欢迎光临本店", "营业时间九点", "周一至周日开")  # read right to left
+MIXED_LINES = (
+    "Welcome to the library",
+    "Opening hours 9 to 17",
+    "图书馆欢迎您",
+    "Please return books on time",
+)
+PAGE_LINES_SHORT = (
+    "The museum opens at nine in the morning.",
+    "Visitors leave large bags at the cloakroom.",
+    "Photography is allowed in most rooms.",
+    "Guided tours start every hour.",
+    "Children must be with an adult.",
+)
+TRANSPARENT_LINES = ("SALE ENDS SUNDAY", "Everything half price")
+DARK_LINES = ("Settings", "Wireless network", "Battery saver", "Display brightness")
+
+
+def cjk_recall(expected: str, found: str) -> float:
+    """The share of the CJK characters of ``expected`` (with repeats) that ``found`` contains."""
+    want = Counter(ch for ch in expected if "\u4e00" <= ch <= "\u9fff")
+    got = Counter(ch for ch in found if "\u4e00" <= ch <= "\u9fff")
+    return sum((want & got).values()) / max(1, sum(want.values()))
+
+
+def recall(expected: str, found: str) -> float:
+    """Word recall for Latin text plus character recall for CJK text, weighted by size."""
+    n_words = sum(words(expected).values())
+    n_cjk = sum(1 for ch in expected if "\u4e00" <= ch <= "\u9fff")
+    if n_words + n_cjk == 0:
+        return 1.0 if not words(found) else 0.0
+    return (
+        word_recall(expected, found) * n_words + cjk_recall(expected, found) * n_cjk
+    ) / (n_words + n_cjk)
+
+
+def _font(path: Path, size: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(path), size)
+
+
+def _photo_effects(
+    image: Any, rng: np.random.Generator, *, tilt_deg: float, falloff: float, noise: float
+) -> Any:
+    """What a phone adds: tilt, light falling off from one corner, blur, sensor noise."""
+    from PIL import Image, ImageFilter
+
+    width, height = image.size
+    fill = image.getpixel((5, 5))
+    image = image.rotate(tilt_deg, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    image = image.filter(ImageFilter.GaussianBlur(1.5))
+    arr = np.asarray(image, dtype=np.float32)
+    ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+    light = 1.0 - falloff * ((0.7 * xs + 0.3 * ys) ** 1.3)  # lamp at the top left
+    light *= 1.0 - 0.25 * ((xs - 0.4) ** 2 + (ys - 0.45) ** 2)  # vignette
+    arr = arr * light[..., None]
+    arr += rng.normal(0.0, noise, size=arr.shape).astype(np.float32)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+
+def render_sign_photo(
+    *, dark: bool = False, size: tuple[int, int] = (4032, 3024), seed: int = 3
+) -> tuple[Any, str]:
+    """A phone photo (12 MP by default) of a six-line sign: light fall-off, 3 deg tilt, noise.
+
+    ``dark=True`` is its dark-mode twin: light text on a near-black panel.
+    """
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    width, height = size
+    wall = (92, 88, 80) if not dark else (20, 20, 24)
+    panel, ink = ((238, 236, 228), (22, 24, 30)) if not dark else ((18, 18, 22), (235, 235, 235))
+    image = Image.new("RGB", size, wall)
+    draw = ImageDraw.Draw(image)
+    margin_x, margin_y = width // 10, height // 8
+    draw.rectangle((margin_x, margin_y, width - margin_x, height - margin_y), fill=panel)
+    title = _font(FONT_SANS_BOLD, height // 14)
+    body = _font(FONT_SANS, height // 20)
+    y = margin_y + height // 16
+    for number, line in enumerate(SIGN_LINES):
+        font = title if number == 0 else body
+        draw.text((margin_x + width // 16, y), line, font=font, fill=ink)
+        y += int(font.size * 1.55)
+    photo = _photo_effects(image, rng, tilt_deg=3.0, falloff=0.55, noise=9.0)
+    return photo, "\n".join(SIGN_LINES)
+
+
+def render_long_screenshot(
+    *, width: int = 100, height: int = 30000, line_px: int = 40
+) -> tuple[Any, str]:
+    """A scrolling screenshot: ``height // line_px`` short numbered lines (750 by default)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    font = _font(FONT_SANS, 15)
+    lines = []
+    for number in range(height // line_px):
+        line = f"{number + 1} {LONG_WORDS[number % len(LONG_WORDS)]}"
+        draw.text((6, number * line_px + 12), line, font=font, fill=(30, 30, 30))
+        lines.append(line)
+    return image, "\n".join(lines)
+
+
+def render_vertical_chinese() -> tuple[Any, str]:
+    """Three columns of Simplified Chinese written top to bottom, read right to left."""
+    from PIL import Image, ImageDraw
+
+    font = _font(FONT_CJK, 52)
+    image = Image.new("RGB", (420, 460), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for column, text in enumerate(VERTICAL_COLUMNS):
+        x = 300 - column * 110
+        for row, char in enumerate(text):
+            draw.text((x, 40 + row * 64), char, font=font, fill=(20, 20, 20))
+    return image, "\n".join(VERTICAL_COLUMNS)
+
+
+def render_page(lines: tuple[str, ...] = PAGE_LINES_SHORT) -> Any:
+    """A clean page of text lines (serif 26 px, CJK lines in the CJK font), 900 px wide."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (900, 90 + 56 * len(lines)), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    latin, cjk = _font(FONT_SERIF, 30), _font(FONT_CJK, 32)
+    for number, line in enumerate(lines):
+        font = cjk if any("\u4e00" <= ch <= "\u9fff" for ch in line) else latin
+        draw.text((50, 45 + 56 * number), line, font=font, fill=(15, 15, 15))
+    return image
+
+
+def render_rotated_page(degrees: int = 90) -> tuple[Any, str]:
+    """The page turned by ``degrees`` (90, 180 or 270, counter-clockwise), with no EXIF tag."""
+    from PIL import Image
+
+    turns = {
+        90: Image.Transpose.ROTATE_90,
+        180: Image.Transpose.ROTATE_180,
+        270: Image.Transpose.ROTATE_270,
+    }
+    return render_page().transpose(turns[degrees]), "\n".join(PAGE_LINES_SHORT)
+
+
+def render_mixed_page() -> tuple[Any, str]:
+    """A mostly English notice with one Simplified Chinese line."""
+    return render_page(MIXED_LINES), "\n".join(MIXED_LINES)
+
+
+def render_transparent_text() -> tuple[Any, str]:
+    """White text on a fully transparent background (RGBA), as logos and overlays come."""
+    from PIL import Image, ImageDraw
+
+    mask = Image.new("L", (760, 220), 0)
+    draw = ImageDraw.Draw(mask)
+    for number, line in enumerate(TRANSPARENT_LINES):
+        draw.text((40, 40 + 80 * number), line, font=_font(FONT_SANS_BOLD, 52), fill=255)
+    image = Image.new("RGBA", mask.size, (255, 255, 255, 0))
+    image.putalpha(mask)
+    return image, "\n".join(TRANSPARENT_LINES)
+
+
+def render_dark_screenshot() -> tuple[Any, str]:
+    """A dark-mode settings screen: light grey text on near-black, 1080x720."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (1080, 720), (18, 18, 20))
+    draw = ImageDraw.Draw(image)
+    font = _font(FONT_SANS, 40)
+    for number, line in enumerate(DARK_LINES):
+        draw.rectangle((30, 40 + 160 * number, 1050, 150 + 160 * number), fill=(34, 34, 38))
+        draw.text((70, 72 + 160 * number), line, font=font, fill=(225, 225, 228))
+    return image, "\n".join(DARK_LINES)
+
+
+def render_textfree_photo(seed: int = 5, size: tuple[int, int] = (1600, 1200)) -> Any:
+    """An outdoor-like photo with no writing: sky, foliage and gravel textures, edges, noise.
+
+    Textures with strokes and speckles are what makes OCR engines "read" junk.
+    """
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    width, height = size
+    ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    sky = np.array([120, 160, 215], np.float32) * (1 - ys) + np.array([215, 220, 230]) * ys
+    arr = np.broadcast_to(sky, (height, width, 3)).astype(np.float32).copy()
+    horizon = int(height * rng.uniform(0.35, 0.6))
+    small = rng.random((height // 8 + 1, width // 8 + 1)).astype(np.float32)
+    foliage = np.kron(small, np.ones((8, 8), np.float32))[:height, :width]
+    leaves = np.stack([40 + 60 * foliage, 70 + 90 * foliage, 30 + 40 * foliage], axis=-1)
+    arr[horizon:] = leaves[horizon:]
+    image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(15, 40))):  # branches, poles, fence posts
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        dx, dy = int(rng.integers(-200, 200)), int(rng.integers(-300, 300))
+        shade = int(rng.integers(10, 90))
+        draw.line((x, y, x + dx, y + dy), fill=(shade, shade, shade), width=int(rng.integers(2, 9)))
+    for _ in range(int(rng.integers(20, 60))):  # pebbles and leaves
+        x, y = int(rng.integers(0, width)), int(rng.integers(horizon, height))
+        r = int(rng.integers(3, 20))
+        shade = int(rng.integers(20, 230))
+        draw.ellipse((x, y, x + r, y + r * 0.7), fill=(shade, shade - 10, shade - 20))
+    image = image.filter(ImageFilter.GaussianBlur(1.0))
+    noisy = np.asarray(image, np.float32) + rng.normal(0, 8, (height, width, 3))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")

@@ -1,0 +1,365 @@
+"""Preparing a photo or screenshot for OCR with OpenCV, at a cost near-linear in pixels.
+
+``prepare(rgb)`` returns the grayscale image an OCR engine should read and how to map its
+pixels back to the original. Every estimate is made on a small copy (about 1.5 megapixels)
+and only resizing, inversion and one division touch the full image, so a 12-megapixel photo
+costs well under a second:
+
+1. **polarity**: on the small copy, a morphological closing removes dark strokes and an
+   opening removes light ones; where light strokes (top-hat) outweigh dark ones (black-hat),
+   the region holds light text on a dark ground (dark mode, a dark sign) and is inverted;
+2. **background**: the closing of the (inverted) small copy is the paper's brightness; when
+   it varies (uneven light, shadow) the image is divided by it, scaled back up, and the
+   paper is clamped to white below its noise level;
+3. **working resolution**: the median height of the ink's connected components on the small
+   copy gives the text size; tesseract reads best with capitals about 20-40 px tall, so big
+   text is downscaled (a phone photo shrinks ~3x) and small text upscaled (at most 4x and
+   40 megapixels);
+4. optional **deskew** by a projection-profile search over small angles.
+
+OpenCV (``opencv-python-headless``) does the resizing, morphology and arithmetic: it is the
+field's library for this, runs in milliseconds at these sizes and releases the GIL, so OCR
+calls on threads run in parallel. Source of the text-size rule: tesseract's documentation,
+"Improving the quality of the output" (tesseract-ocr.github.io/tessdoc/ImproveQuality).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+from PIL import Image
+
+ANALYSIS_PIXELS = 1_500_000  # the small copy every estimate is made on
+SMALL_TEXT_PX = 10.0  # glyph height (upper quartile: ~capitals) below which text is upscaled
+LARGE_TEXT_PX = 48.0  # ... above which it is downscaled
+TARGET_TEXT_PX = 28.0  # the glyph height aimed at when rescaling
+MAX_UPSCALE = 4.0
+UPSCALE_PIXEL_BUDGET = 40_000_000
+EVEN_LIGHT_RATIO = 0.75  # darkest/brightest paper above this: lighting is even enough
+POLARITY_MARGIN = 1.5  # light-stroke evidence must beat dark-stroke evidence by this factor
+REGION_EVIDENCE = 0.03  # share of light-stroke pixels a region needs to be inverted alone
+
+
+class Deadline:
+    """A point in time work must finish by; ``check`` raises ``TimeoutError`` past it."""
+
+    def __init__(self, seconds: float) -> None:
+        """Start the clock: ``seconds`` from now."""
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (<= 0 when past)."""
+        return self.at - time.monotonic()
+
+    def check(self, what: str) -> None:
+        """Raise ``TimeoutError(what)`` when the deadline has passed."""
+        if self.remaining() <= 0:
+            raise TimeoutError(what)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The image handed to OCR and how to map its pixels back to the original.
+
+    Transform, in order: rotate by ``angle`` degrees counter-clockwise about the centre
+    (expanding to ``rotated_size``), scale by ``scale``, turn ``quarter_turns`` times 90
+    degrees counter-clockwise (``np.rot90``).
+    """
+
+    image: np.ndarray  # uint8, 2-D: dark text on a light ground
+    original_size: tuple[int, int]  # (width, height) of the original image
+    angle: float = 0.0
+    rotated_size: tuple[int, int] = (0, 0)
+    scale: float = 1.0
+    quarter_turns: int = 0
+    steps: tuple[str, ...] = ()
+    text_height_px: float | None = None  # median glyph height in original pixels
+
+    def pil(self) -> Image.Image:
+        """The prepared image as a Pillow image (mode L)."""
+        return Image.fromarray(self.image, mode="L")
+
+    def turned(self, quarter_turns: int) -> Prepared:
+        """This image turned ``quarter_turns`` x 90 degrees counter-clockwise more."""
+        k = quarter_turns % 4
+        if k == 0:
+            return self
+        return replace(
+            self,
+            image=np.ascontiguousarray(np.rot90(self.image, k)),
+            quarter_turns=(self.quarter_turns + k) % 4,
+            steps=(*self.steps, f"turned {90 * k} deg"),
+        )
+
+    def crop_rows(self, top: int, bottom: int) -> np.ndarray:
+        """Rows ``top``..``bottom`` of the prepared image (a band of a long image)."""
+        return self.image[top:bottom]
+
+    def to_original(
+        self, left: float, top: float, width: float, height: float
+    ) -> tuple[int, int, int, int]:
+        """Map a box of the prepared image to a box of the original image, clipped to it."""
+        xs = np.array([left, left + width, left, left + width], dtype=np.float64)
+        ys = np.array([top, top, top + height, top + height], dtype=np.float64)
+        h_img, w_img = self.image.shape[:2]
+        for _ in range(self.quarter_turns):  # undo one 90-degree counter-clockwise turn
+            xs, ys = w_img - ys, xs
+            w_img, h_img = h_img, w_img
+        xs, ys = xs / self.scale, ys / self.scale
+        if self.angle:
+            theta = math.radians(self.angle)
+            cx, cy = self.rotated_size[0] / 2, self.rotated_size[1] / 2
+            ox, oy = self.original_size[0] / 2, self.original_size[1] / 2
+            dx, dy = xs - cx, ys - cy
+            xs = dx * math.cos(theta) - dy * math.sin(theta) + ox
+            ys = dx * math.sin(theta) + dy * math.cos(theta) + oy
+        w, h = self.original_size
+        x0 = int(np.clip(math.floor(xs.min()), 0, w))
+        y0 = int(np.clip(math.floor(ys.min()), 0, h))
+        x1 = int(np.clip(math.ceil(xs.max()), 0, w))
+        y1 = int(np.clip(math.ceil(ys.max()), 0, h))
+        return x0, y0, x1 - x0, y1 - y0
+
+
+def prepare(
+    rgb: Image.Image,
+    *,
+    normalise: bool = True,
+    deskew: bool = False,
+    deadline: Deadline | None = None,
+) -> Prepared:
+    """Grayscale, fix polarity, even out the light, rescale to the text size, deskew.
+
+    Args:
+        rgb: the upright image (any Pillow mode; converted to grayscale).
+        normalise: False hands the grayscale image on as it is (no other step).
+        deskew: search and undo a tilt of up to 10 degrees.
+        deadline: raises ``TimeoutError`` between steps once it has passed.
+
+    Returns:
+        The prepared image (uint8, dark text on light) and its mapping to the original.
+
+    Raises:
+        TimeoutError: ``deadline`` passed during preparation.
+    """
+    gray = np.asarray(rgb.convert("L"))
+    height, width = gray.shape
+    steps = ["grayscale"]
+    if not normalise:
+        return Prepared(gray, (width, height), rotated_size=(width, height), steps=tuple(steps))
+    factor = min(1.0, math.sqrt(ANALYSIS_PIXELS / max(1, width * height)))
+    small = _resize(gray, factor)
+    if deadline:
+        deadline.check("estimating the background")
+
+    k = min(255, _odd(max(31, round(math.sqrt(small.size) / 15))))
+    ground = cv2.medianBlur(small, k)  # the majority around each pixel: text removed
+    light_text = _light_text_mask(small, ground, k)
+    inverted_share = float(light_text.mean())
+    if inverted_share > 0:
+        small = np.where(light_text, 255 - small, small).astype(np.uint8)
+        ground = np.where(light_text, 255 - ground, ground).astype(np.uint8)
+        steps.append(
+            "inverted (light text on dark)"
+            if inverted_share > 0.9
+            else f"inverted light-on-dark regions ({inverted_share:.0%})"
+        )
+    paper_small = cv2.GaussianBlur(ground, (0, 0), max(1.0, k / 6))
+    low, high = np.percentile(paper_small, [2, 98])
+    uneven = high > 0 and low / high < EVEN_LIGHT_RATIO
+    if deadline:
+        deadline.check("estimating the text size")
+
+    ratio_small = _divide(small, paper_small) if uneven else small.astype(np.float32) / 255
+    text_px_small = estimate_glyph_height(ratio_small)
+    text_px = None if text_px_small is None else text_px_small / factor
+    scale = _working_scale(text_px, width, height)
+
+    work = _resize(gray, scale)
+    if inverted_share > 0:
+        mask = cv2.resize(
+            light_text.astype(np.uint8), (work.shape[1], work.shape[0]), cv2.INTER_NEAREST
+        ).astype(bool)
+        work = np.where(mask, 255 - work, work).astype(np.uint8)
+    if uneven:
+        paper = cv2.resize(paper_small, (work.shape[1], work.shape[0]), cv2.INTER_LINEAR)
+        work = _stretch(_divide(cv2.GaussianBlur(work, (0, 0), 0.7), paper))
+        steps.append("illumination normalised")
+    if scale != 1.0:
+        what = "downscaled" if scale < 1 else "upscaled"
+        steps.append(f"{what} {scale:.2f}x (text ~{text_px:.0f} px high)")
+    if deadline:
+        deadline.check("deskewing")
+
+    angle = 0.0
+    rotated_size = (work.shape[1], work.shape[0])
+    if deskew:
+        angle = estimate_skew(work)
+        if angle:
+            work = _rotate(work, angle)
+            steps.append(f"deskewed {angle:+.1f} deg")
+    # rotated_size is kept in original pixels (before scaling), as to_original expects
+    rotated_size = (round(work.shape[1] / scale), round(work.shape[0] / scale))
+    return Prepared(
+        work,
+        (width, height),
+        angle=angle,
+        rotated_size=rotated_size,
+        scale=scale,
+        steps=tuple(steps),
+        text_height_px=text_px,
+    )
+
+
+def _odd(n: int) -> int:
+    return n | 1
+
+
+def _resize(gray: np.ndarray, factor: float) -> np.ndarray:
+    """``gray`` scaled by ``factor`` (area averaging down, cubic up); itself at 1."""
+    if factor == 1.0:
+        return gray
+    height, width = gray.shape
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    method = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    return cv2.resize(gray, size, interpolation=method)
+
+
+def _light_text_mask(small: np.ndarray, ground: np.ndarray, k: int) -> np.ndarray:
+    """True where the strokes around a pixel are lighter than their ground.
+
+    ``ground`` is a median of the neighbourhood: the majority, i.e. the paper or screen, since
+    strokes cover less than half of any window. Pixels well above it (light strokes) are
+    counted against pixels well below it (dark strokes) over a box of about three windows;
+    where light strokes win by ``POLARITY_MARGIN`` the region is light text on dark. Edges
+    between two grounds give both kinds in equal measure and change nothing.
+    """
+    diff = small.astype(np.int16) - ground.astype(np.int16)
+    noise = max(12.0, 3.0 * _noise_sigma(small))
+    dark = (diff < -noise).astype(np.float32)
+    light = (diff > noise).astype(np.float32)
+    if light.mean() > POLARITY_MARGIN * dark.mean():  # the whole image is light on dark
+        return np.ones(small.shape, dtype=bool)
+    window = (3 * k, 3 * k)
+    dark_share = cv2.boxFilter(dark, -1, window)
+    light_share = cv2.boxFilter(light, -1, window)
+    # A region must be clearly light on dark: the corners of a light panel on a dark wall
+    # give some light evidence and no dark, and must not count.
+    mask = (light_share > 2 * POLARITY_MARGIN * dark_share) & (light_share > REGION_EVIDENCE)
+    if not mask.any():
+        return mask
+    # Grow the regions so that inverted areas end in plain ground, not across strokes.
+    grown = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    return grown.astype(bool)
+
+
+def _noise_sigma(gray: np.ndarray) -> float:
+    """A robust estimate of the sensor noise: MAD of the Laplacian, scaled (Immerkaer 1996)."""
+    lap = cv2.Laplacian(gray, cv2.CV_32F)
+    return float(np.median(np.abs(lap))) * 1.4826 / 6.0
+
+
+def _divide(gray: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """``gray / paper`` in [0, 1] (float32)."""
+    ratio = gray.astype(np.float32) / np.maximum(paper.astype(np.float32), 1.0)
+    return np.clip(ratio, 0.0, 1.0)
+
+
+def _stretch(ratio: np.ndarray) -> np.ndarray:
+    """Clamp the paper to white below its noise level and the darkest ink to black (uint8)."""
+    scaled = (ratio * 255).astype(np.uint8)
+    threshold, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    t = threshold / 255.0
+    background = ratio[ratio > t]
+    if background.size == 0:
+        return scaled
+    median = float(np.median(background))
+    noise = 1.4826 * float(np.median(np.abs(background - median)))
+    white = max(t + 0.05, median - 3.0 * noise)
+    black = float(np.percentile(ratio, 0.5))
+    stretched = np.clip((ratio - black) / max(white - black, 1e-3), 0.0, 1.0)
+    return (stretched * 255).astype(np.uint8)
+
+
+def estimate_glyph_height(values: np.ndarray) -> float | None:
+    """Upper-quartile height in pixels of the ink's glyph-like connected components, or None.
+
+    ``values`` is a grayscale image (uint8, or float in [0, 1]) with dark text on light.
+    Components that are too thin, too flat, too big or too sparse to be characters (noise
+    specks, rules, frames, photo regions) are not counted.
+    """
+    image = values if values.dtype == np.uint8 else (values * 255).astype(np.uint8)
+    _, ink = cv2.threshold(image, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    if not ink.any():
+        return None
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    w = stats[1:, cv2.CC_STAT_WIDTH]
+    h = stats[1:, cv2.CC_STAT_HEIGHT]
+    area = stats[1:, cv2.CC_STAT_AREA]
+    limit = max(image.shape) / 4
+    glyph = (h >= 4) & (h <= limit) & (w <= 3 * h) & (h <= 6 * w) & (area >= 0.15 * w * h)
+    if glyph.sum() < 3:
+        return None
+    return float(np.percentile(h[glyph], 75))  # capitals and whole CJK characters
+
+
+def _working_scale(text_px: float | None, width: int, height: int) -> float:
+    """The scale that brings the text into the size tesseract reads best (1 when it is)."""
+    if text_px is None or SMALL_TEXT_PX <= text_px <= LARGE_TEXT_PX:
+        return 1.0
+    scale = TARGET_TEXT_PX / text_px
+    if scale > 1:
+        budget = math.sqrt(UPSCALE_PIXEL_BUDGET / max(1, width * height))
+        scale = min(scale, MAX_UPSCALE, budget)
+        return 1.0 if scale < 1.2 else round(scale, 3)
+    return round(scale, 3)
+
+
+def _rotate(gray: np.ndarray, angle: float) -> np.ndarray:
+    """``gray`` rotated ``angle`` degrees counter-clockwise, expanded, new corners white."""
+    height, width = gray.shape
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(round(height * sin + width * cos)), int(round(height * cos + width * sin))
+    matrix[0, 2] += new_w / 2 - width / 2
+    matrix[1, 2] += new_h / 2 - height / 2
+    return cv2.warpAffine(
+        gray, matrix, (new_w, new_h), flags=cv2.INTER_CUBIC, borderValue=(255,)
+    )
+
+
+def estimate_skew(gray: np.ndarray | Image.Image, *, max_angle: float = 10.0) -> float:
+    """The rotation (degrees, counter-clockwise) that makes text lines horizontal.
+
+    Searches the angle whose horizontal projection profile of the ink is sharpest (text lines
+    and gaps alternate), coarse then fine, on a copy about 800 px wide.
+
+    Args:
+        gray: dark text on a light ground (uint8 array or Pillow image).
+        max_angle: the largest tilt searched, in degrees.
+
+    Returns:
+        The angle rounded to 0.1 degree; 0.0 below 0.2 degrees.
+    """
+    array = np.asarray(gray.convert("L")) if isinstance(gray, Image.Image) else gray
+    factor = min(1.0, 800 / max(array.shape))
+    small = _resize(array, factor)
+    _, ink = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+
+    def sharpness(angle: float) -> float:
+        height, width = ink.shape
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+        rotated = cv2.warpAffine(ink, matrix, (width, height), flags=cv2.INTER_LINEAR)
+        profile = rotated.sum(axis=1, dtype=np.float64)
+        return float(np.sum(np.diff(profile) ** 2))
+
+    coarse = np.arange(-max_angle, max_angle + 0.01, 1.0)
+    best = max(coarse, key=sharpness)
+    fine = np.arange(best - 1.0, best + 1.01, 0.1)
+    best = max(fine, key=sharpness)
+    return 0.0 if abs(best) < 0.2 else round(float(best), 1)

@@ -1,0 +1,201 @@
+"""OCR on real-world inputs: narrate's engines against plain ``tesseract FILE -``, side by side.
+
+One invocation generates the inputs (fixed seeds, known text) into a temporary folder:
+
+* ``sign``: a 12-megapixel phone photo (4032x3024) of a six-line sign, light falling off
+  across the frame, 3 degrees of tilt, sensor noise, JPEG;
+* ``sign_dark``: its dark-mode twin (light text on a near-black panel);
+* ``long``: a 100x30000 scrolling screenshot with 750 short lines;
+* ``vertical_zh``: three columns of Simplified Chinese written top to bottom;
+* ``rotated``: a page turned 90 degrees with no EXIF tag;
+* ``transparent``: white text on a transparent background (RGBA PNG);
+* ``dark_screen``: a dark-mode settings screenshot;
+* ``mixed``: an English notice with one Chinese line;
+* ``textfree``: a noisy outdoor-like photo with no writing (any word read is garbage);
+* the committed samples ``receipt``, ``notice_zh``, ``page_uneven`` and ``sunset``.
+
+For each input it runs plain tesseract (the baseline, ``OMP_THREAD_LIMIT=1``, default
+``eng``, in a subprocess as a user would), then each narrate engine asked for (in this
+process, engine built once, language ``auto``) and prints the recall (share of the expected
+words / CJK characters found; for text-free inputs, 1 when nothing was reported), the words
+reported on text-free inputs, the seconds and the ratio to plain tesseract's seconds.
+
+``--describe`` also times ``narrate describe`` (offline describer, fresh process) on the
+12 MP photo against plain tesseract on the same file and reports the peak memory of each.
+
+    flock /tmp/bench.lock .venv/bin/python bench/ocr.py [--engines tesseract,rapidocr,auto]
+        [--only sign,long] [--describe]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests import images as gen  # noqa: E402
+from tests.images import SAMPLE_TEXTS, recall, sample_path  # noqa: E402
+
+Input = tuple[str, Callable[[Path], tuple[Path, str]]]
+
+
+def _saved(name: str, render: Callable[[], tuple[Any, str]], **save: Any) -> Input:
+    def make(folder: Path) -> tuple[Path, str]:
+        image, text = render()
+        path = folder / name
+        image.save(path, **save)
+        return path, text
+
+    return name.split(".")[0], make
+
+
+def _sample(kind: str, name: str) -> Input:
+    return kind, lambda _folder: (sample_path(name), SAMPLE_TEXTS[name])
+
+
+INPUTS: list[Input] = [
+    _saved("sign.jpg", gen.render_sign_photo, quality=90),
+    _saved("sign_dark.jpg", lambda: gen.render_sign_photo(dark=True), quality=90),
+    _saved("long.png", gen.render_long_screenshot),
+    _saved("vertical_zh.png", gen.render_vertical_chinese),
+    _saved("rotated.png", gen.render_rotated_page),
+    _saved("transparent.png", gen.render_transparent_text),
+    _saved("dark_screen.png", gen.render_dark_screenshot),
+    _saved("mixed.png", gen.render_mixed_page),
+    _saved("textfree.jpg", lambda: (gen.render_textfree_photo(), ""), quality=88),
+    _sample("receipt", "receipt_en.png"),
+    _sample("notice_zh", "notice_zh.png"),
+    _sample("page_uneven", "page_uneven_light.jpg"),
+    _sample("sunset", "photo_sunset.jpg"),
+]
+
+
+def plain_tesseract(path: Path) -> tuple[str, float]:
+    """``tesseract FILE -`` as a user runs it: its text and wall seconds."""
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    start = time.perf_counter()
+    done = subprocess.run(
+        ["tesseract", str(path), "-"], env=env, capture_output=True, text=True, check=False
+    )
+    return done.stdout, time.perf_counter() - start
+
+
+def build_engine(name: str) -> Any:
+    """A narrate OCR engine by its registry name, with its default settings."""
+    from adapters import registry
+
+    return registry.load("ocr", name)
+
+
+def score(expected: str, text: str) -> str:
+    """Recall, or for text-free inputs the words wrongly reported."""
+    if expected:
+        return f"{recall(expected, text):5.2f}"
+    junk = len(text.split())
+    return " 1.00" if junk == 0 else f"{junk:2d} w!"
+
+
+def run(engines: list[str], only: set[str] | None, folder: Path) -> None:
+    """Print one table row per input and engine."""
+    built = {}
+    for name in engines:
+        start = time.perf_counter()
+        built[name] = build_engine(name)
+        if hasattr(built[name], "warm_up"):
+            built[name].warm_up()
+        print(f"# {name}: built in {time.perf_counter() - start:.2f} s")
+    print(f"{'input':12} {'size':>11} {'engine':10} {'recall':>6} {'s':>7} {'x plain':>7}")
+    for kind, make in INPUTS:
+        if only and kind not in only:
+            continue
+        path, expected = make(folder)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            size = f"{im.width}x{im.height}"
+        text, plain_s = plain_tesseract(path)
+        print(f"{kind:12} {size:>11} {'plain':10} {score(expected, text)} {plain_s:7.2f} {1:7.2f}")
+        for name, engine in built.items():
+            start = time.perf_counter()
+            try:
+                result = engine.recognize(path, "auto")
+                text, note = result.text, ""
+            except Exception as exc:  # a benchmark reports failures and goes on
+                text, note = "", f"  FAILED: {exc}"[:160]
+            seconds = time.perf_counter() - start
+            print(
+                f"{kind:12} {size:>11} {name:10} {score(expected, text)} {seconds:7.2f} "
+                f"{seconds / plain_s:7.2f}{note}",
+                flush=True,
+            )
+
+
+def describe_vs_tesseract(folder: Path) -> None:
+    """``narrate describe`` (fresh process, offline) vs ``tesseract FILE -`` on the 12 MP photo."""
+    path, expected = INPUTS[0][1](folder)
+    out = folder / "out"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "NARRATE_LLM_BACKEND": "offline",
+        "NARRATE_CACHE_BACKEND": "off",
+        "OMP_THREAD_LIMIT": "1",
+    }
+    commands = {
+        "plain tesseract": ["/usr/bin/time", "-f", "%e %M", "tesseract", str(path), "-"],
+        "narrate describe": [
+            "/usr/bin/time", "-f", "%e %M", sys.executable, "-m", "narrate.cli.main",
+            "describe", str(path), "--out", str(out),
+        ],
+    }  # fmt: skip
+    seconds = {}
+    for label, command in commands.items():
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        wall, peak_kib = done.stderr.strip().splitlines()[-1].split()
+        seconds[label] = float(wall)
+        text = done.stdout
+        if label == "narrate describe":
+            json_files = list(out.glob("*.json"))
+            text = json_files[0].read_text(encoding="utf-8") if json_files else ""
+        print(
+            f"{label:17} {float(wall):6.2f} s  peak RSS {int(peak_kib) / 1024:6.0f} MiB  "
+            f"recall {recall(expected, text):.2f}  exit {done.returncode}"
+        )
+    ratio = seconds["narrate describe"] / seconds["plain tesseract"]
+    print(f"narrate describe / plain tesseract: {ratio:.2f}")
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", default="tesseract", help="comma-separated OCR engines")
+    parser.add_argument("--only", default="", help="comma-separated input kinds")
+    parser.add_argument("--describe", action="store_true", help="time narrate describe too")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    load = os.getloadavg()
+    print(f"# load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores)")
+    with tempfile.TemporaryDirectory(prefix="bench-ocr-") as tmp:
+        folder = Path(tmp)
+        engines = [e for e in args.engines.split(",") if e]
+        only = {k for k in args.only.split(",") if k} or None
+        run(engines, only, folder)
+        if args.describe:
+            describe_vs_tesseract(folder)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    load = os.getloadavg()
+    print(f"# bench process peak RSS {peak:.0f} MiB; load average at end: {load[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
