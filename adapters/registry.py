@@ -34,6 +34,12 @@ KNOWN_IMPLEMENTATIONS: dict[str, dict[str, Implementation]] = {
             "adapters.ocr.tesseract:TesseractOcr",
             "apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim",
         ),
+        "rapidocr": Implementation(
+            "adapters.ocr.rapidocr:RapidOcr", "pip install 'narrate[ocr]' (rapidocr, onnxruntime)"
+        ),
+        "auto": Implementation(
+            "adapters.ocr.auto:AutoOcr", "pip install 'narrate[ocr]' (rapidocr, onnxruntime)"
+        ),
     },
     "features": {
         "numpy": Implementation("adapters.features.numpy_pillow:NumpyFeatureExtractor", ""),

@@ -18,7 +18,9 @@ For each input it runs plain tesseract (the baseline, ``OMP_THREAD_LIMIT=1``, de
 ``eng``, in a subprocess as a user would), then each narrate engine asked for (in this
 process, engine built once, language ``auto``) and prints the recall (share of the expected
 words / CJK characters found; for text-free inputs, 1 when nothing was reported), the words
-reported on text-free inputs, the seconds and the ratio to plain tesseract's seconds.
+reported on text-free inputs, the wall and CPU seconds (this process and its tesseract
+children) and their ratios to plain tesseract's. On a shared machine the CPU seconds are the
+steadier figure; wall seconds are what a user waits.
 
 ``--describe`` also times ``narrate describe`` (offline describer, fresh process) on the
 12 MP photo against plain tesseract on the same file and reports the peak memory of each.
@@ -80,14 +82,21 @@ INPUTS: list[Input] = [
 ]
 
 
-def plain_tesseract(path: Path) -> tuple[str, float]:
-    """``tesseract FILE -`` as a user runs it: its text and wall seconds."""
+def cpu_s() -> float:
+    """CPU seconds used so far by this process and its finished children (tesseract)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def plain_tesseract(path: Path) -> tuple[str, float, float]:
+    """``tesseract FILE -`` as a user runs it: its text, wall seconds and CPU seconds."""
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_s()
     done = subprocess.run(
         ["tesseract", str(path), "-"], env=env, capture_output=True, text=True, check=False
     )
-    return done.stdout, time.perf_counter() - start
+    return done.stdout, time.perf_counter() - start, cpu_s() - cpu
 
 
 def build_engine(name: str) -> Any:
@@ -114,7 +123,10 @@ def run(engines: list[str], only: set[str] | None, folder: Path) -> None:
         if hasattr(built[name], "warm_up"):
             built[name].warm_up()
         print(f"# {name}: built in {time.perf_counter() - start:.2f} s")
-    print(f"{'input':12} {'size':>11} {'engine':10} {'recall':>6} {'s':>7} {'x plain':>7}")
+    print(
+        f"{'input':12} {'size':>11} {'engine':10} {'recall':>6} {'wall_s':>7} {'x plain':>7} "
+        f"{'cpu_s':>7} {'x plain':>7}"
+    )
     for kind, make in INPUTS:
         if only and kind not in only:
             continue
@@ -123,19 +135,22 @@ def run(engines: list[str], only: set[str] | None, folder: Path) -> None:
 
         with Image.open(path) as im:
             size = f"{im.width}x{im.height}"
-        text, plain_s = plain_tesseract(path)
-        print(f"{kind:12} {size:>11} {'plain':10} {score(expected, text)} {plain_s:7.2f} {1:7.2f}")
+        text, plain_s, plain_cpu = plain_tesseract(path)
+        print(
+            f"{kind:12} {size:>11} {'plain':10} {score(expected, text)} {plain_s:7.2f} {1:7.2f} "
+            f"{plain_cpu:7.2f} {1:7.2f}"
+        )
         for name, engine in built.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_s()
             try:
                 result = engine.recognize(path, "auto")
                 text, note = result.text, ""
             except Exception as exc:  # a benchmark reports failures and goes on
                 text, note = "", f"  FAILED: {exc}"[:160]
-            seconds = time.perf_counter() - start
+            seconds, used = time.perf_counter() - start, cpu_s() - cpu
             print(
                 f"{kind:12} {size:>11} {name:10} {score(expected, text)} {seconds:7.2f} "
-                f"{seconds / plain_s:7.2f}{note}",
+                f"{seconds / plain_s:7.2f} {used:7.2f} {used / max(plain_cpu, 1e-3):7.2f}{note}",
                 flush=True,
             )
 

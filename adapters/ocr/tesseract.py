@@ -36,7 +36,12 @@ from PIL import Image
 
 from adapters.imaging import DEFAULT_MAX_PIXELS, load_image
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
-from adapters.ocr.filtering import CJK, DEFAULT_MIN_CONFIDENCE, looks_like_text, split_words
+from adapters.ocr.filtering import (
+    CJK,
+    TESSERACT_MIN_CONFIDENCE,
+    looks_like_text,
+    split_words,
+)
 from adapters.ocr.preprocess import Deadline, Prepared, estimate_skew, prepare
 from adapters.errors import ConfigError, PermanentError, TransientError
 
@@ -113,7 +118,7 @@ class TesseractOcr:
         deskew: bool = False,
         timeout: float = 60.0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        min_confidence: float = TESSERACT_MIN_CONFIDENCE,
         psm: int = 3,
         preprocess: bool = True,
         osd: bool = True,
@@ -235,7 +240,8 @@ class TesseractOcr:
             if turns:
                 turned = prepared.turned(turns)
                 candidate = self._read_upright(turned.image, wanted, deadline)
-                if candidate.score > best.score:
+                # Only a sure read counts: on text-free photos every extra try finds specks.
+                if candidate.good and candidate.score > best.score:
                     how = f"{candidate.how}; page turned {90 * turns} deg by OSD"
                     best, best_prepared = _with_how(candidate, how), turned
         if not best.good and wanted in ("auto", "zh"):
@@ -244,7 +250,7 @@ class TesseractOcr:
             except ConfigError:  # tesseract-ocr-chi-sim-vert not installed
                 return best, best_prepared
             candidate = _Read(words, "chi_sim_vert", "zh", "vertical Chinese (chi_sim_vert)")
-            if _cjk_share(words) >= 0.5 and candidate.score > best.score:
+            if candidate.good and _cjk_share(words) >= 0.5 and candidate.score > best.score:
                 best, best_prepared = candidate, prepared
         return best, best_prepared
 
@@ -276,33 +282,47 @@ class TesseractOcr:
     def _read_bands(self, prepared: Prepared, wanted: str, deadline: Deadline) -> _Read:
         """A long image in overlapping bands, read in parallel, each word kept once."""
         height = prepared.image.shape[0]
-        step = _BAND_PX - _BAND_OVERLAP_PX
+        # Two bands per worker balance the load; each tesseract start costs ~0.2 s, so no more.
+        band_px = max(_BAND_PX, -(-height // (2 * self.workers)) + _BAND_OVERLAP_PX)
+        step = band_px - _BAND_OVERLAP_PX
         starts = list(range(0, max(1, height - _BAND_OVERLAP_PX), step))
         half = _BAND_OVERLAP_PX // 2
 
-        def read(index: int) -> list[_Word]:
+        def own(index: int, words: list[_Word]) -> list[_Word]:
+            """The band's words whose centre lies away from its cuts, in image rows."""
             top = starts[index]
-            bottom = min(height, top + _BAND_PX)
-            band = np.ascontiguousarray(prepared.crop_rows(top, bottom))
-            words = self._read_upright(band, wanted, deadline, band=index).words
+            bottom = min(height, top + band_px)
             own_top = top + (half if index > 0 else 0)
             own_bottom = bottom - (half if bottom < height else 0)
-            kept = []
-            for w in words:
-                moved = _Word(
-                    w.text, w.left, w.top + top, w.width, w.height, w.confidence, w.line_key
-                )
-                centre = moved.top + moved.height / 2
-                if own_top <= centre < own_bottom:
-                    kept.append(moved)
-            return kept
+            moved = (
+                _Word(w.text, w.left, w.top + top, w.width, w.height, w.confidence, w.line_key)
+                for w in words
+            )
+            return [w for w in moved if own_top <= w.top + w.height / 2 < own_bottom]
 
+        def band(index: int) -> np.ndarray:
+            top = starts[index]
+            return np.ascontiguousarray(prepared.crop_rows(top, min(height, top + band_px)))
+
+        def read(index: int, language: str) -> _Read:
+            return self._read_upright(band(index), language, deadline, index)
+
+        # All bands at once on the cores; the language most of the text was read in wins and
+        # the few bands read otherwise (a Chinese band in an English scroll: kept) are redone.
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            bands = list(pool.map(read, range(len(starts))))
-        words = [w for band in bands for w in band]
-        language = "zh" if _cjk_share(words) >= 0.3 else "en"
-        pack = "eng" if wanted == "en" or (wanted == "auto" and language == "en") else "chi_sim+eng"
-        return _Read(words, pack, language, f"{len(starts)} bands read in parallel")
+            reads = list(pool.map(lambda i: read(i, wanted), range(len(starts))))
+            votes: dict[str, int] = {}
+            for r in reads:
+                votes[r.language] = votes.get(r.language, 0) + len(r.words)
+            language = max(votes, key=lambda k: votes[k])
+            redo = [i for i, r in enumerate(reads) if wanted == "auto" and r.language != language]
+            for i, again in zip(redo, pool.map(lambda i: read(i, language), redo), strict=True):
+                if again.score >= reads[i].score:
+                    reads[i] = again
+        words = [w for i, r in enumerate(reads) for w in own(i, r.words)]
+        return _Read(
+            words, _LANGUAGE_PACKS[language], language, f"{len(starts)} bands read in parallel"
+        )
 
     def _osd_turns(self, image: np.ndarray, deadline: Deadline) -> int:
         """Quarter turns (counter-clockwise) that make the page upright, per tesseract's OSD."""
@@ -359,7 +379,9 @@ class TesseractOcr:
 
     def _result(self, read: _Read, prepared: Prepared, details: dict[str, str]) -> OcrResult:
         """Drop garbage, join the rest by line, and map boxes to the original image."""
-        kept, dropped = split_words(read.words, self.min_confidence)
+        kept, dropped = _rescue_in_sure_lines(
+            read.words, *split_words(read.words, self.min_confidence)
+        )
         details["words_dropped"] = str(len(dropped))
         lines: dict[tuple[int, ...], list[_Word]] = {}
         for word in kept:
@@ -383,6 +405,31 @@ class TesseractOcr:
             details=details,
             dropped=_boxes(dropped, prepared),
         )
+
+
+def _rescue_in_sure_lines(
+    words: list[_Word], kept: list[_Word], dropped: list[_Word]
+) -> tuple[list[_Word], list[_Word]]:
+    """Keep word-shaped words dropped for confidence alone inside lines read surely.
+
+    Tesseract now and then gives one word of a clean line a confidence of 0 (a character
+    of vertical Chinese, the last word of a line); with two or more sure words beside it
+    (mean >= 0.85) it is text. Specks on lines of their own stay dropped.
+    """
+    sure: dict[tuple[int, ...], list[float]] = {}
+    for w in kept:
+        sure.setdefault(w.line_key, []).append(w.confidence)
+    rescued = {
+        id(w)
+        for w in dropped
+        if looks_like_text(w.text)
+        and len(sure.get(w.line_key, ())) >= 2
+        and sum(sure[w.line_key]) / len(sure[w.line_key]) >= 0.85
+    }
+    if not rescued:
+        return kept, dropped
+    keep = {id(w) for w in kept} | rescued
+    return [w for w in words if id(w) in keep], [w for w in dropped if id(w) not in rescued]
 
 
 def _with_how(read: _Read, how: str) -> _Read:
@@ -419,9 +466,9 @@ def _parse_tsv(tsv: str, band: int = 0) -> list[_Word]:
 def _confidently_latin(words: list[_Word]) -> bool:
     """True when an ``eng`` pass read real text with high confidence on every line.
 
-    Chinese characters read by the English model come out as short junk words with low
+    Chinese characters read by the English model come out as runs of junk words with low
     confidence, so a page with Chinese on it (even one line) fails the test and gets a
-    ``chi_sim+eng`` pass.
+    ``chi_sim+eng`` pass; one or two unsure specks (edges in a photo) do not.
     """
     read = [w for w in words if w.text.strip()]
     if len(read) < 3:
@@ -429,10 +476,12 @@ def _confidently_latin(words: list[_Word]) -> bool:
     mean = sum(w.confidence for w in read) / len(read)
     if mean < 0.75:
         return False
-    lines: dict[tuple[int, ...], list[float]] = {}
+    unsure_chars: dict[tuple[int, ...], int] = {}
     for w in read:
-        lines.setdefault(w.line_key, []).append(w.confidence)
-    return all(min(confs) >= 0.5 for confs in lines.values())
+        if w.confidence < 0.5:
+            unsure_chars[w.line_key] = unsure_chars.get(w.line_key, 0) + len(w.text)
+    # A Chinese line read as Latin is a run of unsure junk; a speck at a photo's edge is short.
+    return all(count < 4 for count in unsure_chars.values())
 
 
 def _cjk_share(words: Sequence[_Word]) -> float:

@@ -273,7 +273,7 @@ def test_sharpness_is_comparable_across_sizes(tmp_path: Path, extractor) -> None
 
 def box(left: int, top: int, width: int, height: int, text: str = "word") -> WordBox:
     """A word box with a fixed confidence."""
-    return WordBox(text=text, left=left, top=top, width=width, height=height, confidence=90.0)
+    return WordBox(text=text, left=left, top=top, width=width, height=height, confidence=0.9)
 
 
 def test_text_coverage_counts_overlaps_once_and_clips() -> None:

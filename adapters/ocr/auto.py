@@ -1,0 +1,117 @@
+"""``auto`` OCR: tesseract with narrate's preprocessing first, RapidOCR when that read is unsure.
+
+The choice follows the measurements in bench/README.md ("OCR on real-world inputs"): on the
+generated photos, screenshots and pages tesseract with narrate's preprocessing read as much as
+RapidOCR (PP-OCRv6) or more, at a half to a third of the CPU time, and RapidOCR read vertical
+Chinese and some photos more surely. So:
+
+* tesseract reads first (long images in parallel bands);
+* when its read is unsure (kept text with mean confidence under ``SURE``, or nothing kept
+  although word-like text was read and dropped), RapidOCR reads too and the read with more
+  confident text wins;
+* a sure read, or one with nothing word-like at all (text-free photos), stands alone.
+
+Both engines are built once and reused; ``details["engine_choice"]`` says what was done.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.imaging import DEFAULT_MAX_PIXELS
+from adapters.ocr.base import OcrLanguage, OcrResult
+from adapters.ocr.filtering import (
+    RAPIDOCR_MIN_CONFIDENCE,
+    TESSERACT_MIN_CONFIDENCE,
+    looks_like_text,
+)
+from adapters.ocr.rapidocr import RapidOcr
+from adapters.ocr.tesseract import TesseractOcr
+
+LONG_ASPECT = 6.0  # RapidOCR's detector shrinks such images and loses their lines
+SURE = 0.85  # tesseract's mean kept-word confidence above which its read stands alone
+HINT = 0.45  # a dropped word-like word at least this sure hints at text worth a second read
+
+
+class AutoOcr:
+    """``OcrEngine`` that picks RapidOCR or tesseract per image (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        threads: int = 1,
+        deskew: bool = False,
+        timeout: float = 60.0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        min_confidence: float | None = None,
+    ) -> None:
+        """Configure both engines; nothing loads until ``recognize`` or ``warm_up``.
+
+        Args:
+            threads: tesseract's OMP_THREAD_LIMIT.
+            deskew: tesseract deskews before reading.
+            timeout: seconds each engine may take on one image.
+            max_pixels: images with more pixels are refused.
+            min_confidence: 0-1; words and lines below it are dropped as garbage (default:
+                each engine's own, chosen on the labelled set).
+        """
+        self.tesseract = TesseractOcr(
+            threads=threads,
+            deskew=deskew,
+            timeout=timeout,
+            max_pixels=max_pixels,
+            min_confidence=TESSERACT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+        )
+        self.rapidocr = RapidOcr(
+            timeout=timeout,
+            max_pixels=max_pixels,
+            min_confidence=RAPIDOCR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+        )
+        self.max_pixels = max_pixels
+
+    def warm_up(self) -> None:
+        """Load RapidOCR's models now (about 1 s) rather than on the first unsure image."""
+        self.rapidocr.warm_up()
+
+    def recognize(self, image_path: Path, language: OcrLanguage | str = "auto") -> OcrResult:
+        """Read the text in ``image_path`` with the engine (or both) that suits it.
+
+        Args:
+            image_path: the image file.
+            language: auto, en or zh.
+
+        Returns:
+            The chosen engine's result; ``details["engine_choice"]`` says why.
+
+        Raises:
+            InputError, ConfigError, PermanentError, TransientError: as the engines raise them.
+        """
+        page = self.tesseract.recognize(image_path, language)
+        unsure_text = page.has_text and page.confidence < SURE
+        hidden_text = not page.has_text and any(
+            b.confidence >= HINT and looks_like_text(b.text) for b in page.dropped
+        )
+        if not (unsure_text or hidden_text):
+            return _noted(page, "tesseract")
+        if _is_long(page.image_size):
+            return _noted(page, "tesseract (long image)")
+        scene = self.rapidocr.recognize(image_path, language)
+        why = "unsure" if unsure_text else "nothing kept"
+        if _score(scene) > _score(page):
+            return _noted(scene, f"rapidocr (tesseract {why}; both read, rapidocr read more)")
+        return _noted(page, f"tesseract ({why}; both read, tesseract read more)")
+
+
+def _is_long(size: tuple[int, int]) -> bool:
+    width, height = size
+    return height > LONG_ASPECT * max(1, width)
+
+
+def _score(result: OcrResult) -> float:
+    """Confidence-weighted characters of the kept text."""
+    return sum(len(b.text) * b.confidence for b in result.boxes)
+
+
+def _noted(result: OcrResult, choice: str) -> OcrResult:
+    result.details["engine_choice"] = choice
+    return result

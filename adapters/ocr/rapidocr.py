@@ -1,0 +1,240 @@
+"""OCR with RapidOCR: PaddleOCR's PP-OCR detection and recognition models on onnxruntime.
+
+``rapidocr`` (PyPI) ships the PP-OCRv6 small detection and recognition models and the
+direction classifier inside its wheel, so it runs offline with no download
+(github.com/RapidAI/RapidOCR). It is a scene-text engine: it finds text lines anywhere in a
+photo or screenshot, reads light-on-dark text and vertical Chinese as they are, and reads
+English and Simplified Chinese with one model.
+
+``RapidOcr.recognize`` loads the image with ``adapters.imaging.load_image``, scales it so the
+text is about 32 px high (the text size is estimated on a small copy by
+``adapters.ocr.preprocess``; a 12 MP phone photo shrinks ~3x, which is most of the speed),
+runs the engine, orders vertical columns right to left (RapidOCR returns them left to right)
+and maps the line boxes back to the original pixels. Each ``WordBox`` is one text line.
+Lines go through the same garbage filter as tesseract's words.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from adapters.imaging import DEFAULT_MAX_PIXELS, load_image
+from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
+from adapters.ocr.filtering import CJK, RAPIDOCR_MIN_CONFIDENCE, split_words
+from adapters.ocr.preprocess import Deadline, prepare
+from adapters.errors import ConfigError, PermanentError, TransientError
+
+INSTALL_HINT = "pip install 'narrate[ocr]'  (rapidocr and onnxruntime)"
+TARGET_TEXT_PX = 32.0  # line height the detector and recogniser read best at (measured)
+SMALL_TEXT_PX = 12.0  # text below this height is enlarged (at most 2x)
+MAX_SIDE_PX = 4000  # RapidOCR downsizes anything larger itself; keep boxes in our hands
+
+
+class RapidOcr:
+    """``OcrEngine`` on RapidOCR (PP-OCRv6 small models, onnxruntime, CPU)."""
+
+    def __init__(
+        self,
+        *,
+        threads: int | None = None,
+        timeout: float = 60.0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        min_confidence: float = RAPIDOCR_MIN_CONFIDENCE,
+    ) -> None:
+        """Configure the engine; the models load on first use or in ``warm_up``.
+
+        Args:
+            threads: onnxruntime intra-op threads (default: the CPU count).
+            timeout: seconds one ``recognize`` may take; checked between steps (onnxruntime
+                cannot be interrupted mid-inference).
+            max_pixels: images with more pixels are refused (decompression bombs).
+            min_confidence: 0-1; lines below it are dropped as garbage.
+
+        Raises:
+            ConfigError: a setting is out of range.
+        """
+        if timeout <= 0:
+            raise ConfigError(f"OCR timeout must be > 0 seconds, got {timeout}")
+        if not 0 <= min_confidence <= 1:
+            raise ConfigError(f"OCR min_confidence is 0-1, got {min_confidence}")
+        self.threads = threads or os.cpu_count() or 1
+        self.timeout = timeout
+        self.max_pixels = max_pixels
+        self.min_confidence = min_confidence
+        self._engine: Any = None
+        self._lock = threading.Lock()  # RapidOCR.__call__ mutates its parameters
+
+    def warm_up(self) -> None:
+        """Load the models now (about 1 s) instead of on the first image.
+
+        Raises:
+            ConfigError: rapidocr or onnxruntime is not installed.
+        """
+        with self._lock:
+            self._load()
+
+    def _load(self) -> Any:
+        if self._engine is None:
+            try:
+                from rapidocr import RapidOCR
+            except ImportError as exc:
+                raise ConfigError(
+                    f"the rapidocr OCR engine is not installed ({exc}); install it with: "
+                    f"{INSTALL_HINT}"
+                ) from exc
+            logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+            self._engine = RapidOCR(
+                params={
+                    "Global.log_level": "warning",
+                    "Global.text_score": 0.0,  # keep every line: our filter decides
+                    "Global.max_side_len": MAX_SIDE_PX,
+                    "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
+                    "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                }
+            )
+        return self._engine
+
+    @property
+    def version(self) -> str:
+        """The rapidocr package version."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("rapidocr")
+        except PackageNotFoundError:
+            return "unknown"
+
+    def recognize(self, image_path: Path, language: OcrLanguage | str = "auto") -> OcrResult:
+        """Read the text in ``image_path``.
+
+        Args:
+            image_path: the image file.
+            language: auto, en or zh; one model reads both, so this only names the result's
+                language when it is not auto.
+
+        Returns:
+            The kept lines (empty text when nothing readable was found), the language (zh
+            when at least 30% of the characters are CJK), line boxes with 0-1 confidences.
+
+        Raises:
+            InputError: the file is missing or not a usable image.
+            ConfigError: unknown language, or rapidocr is not installed.
+            PermanentError: the time limit ran out (the message names the image and its
+                size) or the engine failed on this image.
+            TransientError: onnxruntime ran out of memory.
+        """
+        if language not in ("auto", "en", "zh", "eng", "chi_sim"):
+            raise ConfigError(f"unknown OCR language {language!r}; use auto, en or zh")
+        deadline = Deadline(self.timeout)
+        original = load_image(image_path, max_pixels=self.max_pixels)
+        width, height = original.size
+        try:
+            text_px = prepare(original, deadline=deadline).text_height_px
+            scale = _scale_for(text_px, width, height)
+            image = original
+            if scale != 1.0:
+                size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                method = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+                image = Image.fromarray(cv2.resize(np.asarray(original), size, interpolation=method))
+            deadline.check("loading the models")
+            with self._lock:
+                engine = self._load()
+                deadline.check("reading")
+                output = engine(image)
+        except TimeoutError as exc:
+            raise PermanentError(
+                f"{image_path}: OCR did not finish within {self.timeout:g} s on this "
+                f"{width}x{height}-pixel image (stopped while {exc}); crop it to the text or "
+                "cut it into parts, or raise the OCR timeout (NARRATE_OCR_TIMEOUT)"
+            ) from None
+        except MemoryError as exc:
+            raise TransientError(f"{image_path}: RapidOCR ran out of memory") from exc
+        except (RuntimeError, ValueError, cv2.error) as exc:
+            raise PermanentError(f"{image_path}: RapidOCR failed: {exc}") from exc
+        lines = _lines(output, scale, width, height)
+        kept, dropped = split_words(lines, self.min_confidence)
+        text = "\n".join(w.text for w in kept)
+        details = {
+            "preprocessing": f"scaled {scale:.2f}x" if scale != 1.0 else "none",
+            "layout": "vertical" if _vertical(lines) else "horizontal",
+            "lines_dropped": str(len(dropped)),
+        }
+        if not text:
+            details["no_text"] = (
+                f"no readable text found ({len(dropped)} lines read below confidence "
+                f"{self.min_confidence:g} or not word-like)"
+                if dropped
+                else "no text found"
+            )
+        cjk = len(CJK.findall(text))
+        if language in ("en", "eng"):
+            result_language = "en"
+        elif language in ("zh", "chi_sim"):
+            result_language = "zh"
+        else:
+            result_language = "zh" if text and cjk / len(text.replace("\n", "")) >= 0.3 else "en"
+        confidence = float(np.mean([w.confidence for w in kept])) if kept else 0.0
+        return OcrResult(
+            text=text,
+            language="zh" if result_language == "zh" else "en",
+            confidence=round(confidence, 4),
+            boxes=tuple(kept),
+            image_size=(width, height),
+            engine=f"rapidocr {self.version}",
+            details=details,
+            dropped=tuple(dropped),
+        )
+
+
+def _scale_for(text_px: float | None, width: int, height: int) -> float:
+    """Scale that brings the text to ~``TARGET_TEXT_PX``: shrink big text, enlarge small text."""
+    if text_px is None:
+        # No text size to go by: keep the detector's working size sensible.
+        longest = max(width, height)
+        return min(1.0, 1600 / longest) if longest > 1600 else 1.0
+    scale = TARGET_TEXT_PX / text_px
+    if scale > 1:
+        # Only truly small text is enlarged: on photos without text the size estimate comes
+        # from texture, and enlarging those cost 4x the time for nothing (measured).
+        if text_px >= SMALL_TEXT_PX:
+            return 1.0
+        return round(min(scale, 2.0, math.sqrt(20_000_000 / max(1, width * height))), 3)
+    return 1.0 if scale >= 0.8 else round(scale, 3)
+
+
+def _lines(output: Any, scale: float, width: int, height: int) -> list[WordBox]:
+    """RapidOCR's lines as ``WordBox`` in original pixels, in reading order."""
+    boxes = getattr(output, "boxes", None)
+    texts = getattr(output, "txts", None) or ()
+    scores = getattr(output, "scores", None) or ()
+    if boxes is None or not len(texts):
+        return []
+    lines = []
+    for quad, text, score in zip(boxes, texts, scores, strict=False):
+        pts = np.asarray(quad, dtype=np.float64) / scale
+        x0 = int(np.clip(math.floor(pts[:, 0].min()), 0, width))
+        y0 = int(np.clip(math.floor(pts[:, 1].min()), 0, height))
+        x1 = int(np.clip(math.ceil(pts[:, 0].max()), 0, width))
+        y1 = int(np.clip(math.ceil(pts[:, 1].max()), 0, height))
+        lines.append(WordBox(str(text).strip(), x0, y0, x1 - x0, y1 - y0, float(score)))
+    if _vertical(lines):  # columns of vertical text are read right to left
+        lines.sort(key=lambda b: (-(b.left + b.width / 2), b.top))
+    return lines
+
+
+def _vertical(lines: list[WordBox]) -> bool:
+    """True when most lines are tall, narrow columns of CJK text."""
+    cjk = [b for b in lines if CJK.search(b.text) and len(b.text) >= 2]
+    if not cjk:
+        return False
+    tall = sum(1 for b in cjk if b.height > 2 * b.width)
+    return tall > len(cjk) / 2

@@ -1,0 +1,108 @@
+"""Every OCR engine on the inputs people hand in: photos, dark mode, transparency, no text.
+
+A contract every ``OcrEngine`` passes (tesseract, RapidOCR and ``auto``), with the real engines
+on generated images whose text is known (``tests/images.py``). The words read are asserted;
+time is not (speed lives in bench/ocr.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import registry
+from adapters.ocr.base import OcrEngine, OcrResult
+from tests import images as gen
+from tests.images import cjk_recall, recall, word_recall
+
+ENGINES = ("tesseract", "rapidocr", "auto")
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Iterator[OcrEngine]:
+    """Each engine once per module (RapidOCR loads its models once)."""
+    built = registry.load("ocr", request.param)
+    if hasattr(built, "warm_up"):
+        built.warm_up()
+    yield built
+
+
+def _save(tmp_path: Path, name: str, image: Any, **kwargs: Any) -> Path:
+    path = tmp_path / name
+    image.save(path, **kwargs)
+    return path
+
+
+def _lines(result: OcrResult) -> list[str]:
+    return [line.strip() for line in result.text.splitlines() if line.strip()]
+
+
+def test_engine_conforms_to_the_protocol(engine: OcrEngine) -> None:
+    checked: OcrEngine = engine  # the type checker proves conformance; this checks at run time
+    assert isinstance(checked, OcrEngine)
+
+
+def test_dark_mode_screenshot_reads_every_line(engine: OcrEngine, tmp_path: Path) -> None:
+    image, text = gen.render_dark_screenshot()
+    result = engine.recognize(_save(tmp_path, "dark.png", image), "auto")
+    assert _lines(result) == list(gen.DARK_LINES), result.details
+    assert result.language == "en"
+    assert 0.8 < result.confidence <= 1.0  # 0-1 scale
+
+
+def test_white_text_on_transparency_is_read(engine: OcrEngine, tmp_path: Path) -> None:
+    image, text = gen.render_transparent_text()
+    result = engine.recognize(_save(tmp_path, "logo.png", image), "auto")
+    assert word_recall(text, result.text) == 1.0, result.text
+
+
+def test_english_page_keeps_its_chinese_line(engine: OcrEngine, tmp_path: Path) -> None:
+    image, text = gen.render_mixed_page()
+    result = engine.recognize(_save(tmp_path, "mixed.png", image), "auto")
+    assert "图书馆欢迎您" in result.text.replace(" ", ""), result.text
+    assert word_recall(text, result.text) >= 0.9
+    assert result.language == "en"  # mostly English
+
+
+def test_text_free_photo_reports_no_text(engine: OcrEngine, tmp_path: Path) -> None:
+    path = _save(tmp_path, "outdoors.jpg", gen.render_textfree_photo(seed=5), quality=88)
+    result = engine.recognize(path, "auto")
+    assert result.text == "" and not result.has_text, result.text
+    assert result.confidence == 0.0
+    assert "no_text" in result.details
+    assert all(0 <= b.confidence <= 1 for b in result.dropped)
+
+
+def test_vertical_chinese_is_read_top_to_bottom_right_to_left(
+    engine: OcrEngine, tmp_path: Path
+) -> None:
+    image, text = gen.render_vertical_chinese()
+    result = engine.recognize(_save(tmp_path, "vertical.png", image), "auto")
+    assert result.language == "zh"
+    assert cjk_recall(text, result.text) >= 0.9, result.text
+    first, last = gen.VERTICAL_COLUMNS[0], gen.VERTICAL_COLUMNS[-1]
+    flat = result.text.replace("\n", "").replace(" ", "")
+    assert flat.index(first[:2]) < flat.index(last[:2])  # right-hand column first
+
+
+def test_phone_photo_with_light_fall_off_tilt_and_noise(engine: OcrEngine, tmp_path: Path) -> None:
+    image, text = gen.render_sign_photo(size=(2016, 1512))
+    result = engine.recognize(_save(tmp_path, "sign.jpg", image, quality=90), "auto")
+    assert recall(text, result.text) >= 0.95, result.text
+    assert result.image_size == (2016, 1512)
+    platform = [b for b in result.boxes if "PLATFORM" in b.text]
+    assert platform and platform[0].top < 1512 // 3  # boxes are in original pixels
+
+
+@pytest.mark.slow  # a 12-megapixel photo and its dark twin: rendering alone takes seconds
+@pytest.mark.parametrize("dark", [False, True])
+def test_twelve_megapixel_sign_and_its_dark_twin(
+    engine: OcrEngine, tmp_path: Path, dark: bool
+) -> None:
+    image, text = gen.render_sign_photo(dark=dark)
+    result = engine.recognize(_save(tmp_path, "sign12mp.jpg", image, quality=90), "auto")
+    assert _lines(result) == list(gen.SIGN_LINES), result.text
+    assert result.image_size == (4032, 3024)
