@@ -169,7 +169,7 @@ def _pillow_misreads_tiff(path: Path) -> bool:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
             return bool(page.planarconfig == 2 and page.bitspersample > 8)
-    except Exception:  # noqa: BLE001 - not readable by tifffile either: let Pillow try
+    except Exception:
         return False
 
 
@@ -214,7 +214,7 @@ def load_tiff(path: Path) -> Image.Image:
             variant = _tiff_variant(page)
             try:
                 data = page.asarray()
-            except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds
+            except Exception as exc:
                 raise InputError(
                     path,
                     f"TIFF variant not supported ({variant}): {exc}; convert it to PNG "
@@ -225,7 +225,7 @@ def load_tiff(path: Path) -> Image.Image:
             extra = tuple(int(e) for e in getattr(page, "extrasamples", ()) or ())
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a damaged header
+    except Exception as exc:
         raise InputError(
             path, f"TIFF file is truncated or damaged ({exc}); re-export or re-download it"
         ) from exc

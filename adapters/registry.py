@@ -35,11 +35,9 @@ KNOWN_IMPLEMENTATIONS: dict[str, dict[str, Implementation]] = {
             "apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim",
         ),
         "rapidocr": Implementation(
-            "adapters.ocr.rapidocr:RapidOcr", "pip install 'narrate[ocr]' (rapidocr, onnxruntime)"
+            "adapters.ocr.rapidocr:RapidOcr", "pip install rapidocr onnxruntime"
         ),
-        "auto": Implementation(
-            "adapters.ocr.auto:AutoOcr", "pip install 'narrate[ocr]' (rapidocr, onnxruntime)"
-        ),
+        "auto": Implementation("adapters.ocr.auto:AutoOcr", "pip install rapidocr onnxruntime"),
     },
     "features": {
         "numpy": Implementation("adapters.features.numpy_pillow:NumpyFeatureExtractor", ""),
@@ -130,10 +128,14 @@ if TYPE_CHECKING:  # mypy proves that each registered class conforms to its Prot
     from adapters.llm.chat.wire import OpenAICompatClient
     from adapters.llm.chat_describer import ChatDescriber
     from adapters.llm.offline import OfflineDescriber
+    from adapters.ocr.auto import AutoOcr
+    from adapters.ocr.rapidocr import RapidOcr
     from adapters.ocr.tesseract import TesseractOcr
     from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer
 
     _CONFORMANCE: tuple[
+        type[OcrEngine],
+        type[OcrEngine],
         type[OcrEngine],
         type[FeatureExtractor],
         type[Describer],
@@ -143,6 +145,8 @@ if TYPE_CHECKING:  # mypy proves that each registered class conforms to its Prot
         type[Transcriber],
     ] = (
         TesseractOcr,
+        RapidOcr,
+        AutoOcr,
         NumpyFeatureExtractor,
         ChatDescriber,
         OfflineDescriber,

@@ -32,7 +32,7 @@ def publish_describe_artifacts(result: DescribeResult) -> None:
             f"Audio: `{result.audio_path}` ({result.audio_duration_s:.1f} s)",
             "",
             f"## OCR text (language {result.language}, "
-            f"mean confidence {result.ocr_confidence:.0f})",
+            f"mean confidence {result.ocr_confidence:.0%})",
             "```",
             result.ocr_text.strip() or "(no text found)",
             "```",

@@ -3,6 +3,7 @@
 set -euo pipefail
 PACKAGES=(
   tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim
+  tesseract-ocr-osd tesseract-ocr-chi-sim-vert
   fonts-wqy-zenhei
   espeak-ng libespeak-ng1
   tesseract-ocr-osd tesseract-ocr-chi-sim-vert  # orientation, vertical Chinese (narrate doctor)

@@ -96,9 +96,9 @@ def recall(expected: str, found: str) -> float:
     n_cjk = sum(1 for ch in expected if "\u4e00" <= ch <= "\u9fff")
     if n_words + n_cjk == 0:
         return 1.0 if not words(found) else 0.0
-    return (
-        word_recall(expected, found) * n_words + cjk_recall(expected, found) * n_cjk
-    ) / (n_words + n_cjk)
+    return (word_recall(expected, found) * n_words + cjk_recall(expected, found) * n_cjk) / (
+        n_words + n_cjk
+    )
 
 
 def _font(path: Path, size: int) -> Any:

@@ -6,8 +6,9 @@ at least the threshold and it looks like a word: mostly letters, digits or CJK c
 and longer than one character unless it is a digit, ``a``, ``I`` or a CJK character.
 
 The default thresholds (one per engine: their confidences are not calibrated alike) were
-chosen on a labelled set of words read by both engines from generated photos and screenshots with known text (real words) and from
-text-free photos (garbage): see ``bench/ocr_threshold.py`` and bench/README.md.
+chosen on a labelled set of words read by both engines from generated photos and screenshots
+with known text (real words) and from text-free photos (garbage): see
+``bench/ocr_threshold.py`` and bench/README.md.
 """
 
 from __future__ import annotations

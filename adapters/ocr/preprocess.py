@@ -183,11 +183,15 @@ def prepare(
     work = _resize(gray, scale)
     if inverted_share > 0:
         mask = cv2.resize(
-            light_text.astype(np.uint8), (work.shape[1], work.shape[0]), cv2.INTER_NEAREST
+            light_text.astype(np.uint8),
+            (work.shape[1], work.shape[0]),
+            interpolation=cv2.INTER_NEAREST,
         ).astype(bool)
         work = np.where(mask, 255 - work, work).astype(np.uint8)
     if uneven:
-        paper = cv2.resize(paper_small, (work.shape[1], work.shape[0]), cv2.INTER_LINEAR)
+        paper = cv2.resize(
+            paper_small, (work.shape[1], work.shape[0]), interpolation=cv2.INTER_LINEAR
+        )
         work = _stretch(_divide(cv2.GaussianBlur(work, (0, 0), 0.7), paper))
         steps.append("illumination normalised")
     if scale != 1.0:
@@ -297,7 +301,7 @@ def estimate_glyph_height(values: np.ndarray) -> float | None:
     _, ink = cv2.threshold(image, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     if not ink.any():
         return None
-    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    _count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     w = stats[1:, cv2.CC_STAT_WIDTH]
     h = stats[1:, cv2.CC_STAT_HEIGHT]
     area = stats[1:, cv2.CC_STAT_AREA]
@@ -325,12 +329,10 @@ def _rotate(gray: np.ndarray, angle: float) -> np.ndarray:
     height, width = gray.shape
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
     cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
-    new_w, new_h = int(round(height * sin + width * cos)), int(round(height * cos + width * sin))
+    new_w, new_h = round(height * sin + width * cos), round(height * cos + width * sin)
     matrix[0, 2] += new_w / 2 - width / 2
     matrix[1, 2] += new_h / 2 - height / 2
-    return cv2.warpAffine(
-        gray, matrix, (new_w, new_h), flags=cv2.INTER_CUBIC, borderValue=(255,)
-    )
+    return cv2.warpAffine(gray, matrix, (new_w, new_h), flags=cv2.INTER_CUBIC, borderValue=(255,))
 
 
 def estimate_skew(gray: np.ndarray | Image.Image, *, max_angle: float = 10.0) -> float:

@@ -27,13 +27,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from adapters.errors import ConfigError, PermanentError, TransientError
 from adapters.imaging import DEFAULT_MAX_PIXELS, load_image
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import CJK, RAPIDOCR_MIN_CONFIDENCE, split_words
 from adapters.ocr.preprocess import Deadline, prepare
-from adapters.errors import ConfigError, PermanentError, TransientError
 
-INSTALL_HINT = "pip install 'narrate[ocr]'  (rapidocr and onnxruntime)"
+INSTALL_HINT = "pip install rapidocr onnxruntime"
 TARGET_TEXT_PX = 32.0  # line height the detector and recogniser read best at (measured)
 SMALL_TEXT_PX = 12.0  # text below this height is enlarged (at most 2x)
 MAX_SIDE_PX = 4000  # RapidOCR downsizes anything larger itself; keep boxes in our hands
@@ -144,7 +144,9 @@ class RapidOcr:
             if scale != 1.0:
                 size = (max(1, round(width * scale)), max(1, round(height * scale)))
                 method = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-                image = Image.fromarray(cv2.resize(np.asarray(original), size, interpolation=method))
+                image = Image.fromarray(
+                    cv2.resize(np.asarray(original), size, interpolation=method)
+                )
             deadline.check("loading the models")
             with self._lock:
                 engine = self._load()

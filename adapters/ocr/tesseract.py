@@ -34,6 +34,7 @@ import numpy as np
 import pytesseract
 from PIL import Image
 
+from adapters.errors import ConfigError, PermanentError, TransientError
 from adapters.imaging import DEFAULT_MAX_PIXELS, load_image
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
@@ -43,7 +44,6 @@ from adapters.ocr.filtering import (
     split_words,
 )
 from adapters.ocr.preprocess import Deadline, Prepared, estimate_skew, prepare
-from adapters.errors import ConfigError, PermanentError, TransientError
 
 __all__ = ["INSTALL_HINT", "TesseractOcr", "estimate_skew"]
 
@@ -225,9 +225,7 @@ class TesseractOcr:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _read(
-        self, prepared: Prepared, wanted: str, deadline: Deadline
-    ) -> tuple[_Read, Prepared]:
+    def _read(self, prepared: Prepared, wanted: str, deadline: Deadline) -> tuple[_Read, Prepared]:
         """The best reading of ``prepared`` and the (possibly turned) image it refers to."""
         height, width = prepared.image.shape
         if height > _LONG_ASPECT * width and height > 2 * _BAND_PX:
@@ -272,9 +270,7 @@ class TesseractOcr:
             return english
         both = self._tesseract(image, "chi_sim+eng", deadline, band=band)
         language = "zh" if _cjk_share(both) >= 0.3 else "en"
-        mixed = _Read(
-            both, "chi_sim+eng", language, "eng and chi_sim+eng passes, the better read"
-        )
+        mixed = _Read(both, "chi_sim+eng", language, "eng and chi_sim+eng passes, the better read")
         if mixed.score >= english.score:
             return mixed
         return _with_how(english, "eng and chi_sim+eng passes, the better read")
@@ -337,9 +333,7 @@ class TesseractOcr:
             return 0  # too few characters, or osd.traineddata missing: leave it as it is
         except RuntimeError as exc:
             raise TimeoutError("detecting the orientation") from exc
-        fields = dict(
-            line.split(":", 1) for line in str(osd).splitlines() if ":" in line
-        )
+        fields = dict(line.split(":", 1) for line in str(osd).splitlines() if ":" in line)
         try:
             rotate = int(fields.get("Rotate", "0").strip())
             confidence = float(fields.get("Orientation confidence", "0").strip())
@@ -350,7 +344,12 @@ class TesseractOcr:
         return (-rotate // 90) % 4  # "Rotate: 90" means turn 90 degrees clockwise
 
     def _tesseract(
-        self, image: np.ndarray, pack: str, deadline: Deadline, *, psm: int | None = None,
+        self,
+        image: np.ndarray,
+        pack: str,
+        deadline: Deadline,
+        *,
+        psm: int | None = None,
         band: int = 0,
     ) -> list[_Word]:
         """Run tesseract (through pytesseract) on ``image`` with language pack(s) ``pack``."""

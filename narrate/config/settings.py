@@ -188,14 +188,22 @@ class LLMSettings(BaseSettings):
 
 
 class OCRSettings(BaseSettings):
-    """The OCR step (tesseract)."""
+    """The OCR step (tesseract, RapidOCR, or auto: tesseract first, RapidOCR when unsure)."""
 
     model_config = SettingsConfigDict(env_prefix="NARRATE_OCR_", extra="ignore")
 
     lang: Language = "auto"
+    engine: Literal["auto", "tesseract", "rapidocr"] = Field(
+        "auto", description="auto: tesseract, and RapidOCR too when tesseract is unsure"
+    )
     deskew: bool = False
     threads: int = Field(1, ge=1, description="OMP_THREAD_LIMIT for each tesseract call")
-    timeout: float = Field(60.0, gt=0)
+    timeout: float = Field(
+        60.0, gt=0, description="seconds for one image, loading and preprocessing included"
+    )
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, description="0-1; words below it are dropped (default: per engine)"
+    )
 
 
 class TTSSettings(BaseSettings):

@@ -42,10 +42,20 @@ STEP_CACHE_TTL_S = 7 * 24 * 3600.0  # OCR and features of an image's bytes, kept
 
 
 @functools.cache
-def _ocr_engine(threads: int, deskew: bool, timeout: float, max_pixels: int) -> OcrEngine:
-    return registry.load(
-        "ocr", "tesseract", threads=threads, deskew=deskew, timeout=timeout, max_pixels=max_pixels
-    )
+def _ocr_engine(
+    name: str,
+    threads: int,
+    deskew: bool,
+    timeout: float,
+    max_pixels: int,
+    min_confidence: float | None,
+) -> OcrEngine:
+    kwargs: dict[str, Any] = {"timeout": timeout, "max_pixels": max_pixels}
+    if name != "rapidocr":  # the tesseract knobs
+        kwargs.update(threads=threads, deskew=deskew)
+    if min_confidence is not None:
+        kwargs["min_confidence"] = min_confidence
+    return registry.load("ocr", name, **kwargs)
 
 
 @functools.cache
@@ -69,7 +79,9 @@ def run_ocr(
     image_path: Path, language: str, ocr: OCRSettings, *, max_pixels: int = 50_000_000
 ) -> OcrResult:
     """Read the text in ``image_path`` (language ``auto``, ``en`` or ``zh``)."""
-    engine = _ocr_engine(ocr.threads, ocr.deskew, ocr.timeout, max_pixels)
+    engine = _ocr_engine(
+        ocr.engine, ocr.threads, ocr.deskew, ocr.timeout, max_pixels, ocr.min_confidence
+    )
     with time_stage("ocr"):
         return engine.recognize(Path(image_path), language=language)  # type: ignore[arg-type]
 
@@ -226,6 +238,7 @@ def ocr_result_from_dict(data: dict[str, Any]) -> OcrResult:
         **{
             **data,
             "boxes": tuple(WordBox(**box) for box in data["boxes"]),
+            "dropped": tuple(WordBox(**box) for box in data.get("dropped", ())),
             "image_size": tuple(data["image_size"]),
         }
     )

@@ -46,7 +46,7 @@ def test_engine_conforms_to_the_protocol(engine: OcrEngine) -> None:
 
 
 def test_dark_mode_screenshot_reads_every_line(engine: OcrEngine, tmp_path: Path) -> None:
-    image, text = gen.render_dark_screenshot()
+    image, _text = gen.render_dark_screenshot()
     result = engine.recognize(_save(tmp_path, "dark.png", image), "auto")
     assert _lines(result) == list(gen.DARK_LINES), result.details
     assert result.language == "en"
@@ -102,7 +102,7 @@ def test_phone_photo_with_light_fall_off_tilt_and_noise(engine: OcrEngine, tmp_p
 def test_twelve_megapixel_sign_and_its_dark_twin(
     engine: OcrEngine, tmp_path: Path, dark: bool
 ) -> None:
-    image, text = gen.render_sign_photo(dark=dark)
+    image, _text = gen.render_sign_photo(dark=dark)
     result = engine.recognize(_save(tmp_path, "sign12mp.jpg", image, quality=90), "auto")
     assert _lines(result) == list(gen.SIGN_LINES), result.text
     assert result.image_size == (4032, 3024)
