@@ -142,6 +142,8 @@ def load_image(
             upright = ImageOps.exif_transpose(image) or image
             return to_rgb(upright)
         except (OSError, SyntaxError, ValueError) as exc:
+            if image.format == "TIFF":  # a variant Pillow cannot decode: tifffile, or its name
+                return _check_pixels(path, load_tiff(path), max_pixels)
             raise InputError(
                 path, f"image data is truncated or corrupt ({exc}); re-export or re-download it"
             ) from exc

@@ -215,3 +215,60 @@ def test_file_over_max_bytes(tmp_path: Path) -> None:
     path = tmp_path / "heavy.png"
     _two_halves().save(path)
     _raises(path, "over the", max_bytes=100)
+
+
+# --- transparency and TIFF variants (issue 11) ----------------------------------------------
+
+
+def test_light_content_on_transparency_is_laid_on_black(tmp_path: Path) -> None:
+    rgba = Image.new("RGBA", SIZE, (255, 255, 255, 0))  # transparent everywhere ...
+    rgba.paste((250, 250, 250, 255), (32, 0, 64, 48))  # ... but a white right half
+    path = tmp_path / "white-logo.png"
+    rgba.save(path)
+    _assert_halves(load_image(path), (0, 0, 0), (250, 250, 250), 0)
+
+
+def _tiff_rgb() -> np.ndarray:
+    return np.asarray(_two_halves(), dtype=np.uint8)
+
+
+def test_planar_sixteen_bit_rgb_tiff_keeps_its_colours(tmp_path: Path) -> None:
+    import tifffile
+
+    path = tmp_path / "planar16.tif"  # Pillow opens this variant but decodes it wrongly
+    data = (_tiff_rgb().astype(np.uint16) * 257).transpose(2, 0, 1)
+    tifffile.imwrite(path, data, photometric="rgb", planarconfig="separate")
+    _assert_halves(load_image(path), RED, BLUE, 0)
+
+
+def test_planar_eight_bit_rgb_tiff(tmp_path: Path) -> None:
+    import tifffile
+
+    path = tmp_path / "planar.tif"  # tifffile's default for (3, h, w) data
+    tifffile.imwrite(path, _tiff_rgb().transpose(2, 0, 1), photometric="rgb")
+    _assert_halves(load_image(path), RED, BLUE, 0)
+
+
+def test_floating_point_tiff_pillow_cannot_open(tmp_path: Path) -> None:
+    import tifffile
+
+    path = tmp_path / "float.tif"
+    tifffile.imwrite(path, _tiff_rgb().astype(np.float32) / 255, photometric="rgb")
+    with pytest.raises(Exception):  # noqa: B017 - Pillow's own failure, any kind
+        Image.open(path).load()
+    _assert_halves(load_image(path), RED, BLUE, 1)
+
+
+def test_tiff_neither_reader_decodes_names_its_variant(tmp_path: Path) -> None:
+    import tifffile
+
+    path = tmp_path / "jpeg2000.tif"
+    tifffile.imwrite(path, _tiff_rgb().transpose(2, 0, 1), photometric="rgb")
+    with tifffile.TiffFile(path) as tif:
+        offset = tif.pages.first.tags["Compression"].valueoffset
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 2] = (34712).to_bytes(2, "little")  # JPEG 2000: no decoder here
+    path.write_bytes(bytes(data))
+    error = _raises(path, "TIFF variant not supported")
+    assert "compression" in error.reason and "34712" in error.reason
+    assert "corrupt" not in error.reason

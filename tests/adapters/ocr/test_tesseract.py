@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 from collections.abc import Callable
@@ -22,7 +23,15 @@ from adapters.errors import (
 from adapters.ocr.base import OcrEngine, OcrResult
 from adapters.ocr.tesseract import TesseractOcr, estimate_skew
 from scripts.make_samples import NOTICE_LINES, RECEIPT_LINES, render_receipt
-from tests.images import SAMPLE_TEXTS, iou, sample_path, word_recall
+from tests.images import (
+    SAMPLE_TEXTS,
+    iou,
+    render_long_screenshot,
+    render_rotated_page,
+    render_sign_photo,
+    sample_path,
+    word_recall,
+)
 
 PAPER = (250, 248, 240)
 
@@ -272,3 +281,79 @@ def test_failing_tesseract_is_a_permanent_error(fake_tesseract: Callable[[str], 
 def test_invalid_settings_are_config_errors(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TesseractOcr(**kwargs)  # type: ignore[arg-type]
+
+
+# --- real-world inputs (issue 11): long scrolls, turned pages, time limits, odd names -------
+
+
+def test_long_screenshot_is_read_in_bands_once_and_in_order(
+    ocr: TesseractOcr, tmp_path: Path
+) -> None:
+    image, text = render_long_screenshot(height=6000)  # 150 lines, cut into bands
+    path = tmp_path / "scroll.png"
+    image.save(path)
+    result = ocr.recognize(path, "auto")
+    assert "bands read in parallel" in result.details["language_detection"]
+    expected = text.splitlines()
+    found = _lines(result)
+    numbers = [int(line.split()[0]) for line in found if line.split()[0].isdigit()]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)  # once, in order
+    assert len(set(found) & set(expected)) >= 0.97 * len(expected)
+    last = [b for b in result.boxes if b.text == "150"]
+    assert last and last[0].top > 5800  # boxes are in the original's rows
+
+
+@pytest.mark.slow  # the 100x30000 scroll of the issue: about 8 CPU seconds
+def test_hundred_by_thirty_thousand_screenshot_reads_all_lines(
+    ocr: TesseractOcr, tmp_path: Path
+) -> None:
+    image, text = render_long_screenshot()
+    path = tmp_path / "scroll.png"
+    image.save(path)
+    result = TesseractOcr(timeout=300).recognize(path, "auto")
+    assert word_recall(text, result.text) >= 0.99
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_page_turned_without_exif_is_read_upright(
+    ocr: TesseractOcr, tmp_path: Path, degrees: int
+) -> None:
+    image, text = render_rotated_page(degrees)
+    path = tmp_path / f"turned{degrees}.png"
+    image.save(path)
+    result = ocr.recognize(path, "en")
+    assert word_recall(text, result.text) >= 0.95, result.text
+    assert _lines(result)[0].startswith("The museum")  # upright: lines in reading order
+    assert result.image_size == image.size
+    assert _boxes_inside(result)
+
+
+def test_time_limit_covers_preprocessing_and_is_not_transient(tmp_path: Path) -> None:
+    image, _ = render_sign_photo(size=(1600, 1200))
+    path = tmp_path / "sign.jpg"
+    image.save(path, quality=85)
+    with pytest.raises(PermanentError) as caught:
+        TesseractOcr(timeout=1e-4).recognize(path, "en")  # runs out before tesseract starts
+    message = str(caught.value)
+    assert "sign.jpg" in message and "1600x1200-pixel" in message
+    assert "stopped while estimating" in message and "crop it" in message
+    assert not is_transient(caught.value)
+
+
+def test_latin1_file_name_is_read(ocr: TesseractOcr, tmp_path: Path) -> None:
+    raw = os.fsencode(tmp_path) + b"/re\xe7u_caf\xe9.png"  # bytes from an old zip, not UTF-8
+    render_receipt()[0].save(raw.decode("utf-8", "surrogateescape"))
+    path = Path(os.fsdecode(raw))
+    result = ocr.recognize(path, "en")
+    assert _lines(result) == list(RECEIPT_LINES)
+
+
+def test_planar_16_bit_tiff_is_read(ocr: TesseractOcr, tmp_path: Path) -> None:
+    import numpy as np
+    import tifffile
+
+    rgb = np.asarray(render_receipt()[0], dtype=np.uint16) * 257
+    path = tmp_path / "receipt.tif"
+    tifffile.imwrite(path, rgb.transpose(2, 0, 1), photometric="rgb", planarconfig="separate")
+    result = ocr.recognize(path, "en")
+    assert _lines(result) == list(RECEIPT_LINES)
