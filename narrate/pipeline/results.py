@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 
+def _latin1_fallback(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return exc.object[exc.start : exc.end].decode("latin-1"), exc.end
+
+
+codecs.register_error("narrate-latin1", _latin1_fallback)
+
+
+def readable(text: str) -> str:
+    """``text`` made writable as UTF-8: non-UTF-8 bytes of a file name are read as Latin-1.
+
+    Linux hands Python such bytes as lone surrogates (``surrogateescape``), which no UTF-8
+    file, JSON or terminal accepts: ``re\udce7u_caf\udce9`` (a Latin-1 name from an old zip)
+    becomes ``reçu_café``. Valid UTF-8 is left as it is.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", errors="narrate-latin1")
+    return text
+
+
 def to_jsonable(value: Any) -> Any:
-    """Turn dataclasses, paths and tuples into plain JSON types, recursively."""
+    """Turn dataclasses, paths and tuples into plain JSON types, recursively.
+
+    Paths and strings that came from non-UTF-8 file names are made readable (``readable``).
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Path):
-        return str(value)
+        return readable(str(value))
+    if isinstance(value, str):
+        return readable(value)
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

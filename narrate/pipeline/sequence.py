@@ -32,7 +32,7 @@ from narrate.config.settings import (
     Settings,
     TTSSettings,
 )
-from narrate.pipeline.results import AnswerResult, DescribeResult, to_jsonable
+from narrate.pipeline.results import AnswerResult, DescribeResult, readable, to_jsonable
 
 
 class Pending(Protocol):
@@ -176,7 +176,7 @@ def output_paths(image_path: Path, out_dir: Path, stem: str | None = None) -> tu
     ``stem`` overrides the image's own stem (the batch flow uses it to keep two images
     with the same name apart).
     """
-    stem = stem or Path(image_path).stem
+    stem = readable(stem or Path(image_path).stem)  # a non-UTF-8 name gets a UTF-8 one
     return out_dir / f"{stem}.wav", out_dir / f"{stem}.json"
 
 
