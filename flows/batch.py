@@ -55,27 +55,67 @@ def describe_batch_item(
 def task_runner_for(
     runner: Literal["thread", "dask"], concurrency: int, dask_address: str | None = None
 ) -> TaskRunner[Any]:
-    """Threads in this process, or Dask: an existing scheduler, else a LocalCluster of threads."""
+    """Threads in this process, or Dask: an existing scheduler, else a local cluster.
+
+    Every Dask worker must report to the flow's Prefect server: a worker process with no
+    ``PREFECT_API_URL`` starts a throwaway server of its own and the task runs are lost to
+    the user. So the local cluster's worker processes get the flow's API URL, and an existing
+    cluster is refused unless ``PREFECT_API_URL`` is set (its workers need the same value).
+
+    Raises:
+        ConfigError: prefect-dask is missing, or an existing cluster with no Prefect server.
+    """
+    from adapters.errors import ConfigError
+
     if runner == "thread":
         return ThreadPoolTaskRunner(max_workers=concurrency)
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError as exc:
-        from adapters.errors import ConfigError
-
         raise ConfigError(
             "the dask runner needs prefect-dask: pip install 'narrate[dask]'"
         ) from exc
     if dask_address:
+        if not _configured_api_url():
+            raise ConfigError(
+                f"the Dask cluster at {dask_address} would record its task runs on throwaway "
+                "Prefect servers: start one server (`prefect server start`), then set "
+                "PREFECT_API_URL=http://HOST:4200/api for narrate and for every `dask worker`"
+            )
         return DaskTaskRunner(address=dask_address)
-    return DaskTaskRunner(
-        cluster_kwargs={
-            "n_workers": 1,
-            "threads_per_worker": concurrency,
-            "processes": False,
-            "dashboard_address": None,
-        }
-    )
+    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(concurrency, _flow_api_url()))
+
+
+def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any]:
+    """A LocalCluster of worker processes (one per core) reporting to ``api_url``."""
+    workers = max(1, min(os.cpu_count() or 1, concurrency))
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OMP_THREAD_LIMIT": "1"}
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return {
+        "n_workers": workers,
+        "threads_per_worker": max(1, -(-concurrency // workers)),
+        "processes": True,
+        "dashboard_address": None,
+        "env": env,  # handed by each Nanny to its worker process
+    }
+
+
+def _configured_api_url() -> str | None:
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url or os.environ.get("PREFECT_API_URL")
+
+
+def _flow_api_url() -> str | None:
+    """The API URL of the server this flow reports to (the temporary one included)."""
+    configured = _configured_api_url()
+    if configured:
+        return configured
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return str(client.api_url)
 
 
 class _ProgressArtifact:

@@ -282,3 +282,28 @@ def test_cli_batch_direct_engine_progress_and_exit_status(tmp_path: Path) -> Non
     rows = read_csv(tmp_path / "out" / "summary.csv")
     assert {r["status"] for r in rows} == {"ok", "failed"}
     assert "ECHO" in json.loads((tmp_path / "out" / "echo.json").read_text())["description"]
+
+
+def test_existing_dask_cluster_without_a_prefect_server_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from adapters.errors import ConfigError
+    from flows.batch import task_runner_for
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with (
+        temporary_settings(restore_defaults={PREFECT_API_URL}),
+        pytest.raises(ConfigError, match=r"tcp://127\.0\.0\.1:8786.*PREFECT_API_URL=.*dask worker"),
+    ):
+        task_runner_for("dask", 2, "tcp://127.0.0.1:8786")
+
+
+def test_local_dask_workers_get_the_flows_api_url() -> None:
+    from flows.batch import local_cluster_kwargs
+
+    kwargs = local_cluster_kwargs(8, "http://127.0.0.1:4321/api")
+    assert kwargs["processes"] is True
+    assert kwargs["env"]["PREFECT_API_URL"] == "http://127.0.0.1:4321/api"
+    assert kwargs["n_workers"] * kwargs["threads_per_worker"] >= 8
