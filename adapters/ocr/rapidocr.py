@@ -36,7 +36,8 @@ from adapters.ocr.preprocess import Deadline, prepare
 INSTALL_HINT = "pip install rapidocr onnxruntime"
 TARGET_TEXT_PX = 32.0  # line height the detector and recogniser read best at (measured)
 SMALL_TEXT_PX = 12.0  # text below this height is enlarged (at most 2x)
-MAX_SIDE_PX = 4000  # RapidOCR downsizes anything larger itself; keep boxes in our hands
+MAX_SIDE_PX = 4000
+MAX_ASPECT = 20  # longer/shorter side; beyond it RapidOCR fails (100x30000: ResizeImgError)  # RapidOCR downsizes anything larger itself; keep boxes in our hands
 
 
 class RapidOcr:
@@ -137,6 +138,13 @@ class RapidOcr:
         deadline = Deadline(self.timeout)
         original = load_image(image_path, max_pixels=self.max_pixels)
         width, height = original.size
+        if max(width, height) > MAX_ASPECT * min(width, height):
+            raise PermanentError(
+                f"{image_path}: RapidOCR cannot read a {width}x{height}-pixel image (sides "
+                f"more than {MAX_ASPECT}:1 apart; its detector would shrink the text away); "
+                "use the tesseract engine (NARRATE_OCR_ENGINE=tesseract or auto), which reads "
+                "long images in bands"
+            )
         try:
             text_px = prepare(original, deadline=deadline).text_height_px
             scale = _scale_for(text_px, width, height)
@@ -160,8 +168,14 @@ class RapidOcr:
             ) from None
         except MemoryError as exc:
             raise TransientError(f"{image_path}: RapidOCR ran out of memory") from exc
-        except (RuntimeError, ValueError, cv2.error) as exc:
-            raise PermanentError(f"{image_path}: RapidOCR failed: {exc}") from exc
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise PermanentError(
+                f"{image_path}: RapidOCR failed on this {width}x{height}-pixel image "
+                f"({type(exc).__name__}: {exc or 'no message'}); very long or thin images "
+                "are read better by the tesseract engine (NARRATE_OCR_ENGINE=tesseract)"
+            ) from exc
         lines = _lines(output, scale, width, height)
         kept, dropped = split_words(lines, self.min_confidence)
         text = "\n".join(w.text for w in kept)
@@ -200,9 +214,12 @@ class RapidOcr:
 def _scale_for(text_px: float | None, width: int, height: int) -> float:
     """Scale that brings the text to ~``TARGET_TEXT_PX``: shrink big text, enlarge small text."""
     if text_px is None:
-        # No text size to go by: keep the detector's working size sensible.
-        longest = max(width, height)
-        return min(1.0, 1600 / longest) if longest > 1600 else 1.0
+        # No text size to go by: keep the detector's working size sensible, and never shrink
+        # the short side below 64 px (RapidOCR would blow a sliver back up, using gigabytes).
+        longest, shortest = max(width, height), min(width, height)
+        if longest <= 1600:
+            return 1.0
+        return round(min(1.0, max(1600 / longest, 64 / max(1, shortest))), 3)
     scale = TARGET_TEXT_PX / text_px
     if scale > 1:
         # Only truly small text is enlarged: on photos without text the size estimate comes
