@@ -231,7 +231,10 @@ class TesseractOcr:
         if height > _LONG_ASPECT * width and height > 2 * _BAND_PX:
             return self._read_bands(prepared, wanted, deadline), prepared
         best, best_prepared = self._read_upright(prepared.image, wanted, deadline), prepared
-        if best.good or not self.preprocess:
+        if best.good or not best.words or not self.preprocess:
+            # No word at all: tesseract's layout analysis found no text, and the other
+            # passes (same analysis) find none either; on text-free photos this saves
+            # three passes (measured: 2.6 s, 2.8 s and 3.5 s of a 12 s read).
             return best, best_prepared
         if self.osd:
             turns = self._osd_turns(prepared.image, deadline)
@@ -266,7 +269,7 @@ class TesseractOcr:
             "en",
             "eng pass read confidently",
         )
-        if _confidently_latin(english.words):
+        if not english.words or _confidently_latin(english.words):
             return english
         both = self._tesseract(image, "chi_sim+eng", deadline, band=band)
         language = "zh" if _cjk_share(both) >= 0.3 else "en"
