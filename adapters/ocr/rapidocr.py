@@ -36,8 +36,8 @@ from adapters.ocr.preprocess import Deadline, prepare
 INSTALL_HINT = "pip install rapidocr onnxruntime"
 TARGET_TEXT_PX = 32.0  # line height the detector and recogniser read best at (measured)
 SMALL_TEXT_PX = 12.0  # text below this height is enlarged (at most 2x)
-MAX_SIDE_PX = 4000
-MAX_ASPECT = 20  # longer/shorter side; beyond it RapidOCR fails (100x30000: ResizeImgError)  # RapidOCR downsizes anything larger itself; keep boxes in our hands
+MAX_SIDE_PX = 4000  # RapidOCR downsizes anything larger itself; keep boxes in our hands
+MAX_ASPECT = 20  # longer/shorter side; beyond it RapidOCR fails (100x30000: ResizeImgError)
 
 
 class RapidOcr:
