@@ -80,10 +80,6 @@ class Prepared:
     steps: tuple[str, ...] = ()
     text_height_px: float | None = None  # median glyph height in original pixels
 
-    def pil(self) -> Image.Image:
-        """The prepared image as a Pillow image (mode L)."""
-        return Image.fromarray(self.image, mode="L")
-
     def turned(self, quarter_turns: int) -> Prepared:
         """This image turned ``quarter_turns`` x 90 degrees counter-clockwise more."""
         k = quarter_turns % 4
@@ -201,7 +197,6 @@ def prepare(
         deadline.check("deskewing")
 
     angle = 0.0
-    rotated_size = (work.shape[1], work.shape[0])
     if deskew:
         angle = estimate_skew(work)
         if angle:
