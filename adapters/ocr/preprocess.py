@@ -2,19 +2,20 @@
 
 ``prepare(rgb)`` returns the grayscale image an OCR engine should read and how to map its
 pixels back to the original. Every estimate is made on a small copy (about 1.5 megapixels)
-and only resizing, inversion and one division touch the full image, so a 12-megapixel photo
-costs well under a second:
+and only one resize touches the full image (inversion and division run at the working
+resolution), so a 12-megapixel photo costs well under a second of CPU:
 
-1. **polarity**: on the small copy, a morphological closing removes dark strokes and an
-   opening removes light ones; where light strokes (top-hat) outweigh dark ones (black-hat),
-   the region holds light text on a dark ground (dark mode, a dark sign) and is inverted;
-2. **background**: the closing of the (inverted) small copy is the paper's brightness; when
-   it varies (uneven light, shadow) the image is divided by it, scaled back up, and the
-   paper is clamped to white below its noise level;
-3. **working resolution**: the median height of the ink's connected components on the small
-   copy gives the text size; tesseract reads best with capitals about 20-40 px tall, so big
-   text is downscaled (a phone photo shrinks ~3x) and small text upscaled (at most 4x and
-   40 megapixels);
+1. **polarity**: a median filter of the small copy (wider than a text line) gives the ground
+   around each pixel; where pixels well above it (light strokes) outnumber pixels well below
+   it (dark strokes), the region holds light text on a dark ground (dark mode, a dark sign)
+   and is inverted, the whole image when that holds for the image as a whole;
+2. **background**: that ground, inverted with the text, is the paper's brightness; when it
+   varies (uneven light, shadow) the image is divided by it, scaled up to the working size,
+   and the paper is clamped to white below its noise level;
+3. **working resolution**: the upper-quartile height of the ink's glyph-like connected
+   components on the small copy gives the text size (about a capital's height);
+   tesseract reads best with capitals about 20-40 px tall, so big text is downscaled (a
+   phone photo shrinks ~4x) and small text upscaled (at most 4x and 40 megapixels);
 4. optional **deskew** by a projection-profile search over small angles.
 
 OpenCV (``opencv-python-headless``) does the resizing, morphology and arithmetic: it is the
@@ -78,7 +79,7 @@ class Prepared:
     scale: float = 1.0
     quarter_turns: int = 0
     steps: tuple[str, ...] = ()
-    text_height_px: float | None = None  # median glyph height in original pixels
+    text_height_px: float | None = None  # glyph height (~capitals) in original pixels
 
     def turned(self, quarter_turns: int) -> Prepared:
         """This image turned ``quarter_turns`` x 90 degrees counter-clockwise more."""
