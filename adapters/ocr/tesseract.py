@@ -415,19 +415,22 @@ def _rescue_in_sure_lines(
     """Keep word-shaped words dropped for confidence alone inside lines read surely.
 
     Tesseract now and then gives one word of a clean line a confidence of 0 (a character
-    of vertical Chinese, the last word of a line); with two or more sure words beside it
-    (mean >= 0.85) it is text. Specks on lines of their own stay dropped.
+    of vertical Chinese, the last word of a line) or about 0.5 (a long number); with two or
+    more sure words beside it (mean >= 0.85), or one for a token of six or more letters and
+    digits read at 0.4 or more, it is text. Specks on lines of their own stay dropped.
     """
     sure: dict[tuple[int, ...], list[float]] = {}
     for w in kept:
         sure.setdefault(w.line_key, []).append(w.confidence)
-    rescued = {
-        id(w)
-        for w in dropped
-        if looks_like_text(w.text)
-        and len(sure.get(w.line_key, ())) >= 2
-        and sum(sure[w.line_key]) / len(sure[w.line_key]) >= 0.85
-    }
+
+    def beside_sure_words(w: _Word) -> bool:
+        line = sure.get(w.line_key, [])
+        if not line or sum(line) / len(line) < 0.85:
+            return False
+        long_token = sum(ch.isalnum() for ch in w.text) >= 6 and w.confidence >= 0.4
+        return len(line) >= 2 or long_token  # "ID: 11010519491231002X" read at 0.55
+
+    rescued = {id(w) for w in dropped if looks_like_text(w.text) and beside_sure_words(w)}
     if not rescued:
         return kept, dropped
     keep = {id(w) for w in kept} | rescued
