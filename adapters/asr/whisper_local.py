@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.asr.audio import DEFAULT_MAX_SECONDS, load_audio
+from adapters.asr.audio import DEFAULT_MAX_SECONDS, SAMPLE_RATE, load_audio
 from adapters.asr.base import Segment, Transcript
 from adapters.errors import ConfigError, InputError, PermanentError
 
@@ -39,6 +39,22 @@ class _Loaded:
 
 _CACHE: dict[tuple[str, str], _Loaded] = {}
 _CACHE_LOCK = threading.Lock()
+
+
+def max_new_tokens(duration_s: float) -> int:
+    """A cap on the tokens decoded per 30 s window, from the audio's length.
+
+    Fast speech is about 4 words (~6 tokens) a second; noise and tones make whisper loop
+    until its 448-token limit at every fallback temperature (minutes of CPU for a 4 s
+    tone), so the cap keeps the cost of refusing them small.
+
+    Args:
+        duration_s: Length of the audio in seconds.
+
+    Returns:
+        Tokens per window, 24-224.
+    """
+    return int(min(224, 24 + 8 * min(duration_s, 30.0)))
 
 
 def _model_label(model: str) -> str:
@@ -111,6 +127,8 @@ def _normalise_language(language: str | None) -> str | None:
 class WhisperTranscriber:
     """A ``Transcriber`` backed by openai-whisper, loaded lazily from a local checkpoint."""
 
+    engine = "whisper"
+
     def __init__(
         self,
         *,
@@ -168,16 +186,24 @@ class WhisperTranscriber:
                     task="transcribe",
                     fp16=self.device != "cpu",
                     verbose=None,
+                    sample_len=max_new_tokens(samples.size / SAMPLE_RATE),
                 )
         except RuntimeError as exc:
             raise PermanentError(f"whisper failed on {source}: {exc}") from exc
-        return _to_transcript(result, self.model_name)
+        return _to_transcript(result, self.model_name, samples.size / SAMPLE_RATE)
 
 
-def _to_transcript(result: dict[str, Any], model_name: str) -> Transcript:
+def _to_transcript(result: dict[str, Any], model_name: str, duration_s: float) -> Transcript:
     """Turn whisper's result dict into a ``Transcript``."""
     segments = tuple(
-        Segment(start=float(s["start"]), end=float(s["end"]), text=str(s["text"]).strip())
+        Segment(
+            start=float(s["start"]),
+            end=float(s["end"]),
+            text=str(s["text"]).strip(),
+            avg_logprob=float(s["avg_logprob"]),
+            no_speech_prob=float(s["no_speech_prob"]),
+            compression_ratio=float(s["compression_ratio"]),
+        )
         for s in result.get("segments", ())
     )
     probs = [math.exp(float(s["avg_logprob"])) for s in result.get("segments", ())]
@@ -188,4 +214,6 @@ def _to_transcript(result: dict[str, Any], model_name: str) -> Transcript:
         segments=segments,
         confidence=confidence,
         model=model_name,
+        engine="whisper",
+        duration_s=duration_s,
     )

@@ -1,4 +1,4 @@
-"""The text-to-speech interface and its result type."""
+"""The text-to-speech interface and its result types."""
 
 from __future__ import annotations
 
@@ -8,8 +8,40 @@ from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
+class SpokenRun:
+    """One run of text spoken by one voice.
+
+    Attributes:
+        text: The run as written after cleaning (what the result's text says).
+        spoken: The run as handed to the engine (numbers, prices, times in words).
+        language: ``en`` or ``zh``: the run's script decides, not the image's language.
+        voice: The engine's voice id.
+        engine: The engine name.
+        duration_s: Seconds of audio for this run.
+    """
+
+    text: str
+    spoken: str
+    language: str
+    voice: str
+    engine: str
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class SpeechResult:
-    """A WAV file of synthesised speech."""
+    """A WAV file of synthesised speech.
+
+    Attributes:
+        path: The WAV file.
+        duration_s: Its length in seconds.
+        sample_rate: Samples per second.
+        voice: The (first) voice used.
+        language: The (first) run's language, ``en`` or ``zh``.
+        engine: The (first) engine used.
+        text: The cleaned text that was spoken (empty when the engine did not say).
+        runs: Each script run with the voice that spoke it (empty for a single plain call).
+    """
 
     path: Path
     duration_s: float
@@ -17,6 +49,8 @@ class SpeechResult:
     voice: str
     language: str  # "en" | "zh"
     engine: str = ""
+    text: str = ""
+    runs: tuple[SpokenRun, ...] = ()
 
 
 @runtime_checkable

@@ -18,7 +18,10 @@ So this adapter:
   ``finished-utterance`` event (fired after the WAV is closed) and for idle again; then checks
   that the file is a WAV with audio frames;
 * on failure retries after a short warm-up utterance, then in a fresh ``python -m
-  adapters.tts.pyttsx3_engine`` worker process, and finally raises ``TransientError``;
+  adapters.tts.pyttsx3_engine`` worker process, and finally raises ``RetriesExhaustedError``
+  (it has retried already: the task must not multiply the attempts);
+* cleans the text first (``adapters.tts.speakable.clean_text``): a NUL would end espeak-ng's
+  C string and silently cut the audio there;
 * sends the driver's ``print("Audio saved to ...")`` to the log, never to stdout;
 * splits long text into chunks of at most ``MAX_CHUNK_CHARS`` at sentence ends and joins
   the pieces, and writes every WAV under a temporary name before ``os.replace``.
@@ -38,8 +41,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.errors import ConfigError, InputError, TransientError
+from adapters.errors import ConfigError, InputError, RetriesExhaustedError
 from adapters.tts.base import SpeechResult
+from adapters.tts.speakable import NOTHING_SPEAKABLE, clean_text
 from adapters.tts.wav import concatenate_wavs, problem_with_wav, read_wav_info, temp_path_next_to
 
 log = logging.getLogger(__name__)
@@ -266,7 +270,7 @@ def _save_in_subprocess(
 def _synthesize_chunk(
     engine: _EspeakEngine, text: str, voice_id: str, rate: int, path: Path, deadline: float
 ) -> None:
-    """Write ``text`` to ``path`` by any means that works, or raise ``TransientError``."""
+    """Write ``text`` to ``path`` by any means that works, or raise ``RetriesExhaustedError``."""
     problems = _save_in_process(engine, text, voice_id, rate, path, deadline)
     if not problems:
         return
@@ -278,7 +282,9 @@ def _synthesize_chunk(
             return
         problems.append(f"fresh process: {problem}")
         _discard(path)
-    raise TransientError(f"espeak-ng wrote no usable WAV for {path}: " + "; ".join(problems))
+    raise RetriesExhaustedError(
+        f"espeak-ng wrote no usable WAV for {path} after retrying: " + "; ".join(problems)
+    )
 
 
 class Pyttsx3Synthesizer:
@@ -330,10 +336,9 @@ class Pyttsx3Synthesizer:
         """Write ``text`` spoken in ``language`` ("en" or "zh") to ``out_path`` as WAV."""
         out_path = Path(out_path)
         wanted = self._wanted_voice(language)
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(None, "nothing to speak: the text is empty")
+        text = clean_text(text) if isinstance(text, str) else ""
         if not any(ch.isalnum() for ch in text):
-            raise InputError(None, "nothing to speak: the text has no letters or digits")
+            raise InputError(None, NOTHING_SPEAKABLE)
         if out_path.is_dir():
             raise InputError(out_path, "is a directory; give the path of a .wav file to write")
         try:
@@ -370,6 +375,7 @@ class Pyttsx3Synthesizer:
             voice=voice_id,
             language=language,
             engine=f"pyttsx3/espeak-ng {version}",
+            text=text,
         )
 
 

