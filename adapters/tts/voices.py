@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from adapters import registry
+from adapters.errors import InputError
 from adapters.tts.base import SpeechResult, SpeechSynthesizer, SpokenRun
 from adapters.tts.speakable import clean_text, prepare
 from adapters.tts.wav import concatenate_wavs, read_samples, read_wav_info
-from adapters.errors import InputError
 
 
 def _match_rate(path: Path, rate: int) -> None:

@@ -152,7 +152,7 @@ def plain_steps(cache: CacheSettings | None = None) -> Steps:
     Returns:
         The ``Steps`` of the direct engine.
     """
-    from narrate.pipeline.sequence import steps
+    from narrate.pipeline import steps
 
     ocr: OcrStep = steps.run_ocr
     features: FeaturesStep = steps.run_features
