@@ -34,6 +34,7 @@ NOTHING_SPEAKABLE = (
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
 _TOKEN = re.compile(rf"[{_HAN}]+|[^\W\d_]+|\d+|\s+|.", re.S)
 _HAN_RE = re.compile(rf"[{_HAN}]")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # terminal colour codes from a log
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)\s]*\)")
 _MD_EMPHASIS = re.compile(r"(\*\*|__|~~|\*|`+)(?=\S)(.+?)(?<=\S)\1")
@@ -81,6 +82,7 @@ def clean_text(text: str) -> str:
     import emoji
 
     text = unicodedata.normalize("NFC", text)
+    text = _ANSI.sub(" ", text)
     text = _TAG.sub(" ", text)
     text = html.unescape(text)
     text = _MD_LINK.sub(r"\1", text)

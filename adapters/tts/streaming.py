@@ -90,6 +90,7 @@ class StreamingSpeaker:
         self.first_audio_s: float | None = None
         self.error: BaseException | None = None
         self._first_part: SpeechResult | None = None
+        self._results: list[SpeechResult] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
         self._workdir = Path(tempfile.mkdtemp(prefix=".parts-", dir=self.out_path.parent))
@@ -115,6 +116,7 @@ class StreamingSpeaker:
             if self.first_audio_s is None:
                 self.first_audio_s = time.perf_counter() - self._started
                 self._first_part = result
+            self._results.append(result)
             self.parts.append(part)
             self.spoken.append(sentence)
 
@@ -141,6 +143,8 @@ class StreamingSpeaker:
                     path=self.out_path,
                     duration_s=info.duration_s,
                     sample_rate=info.sample_rate,
+                    text=" ".join(r.text for r in self._results if r.text),
+                    runs=tuple(run for r in self._results for run in r.runs),
                 )
         finally:
             shutil.rmtree(self._workdir, ignore_errors=True)

@@ -1,0 +1,91 @@
+"""Text cleaning, script runs and numbers in words (adapters/tts/speakable.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.errors import InputError
+from adapters.tts.speakable import clean_text, prepare, say_numbers, split_runs
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("The total is 7.40.\x00 Thank you.", "The total is 7.40. Thank you."),
+        ("It is <b>on sale</b> now.", "It is on sale now."),
+        ("Line<br/>break &amp; more", "Line break & more"),
+        ("Great 👍🏽 deal 🇬🇧 for 👨\u200d👩\u200d👧 families!", "Great deal for families!"),
+        ("zero\u200bwidth\ufeff and\u00ad soft", "zerowidth and soft"),
+        ("**Bold** and `code` and [a link](http://x.test)", "Bold and code and a link"),
+        ("# Heading\n- first item\n- second", "Heading\nfirst item\nsecond"),
+        ("bell\x07 escape\x1b[0m tab\tend", "bell escape tab end"),
+        ("这是\u200b通知。", "这是通知。"),
+    ],
+)
+def test_clean_text_keeps_the_words_and_drops_the_rest(raw: str, clean: str) -> None:
+    assert clean_text(raw) == clean
+
+
+@pytest.mark.parametrize("text", ["", "   ", "🎉🎉 ✨", "<b></b> <i> </i>", "\x00\x00", "... !?", "\u200b"])
+def test_nothing_speakable_says_the_answer_had_no_words(text: str) -> None:
+    with pytest.raises(InputError, match="nothing speakable: the answer had no words in it"):
+        prepare(text)
+
+
+def test_runs_follow_the_script_not_the_image_language() -> None:
+    runs = prepare("这是 Harbour Bakery 的通知", hint="zh")
+    assert [(r.text, r.language) for r in runs] == [
+        ("这是", "zh"),
+        ("Harbour Bakery", "en"),
+        ("的通知", "zh"),
+    ]
+    # a Chinese answer about an English image: the hint does not decide, the script does
+    assert {r.language for r in prepare("收据上的总额是十二元。", hint="en")} == {"zh"}
+    assert {r.language for r in prepare("The total is twelve.", hint="zh")} == {"en"}
+
+
+def test_digits_and_punctuation_join_the_nearest_letters() -> None:
+    assert split_runs("总计 12 元, thanks", "en") == [("总计 12 元,", "zh"), (" thanks", "en")]
+    assert split_runs("42", "zh") == [("42", "zh")]
+    assert split_runs("42", "en") == [("42", "en")]
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("It costs $7.40.", "It costs seven dollars and forty cents."),
+        ("Only $1 each", "Only one dollar each"),
+        ("A £3.05 fee", "A three pounds and five pence fee"),
+        ("Total $1,250", "Total one thousand, two hundred and fifty dollars"),
+        ("Open at 9:05 until 21:30", "Open at nine oh five until twenty-one thirty"),
+        ("Meet at 2:30 pm", "Meet at two thirty p m"),
+        ("At 12:00 sharp", "At twelve o'clock sharp"),
+        ("Version 3.14 of 20 files", "Version 3.14 of 20 files"),
+    ],
+)
+def test_english_prices_and_times_in_words(text: str, spoken: str) -> None:
+    assert say_numbers(text, "en") == spoken
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("总计 ¥12.50", "总计 十二元五角"),
+        ("共 7.05 元", "共 七元零五分"),
+        ("售价 $3.99", "售价 三美元九十九美分"),
+        ("营业时间 9:05 到 21:30", "营业时间 九点零五分 到 二十一点三十分"),
+        ("下午 2:00", "下午 二点"),
+        ("重 3.5 公斤，打 45% 折", "重 三点五 公斤，打 百分之四十五 折"),
+        ("第 1,250 位", "第 一千二百五十 位"),
+    ],
+)
+def test_chinese_prices_and_times_in_words(text: str, spoken: str) -> None:
+    assert say_numbers(text, "zh") == spoken
+
+
+def test_prepare_gives_each_run_its_spoken_form() -> None:
+    runs = prepare("Harbour Bakery 今天 9:30 开门，面包 ¥8.")
+    assert [(r.language, r.spoken) for r in runs] == [
+        ("en", "Harbour Bakery"),
+        ("zh", "今天 九点三十分 开门，面包 八元."),
+    ]
