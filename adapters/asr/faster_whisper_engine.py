@@ -25,6 +25,7 @@ import numpy as np
 
 from adapters.asr.audio import DEFAULT_MAX_SECONDS, SAMPLE_RATE, load_audio
 from adapters.asr.base import Segment, Transcript
+from adapters.asr.refusal import with_reverse_check
 from adapters.asr.whisper_local import max_new_tokens
 from adapters.errors import ConfigError, InputError, PermanentError
 
@@ -208,6 +209,15 @@ class FasterWhisperTranscriber:
                 f"language {code!r}; use the multilingual base"
             )
         samples = np.ascontiguousarray(audio, dtype=np.float32)
+        heard = self._decode(loaded, samples, code, source)
+        return with_reverse_check(
+            heard, samples, lambda back: self._decode(loaded, back, heard.language or code, source)
+        )
+
+    def _decode(
+        self, loaded: _Loaded, samples: np.ndarray, code: str | None, source: str
+    ) -> Transcript:
+        """One faster-whisper ``transcribe`` call on ``samples``, as a ``Transcript``."""
         duration_s = samples.size / SAMPLE_RATE
         try:
             with loaded.lock:

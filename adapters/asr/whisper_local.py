@@ -22,6 +22,7 @@ import numpy as np
 
 from adapters.asr.audio import DEFAULT_MAX_SECONDS, SAMPLE_RATE, load_audio
 from adapters.asr.base import Segment, Transcript
+from adapters.asr.refusal import with_reverse_check
 from adapters.errors import ConfigError, InputError, PermanentError
 
 INSTALL_HINT = "pip install 'narrate[asr]' (or run scripts/install_asr.sh .venv)"
@@ -178,6 +179,15 @@ class WhisperTranscriber:
         if code and code != "en" and not loaded.model.is_multilingual:
             raise _english_only_error(self.model, code)
         samples = np.ascontiguousarray(audio, dtype=np.float32)
+        heard = self._decode(loaded, samples, code, source)
+        return with_reverse_check(
+            heard, samples, lambda back: self._decode(loaded, back, heard.language or code, source)
+        )
+
+    def _decode(
+        self, loaded: _Loaded, samples: np.ndarray, code: str | None, source: str
+    ) -> Transcript:
+        """One whisper ``transcribe`` call on ``samples``, as a ``Transcript``."""
         try:
             with loaded.lock:
                 result = loaded.model.transcribe(
