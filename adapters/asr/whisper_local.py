@@ -196,6 +196,8 @@ class WhisperTranscriber:
                     task="transcribe",
                     fp16=self.device != "cpu",
                     verbose=None,
+                    beam_size=5,  # the whisper CLI's default; greedy misheard robotic speech
+                    best_of=5,
                     sample_len=max_new_tokens(samples.size / SAMPLE_RATE),
                 )
         except RuntimeError as exc:
