@@ -254,7 +254,12 @@ class ASRSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_model(self) -> ASRSettings:
-        """Point an unset ``model`` at the engine's pinned tiny.en in ``models_dir``."""
+        """Point an unset ``model`` at the engine's pinned tiny.en in ``models_dir``.
+
+        A ``.pt`` model with no engine set keeps working as before: it is openai-whisper's.
+        """
+        if "engine" not in self.model_fields_set and self.model.endswith(".pt"):
+            self.engine = "whisper"
         if not self.model:
             if self.engine == "whisper":
                 self.model = str(self.models_dir / ASR_CHECKPOINT_NAME)

