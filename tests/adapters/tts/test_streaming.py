@@ -172,3 +172,24 @@ def test_cut_stream_fails_over_without_repeating_speech(
     turn, ask = backup.requests[-1].body["messages"][-2:]  # the portable continuation
     assert turn["role"] == "assistant" and ask["role"] == "user"
     assert REPLY.startswith(turn["content"])
+
+
+def test_streamed_parts_keep_each_runs_voice_and_the_cleaned_text(tmp_path: Path) -> None:
+    """Issue 12: streamed sentences go through the script voices; the result says what was said."""
+    from adapters.tts.voices import ScriptVoices
+
+    espeak = Pyttsx3Synthesizer(rate=170)
+    voices = ScriptVoices(english=espeak, mandarin=espeak)
+    text = "这是 Harbour Bakery 的通知。\x00The bakery opens at <b>nine</b> today."
+    speaker = StreamingSpeaker(voices.synthesize, tmp_path / "a.wav", "en")
+    for piece in (text[:12], text[12:30], text[30:]):
+        speaker.on_delta(piece)
+    streamed = speaker.finish(text)
+    assert not streamed.respoken and streamed.parts == 2
+    speech = streamed.speech
+    assert speech.text == "这是 Harbour Bakery 的通知。 The bakery opens at nine today."
+    assert [(r.language, r.voice) for r in speech.runs] == [
+        ("zh", "sit/cmn"), ("en", "gmw/en-us"), ("zh", "sit/cmn"), ("en", "gmw/en-us"),
+    ]  # fmt: skip
+    assert speech.duration_s == pytest.approx(read_wav_info(speech.path).duration_s)
+    assert speech.duration_s == pytest.approx(sum(r.duration_s for r in speech.runs), abs=0.1)
