@@ -26,8 +26,8 @@ Part 4 (tts): espeak-ng (baseline) vs piper on the same English text: synthesis 
 how well faster-whisper reads each WAV back.
 
     .venv/bin/python -m bench.voice [--parts answer,asr,refusal,tts] [--runs 5] [--tps 30]
-        [--ttft 0.5] [--asr-runs 3] [--no-base] [--refusal-engines faster-whisper,whisper]
-        [--refusal-models tiny.en,base]
+        [--ttft 0.5] [--asr-runs 3] [--no-base]
+        [--refusal-pairs faster-whisper:tiny.en,faster-whisper:base,whisper:tiny.en]
 """
 
 from __future__ import annotations
@@ -174,6 +174,11 @@ def bench_answer(args: argparse.Namespace, out_dir: Path) -> list[tuple[str, lis
     return list(runs.items())
 
 
+def say(line: str) -> None:
+    """Print one line of a table as soon as it is measured."""
+    print(line, flush=True)
+
+
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation."""
     return re.findall(r"[a-z0-9']+", text.lower())
@@ -237,7 +242,7 @@ def fresh_load_seconds(engine: str, model: str) -> float:
     return time.perf_counter() - start
 
 
-def bench_asr(args: argparse.Namespace, out_dir: Path) -> list[str]:
+def bench_asr(args: argparse.Namespace, out_dir: Path) -> None:
     """Both engines on tiny.en and base: import, load, real-time factor, word accuracy."""
     from tests.support.speech import speak
 
@@ -245,13 +250,14 @@ def bench_asr(args: argparse.Namespace, out_dir: Path) -> list[str]:
         "short question": (SHORT_SPEECH, speak(SHORT_SPEECH, out_dir / "short.wav")),
         "long question": (LONG_SPEECH, speak(LONG_SPEECH, out_dir / "long.wav")),
     }
-    lines = [
+    for line in [
         f"ASR engines on CPU (piper voice, language en), median of {args.asr_runs} runs",
         f"import: openai-whisper (torch) {import_seconds('whisper'):.2f} s, "
         f"faster-whisper {import_seconds('faster_whisper'):.2f} s (fresh interpreter)",
         f"{'model':8} {'engine':15} {'load s':>7} {'clip':15} {'audio s':>7} {'asr s':>6} "
         f"{'RTF':>6} {'word acc':>8} {'speed-up':>8}",
-    ]
+    ]:
+        say(line)
     models = ["tiny.en"] + ([] if args.no_base else ["base"])
     transcripts: list[str] = []
     for model in models:
@@ -269,59 +275,58 @@ def bench_asr(args: argparse.Namespace, out_dir: Path) -> list[str]:
                 median = statistics.median(seconds)
                 baseline.setdefault(clip, median)
                 audio_s = read_wav_info(path).duration_s
-                lines.append(
+                say(
                     f"{model:8} {engine:15} {load_s:>7.2f} {clip:15} {audio_s:>7.1f} "
                     f"{median:>6.2f} {median / audio_s:>6.3f} "
                     f"{word_accuracy(text, heard.text):>8.0%} {baseline[clip] / median:>7.1f}x"
                 )
                 transcripts.append(f"  {model} {engine} {clip}: {heard.text!r}")
-    return lines + transcripts
+    for line in transcripts:
+        say(line)
 
 
-def bench_refusal(args: argparse.Namespace, out_dir: Path) -> list[str]:
+def bench_refusal(args: argparse.Namespace, out_dir: Path) -> None:
     """The labelled clips through each engine: signals per clip and the confusion table."""
     from adapters.asr.refusal import refusal_reason
     from adapters.errors import InputError
     from tests.support.speech import labelled_clips
 
     clips = labelled_clips(out_dir / "labelled")
-    lines: list[str] = []
-    for engine in args.refusal_engines.split(","):
-        for model in args.refusal_models.split(","):
-            transcriber = make_transcriber(engine, model)
-            counts = {"answered question": 0, "refused question": 0,
-                      "answered non-question": 0, "refused non-question": 0}  # fmt: skip
-            lines.append(f"\n{engine} {model}: clip, truth, decision, signals, transcript")
-            for clip in clips:
-                start = time.perf_counter()
-                try:
-                    heard = transcriber.transcribe(clip.path)
-                    reason = refusal_reason(heard)
-                    signals = " ".join(
-                        f"[lp {s.avg_logprob:.2f} ns {s.no_speech_prob:.2f} "
-                        f"cr {s.compression_ratio:.1f}]"
-                        for s in heard.segments[:3]
-                    )
-                    text = heard.text[:48]
-                except InputError as exc:  # e.g. near-silence refused by load_audio
-                    reason, signals, text = str(exc).split(": ", 1)[-1], "", ""
-                refused = reason is not None
-                kind = "question" if clip.is_question else "non-question"
-                counts[f"{'refused' if refused else 'answered'} {kind}"] += 1
-                ok = refused != clip.is_question
-                decision = "refused" if refused else "answered"
-                lines.append(
-                    f"  {'ok ' if ok else 'BAD'} {clip.name:30} {decision:8}"
-                    f" {time.perf_counter() - start:5.1f}s {signals} {text!r}"
-                    + (f" <- {reason}" if refused else "")
+    for pair in args.refusal_pairs.split(","):
+        engine, model = pair.split(":")
+        transcriber = make_transcriber(engine, model, language=None)
+        counts = {"answered question": 0, "refused question": 0,
+                  "answered non-question": 0, "refused non-question": 0}  # fmt: skip
+        say(f"\n{engine} {model}: clip, truth, decision, signals, transcript")
+        for clip in clips:
+            start = time.perf_counter()
+            try:
+                heard = transcriber.transcribe(clip.path)
+                reason = refusal_reason(heard)
+                signals = " ".join(
+                    f"[lp {s.avg_logprob:.2f} ns {s.no_speech_prob:.2f} "
+                    f"cr {s.compression_ratio:.1f}]"
+                    for s in heard.segments[:3]
                 )
-            lines.append(
-                f"  confusion ({engine} {model}): questions answered "
-                f"{counts['answered question']}, questions refused {counts['refused question']}, "
-                f"non-questions refused {counts['refused non-question']}, non-questions "
-                f"answered {counts['answered non-question']}"
+                text = heard.text[:48]
+            except InputError as exc:  # e.g. near-silence refused by load_audio
+                reason, signals, text = str(exc).split(": ", 1)[-1], "", ""
+            refused = reason is not None
+            kind = "question" if clip.is_question else "non-question"
+            counts[f"{'refused' if refused else 'answered'} {kind}"] += 1
+            ok = refused != clip.is_question
+            decision = "refused" if refused else "answered"
+            say(
+                f"  {'ok ' if ok else 'BAD'} {clip.name:30} {decision:8}"
+                f" {time.perf_counter() - start:5.1f}s {signals} {text!r}"
+                + (f" <- {reason}" if refused else "")
             )
-    return lines
+        say(
+            f"  confusion ({engine} {model}): questions answered "
+            f"{counts['answered question']}, questions refused {counts['refused question']}, "
+            f"non-questions refused {counts['refused non-question']}, non-questions "
+            f"answered {counts['answered non-question']}"
+        )
 
 
 TTS_TEXT = (
@@ -331,19 +336,23 @@ TTS_TEXT = (
 )
 
 
-def bench_tts(args: argparse.Namespace, out_dir: Path) -> list[str]:
+def bench_tts(args: argparse.Namespace, out_dir: Path) -> None:
     """espeak-ng (baseline) vs piper: synthesis speed and how well whisper reads each back."""
     from adapters.tts.piper_engine import PiperSynthesizer
     from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer
 
-    engines = {"espeak-ng": Pyttsx3Synthesizer(rate=170), "piper": PiperSynthesizer(rate=170)}
-    readers = {m: make_transcriber("faster-whisper", m) for m in args.refusal_models.split(",")}
-    lines = [
+    engines: dict[str, Any] = {
+        "espeak-ng": Pyttsx3Synthesizer(rate=170),
+        "piper": PiperSynthesizer(rate=170),
+    }
+    readers = {m: make_transcriber("faster-whisper", m) for m in ("tiny.en", "base")}
+    for line in [
         f"TTS: {len(TTS_TEXT.split())} words, median of {args.runs} runs; whisper read-back = "
         "word accuracy of faster-whisper's transcript of the WAV",
         f"{'engine':10} {'synth s':>8} {'audio s':>8} {'x real time':>11} {'vs espeak':>9} "
         + " ".join(f"{'read-back ' + m:>18}" for m in readers),
-    ]
+    ]:
+        say(line)
     base_s = None
     for name, engine in engines.items():
         engine.synthesize("Ready.", out_dir / "warm.wav")  # engine start-up, untimed
@@ -358,12 +367,11 @@ def bench_tts(args: argparse.Namespace, out_dir: Path) -> list[str]:
             word_accuracy(TTS_TEXT, reader.transcribe(result.path).text)
             for reader in readers.values()
         ]
-        lines.append(
+        say(
             f"{name:10} {median:>8.2f} {result.duration_s:>8.1f} "
             f"{result.duration_s / median:>10.0f}x {base_s / median:>8.2f}x "
             + " ".join(f"{a:>18.0%}" for a in accuracies)
         )
-    return lines
 
 
 def print_answer_table(rows: list[tuple[str, list[AnswerRun]]], args: argparse.Namespace) -> None:
@@ -413,8 +421,11 @@ def main() -> None:
     parser.add_argument(
         "--parts", default="answer,asr,refusal,tts", help="which parts to run, comma-separated"
     )
-    parser.add_argument("--refusal-engines", default="faster-whisper,whisper")
-    parser.add_argument("--refusal-models", default="tiny.en,base")
+    parser.add_argument(
+        "--refusal-pairs",
+        default="faster-whisper:tiny.en,faster-whisper:base,whisper:tiny.en",
+        help="engine:model pairs the labelled clips go through",
+    )
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     out_dir = Path(tempfile.mkdtemp(prefix="narrate-bench-voice-"))
@@ -426,8 +437,7 @@ def main() -> None:
         for name, part in (("asr", bench_asr), ("refusal", bench_refusal), ("tts", bench_tts)):
             if name in parts:
                 print()
-                for line in part(args, out_dir):
-                    print(line, flush=True)
+                part(args, out_dir)
         print(f"\n{load()} at the end")
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
