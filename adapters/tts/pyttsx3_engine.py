@@ -44,7 +44,13 @@ from typing import Any
 from adapters.errors import ConfigError, InputError, RetriesExhaustedError
 from adapters.tts.base import SpeechResult
 from adapters.tts.speakable import NOTHING_SPEAKABLE, clean_text
-from adapters.tts.wav import concatenate_wavs, problem_with_wav, read_wav_info, temp_path_next_to
+from adapters.tts.wav import (
+    concatenate_wavs,
+    problem_with_wav,
+    read_wav_info,
+    temp_path_next_to,
+    writable_wav_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -339,16 +345,7 @@ class Pyttsx3Synthesizer:
         text = clean_text(text) if isinstance(text, str) else ""
         if not any(ch.isalnum() for ch in text):
             raise InputError(None, NOTHING_SPEAKABLE)
-        if out_path.is_dir():
-            raise InputError(out_path, "is a directory; give the path of a .wav file to write")
-        try:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(
-                out_path.parent, f"cannot create the output directory ({exc})"
-            ) from exc
-        if not os.access(out_path.parent, os.W_OK):
-            raise InputError(out_path.parent, "the output directory is not writable")
+        writable_wav_path(out_path)
 
         deadline = time.monotonic() + self.timeout
         parts: list[Path] = []

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from adapters import registry
-from adapters.errors import InputError
 from adapters.tts.base import SpeechResult, SpeechSynthesizer, SpokenRun
 from adapters.tts.speakable import clean_text, prepare
-from adapters.tts.wav import concatenate_wavs, read_samples, read_wav_info
+from adapters.tts.wav import concatenate_wavs, read_samples, read_wav_info, writable_wav_path
 
 
 def _match_rate(path: Path, rate: int) -> None:
@@ -73,14 +72,7 @@ class ScriptVoices:
         """
         out_path = Path(out_path)
         runs = prepare(text, language)
-        if out_path.is_dir():
-            raise InputError(out_path, "is a directory; give the path of a .wav file to write")
-        try:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(
-                out_path.parent, f"cannot create the output directory ({exc})"
-            ) from exc
+        writable_wav_path(out_path)
         workdir = Path(tempfile.mkdtemp(prefix=".runs-", dir=out_path.parent))
         try:
             results: list[SpeechResult] = []

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adapters.errors import InputError
+
 _DTYPES = {1: np.uint8, 2: np.int16, 4: np.int32}
 
 
@@ -134,3 +136,27 @@ def concatenate_wavs(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return read_wav_info(output)
+
+
+def writable_wav_path(out_path: str | Path) -> Path:
+    """``out_path`` as a ``Path`` whose folder exists and can be written.
+
+    Args:
+        out_path: The WAV file a synthesizer is about to write.
+
+    Returns:
+        The same path.
+
+    Raises:
+        InputError: It is a directory, or its folder cannot be created or written.
+    """
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise InputError(out_path, "is a directory; give the path of a .wav file to write")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(out_path.parent, f"cannot create the output directory ({exc})") from exc
+    if not os.access(out_path.parent, os.W_OK):
+        raise InputError(out_path.parent, "the output directory is not writable")
+    return out_path

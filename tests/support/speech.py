@@ -9,6 +9,7 @@ tests and ``bench/voice.py --refusal``.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import wave
@@ -26,6 +27,23 @@ QUESTIONS = (
     "When does the bakery open on Sunday morning?",
     "Which item on the list is the most expensive?",
 )
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation, for comparing transcripts."""
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def word_accuracy(reference: str, hypothesis: str) -> float:
+    """1 - word error rate (word-level Levenshtein distance / reference words), floored at 0."""
+    ref, hyp = words(reference), words(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i]
+        for j, h in enumerate(hyp, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
+        previous = current
+    return max(0.0, 1 - previous[-1] / max(1, len(ref)))
 
 
 @cache

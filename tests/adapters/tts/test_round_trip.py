@@ -7,7 +7,6 @@ faster-whisper on the pinned tiny.en.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from adapters.tts.base import SpeechSynthesizer
 from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer
 from adapters.tts.voices import ScriptVoices
+from tests.support.speech import word_accuracy, words
 
 pytest.importorskip("faster_whisper", reason="needs faster-whisper (scripts/install_asr.sh)")
 pytestmark = [
@@ -31,22 +31,6 @@ ANSWER = (
 SPOKEN = (
     "The bakery is open today until six. Thank you for shopping with us, and see you again soon."
 )
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def word_accuracy(reference: str, hypothesis: str) -> float:
-    """1 - word error rate."""
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i]
-        for j, h in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
-        previous = current
-    return 1 - previous[-1] / len(ref)
 
 
 @pytest.fixture(scope="module")
