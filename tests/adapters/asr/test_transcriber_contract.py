@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("soundfile", reason="needs the asr extra: scripts/install_asr.sh")
@@ -20,12 +21,16 @@ from adapters.asr.refusal import ensure_question, refusal_reason
 from adapters.errors import ConfigError, InputError
 from tests.support.speech import (
     QUESTIONS,
+    RATE,
+    beeps_clip,
     espeak,
     hum_clip,
     music_clip,
+    near_silence_clip,
     noise_clip,
     reversed_clip,
     speak,
+    write_wav,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -74,6 +79,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "noise": noise_clip(d / "noise.wav", dbfs=-45),
         "hum": hum_clip(d / "hum.wav"),
         "music": music_clip(d / "music.wav"),
+        "beeps": beeps_clip(d / "beeps.wav"),
+        "near-silence": near_silence_clip(d / "near-silence.wav"),
+        "silence": write_wav(np.zeros(RATE * 3), d / "silence.wav"),
     }
 
 
@@ -139,7 +147,7 @@ def test_clear_questions_are_heard_and_never_refused(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("clip", ["reversed", "noise", "hum", "music"])
+@pytest.mark.parametrize("clip", ["reversed", "noise", "hum", "music", "beeps", "near-silence"])
 def test_sounds_that_are_no_question_are_refused(
     transcriber: Transcriber, clips: dict[str, Path], clip: str
 ) -> None:
@@ -147,6 +155,14 @@ def test_sounds_that_are_no_question_are_refused(
     assert refusal_reason(heard) is not None, heard
     with pytest.raises(NotSpeechError, match=rf"in {clips[clip].name} \("):
         ensure_question(heard, clips[clip])
+
+
+@pytest.mark.slow
+def test_digital_silence_is_refused_before_whisper_runs(
+    transcriber: Transcriber, clips: dict[str, Path]
+) -> None:
+    with pytest.raises(InputError, match=r"silence\.wav: audio is silent"):
+        transcriber.transcribe(clips["silence"], "en")
 
 
 @pytest.mark.slow
