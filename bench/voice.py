@@ -417,7 +417,7 @@ def main() -> None:
         parts = args.parts.split(",")
         if "answer" in parts:
             print_answer_table(bench_answer(args, out_dir), args)
-        for name, part in (("asr", bench_asr), ("refusal", bench_refusal), ("tts", bench_tts)):
+        for name, part in (("tts", bench_tts), ("asr", bench_asr), ("refusal", bench_refusal)):
             if name in parts:
                 print()
                 part(args, out_dir)
