@@ -60,7 +60,7 @@ from narrate.config.settings import (
     TTSSettings,
 )
 from narrate.ops.llm import forget_describers
-from narrate.pipeline.sequence import steps as stages
+from narrate.pipeline import steps as stages
 from tests.support.fake_llm import FakeLLMServer, tokenize
 from tests.support.speech import word_accuracy
 
