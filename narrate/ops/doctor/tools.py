@@ -208,7 +208,7 @@ def _check_piper(tts: Any) -> list[Check]:
 
 
 def check_asr(settings: Settings) -> list[Check]:
-    """The ASR engine (``NARRATE_ASR_ENGINE``, default whisper) and its pinned weights."""
+    """The ASR engine (``NARRATE_ASR_ENGINE``, default faster-whisper) and its pinned weights."""
     from adapters.asr.model_import import PINNED_MODELS
     from adapters.registry import KNOWN_IMPLEMENTATIONS
 

