@@ -5,8 +5,14 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check -q
 STAMP := $(VENV)/.narrate-installed
 OUT ?= narrate-out/demo
+# The Prefect UI path: `make server`, `make deploy worker`; another port is one variable away
+# (`make server PREFECT_PORT=4300`, then `make deploy worker PREFECT_PORT=4300`).
 PREFECT_PORT ?= 4200
+PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 POOL ?= narrate-local
+# How often the worker asks the server for new runs (Prefect's default is 10 s; a run waits
+# half of it on average before it starts). Polls are one small query each.
+WORKER_POLL_S ?= 1
 # Keep Prefect quiet and patient offline (its temporary server takes 10-20 s here).
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
@@ -16,8 +22,14 @@ export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 
 .PHONY: help setup system demo test test-fast lint format clean server deploy worker
 
-help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+help:  ## list the targets and the variables they take
+	@echo "make TARGET [VARIABLE=value ...]; targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}' \
+		| sed -e 's|PREFECT_PORT|$(PREFECT_PORT)|g' -e 's|POOL|$(POOL)|g'
+	@echo "variables (now):"
+	@echo "  PREFECT_PORT=$(PREFECT_PORT)  the Prefect server's port (server, deploy, worker)"
+	@echo "  PREFECT_API_URL=$(PREFECT_API_URL)  the server deploy and worker talk to"
+	@echo "  POOL=$(POOL)  WORKER_POLL_S=$(WORKER_POLL_S)  OUT=$(OUT)  VENV=$(VENV)"
 
 system:  ## install the Debian packages that are missing (tesseract, espeak-ng, redis, ...)
 	@bash scripts/install_system.sh
@@ -66,18 +78,19 @@ lint:  ## ruff lint + format check, the layer contract (import-linter), mypy on 
 format:  ## apply ruff's fixes and formatting
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
-server: setup  ## run a Prefect server with its UI on http://127.0.0.1:$(PREFECT_PORT) (foreground)
-	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)   (in other shells: export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api)"
+server: setup  ## Prefect server + UI on http://127.0.0.1:PREFECT_PORT (foreground)
+	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)   next, in another shell: make deploy worker PREFECT_PORT=$(PREFECT_PORT)"
 	@PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
-deploy: setup  ## create the process work pool (once) and deploy everything in prefect.yaml
-	@export PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api}; \
+deploy: setup  ## create the work pool POOL (once), deploy everything in prefect.yaml
+	@export PREFECT_API_URL=$(PREFECT_API_URL); \
 	$(VENV)/bin/prefect work-pool inspect $(POOL) >/dev/null 2>&1 \
 		|| $(VENV)/bin/prefect work-pool create $(POOL) --type process; \
 	$(VENV)/bin/prefect --no-prompt deploy --all
 
-worker: setup  ## start a worker on the process pool (runs deployments; Ctrl-C stops it)
-	@PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api} \
+worker: setup  ## a worker on POOL: runs the deployments' runs (foreground; Ctrl-C stops)
+	@echo "worker on $(POOL) at $(PREFECT_API_URL), polling every $(WORKER_POLL_S) s"
+	@PREFECT_API_URL=$(PREFECT_API_URL) PREFECT_WORKER_QUERY_SECONDS=$(WORKER_POLL_S) \
 		$(VENV)/bin/prefect worker start --pool $(POOL)
 
 clean:  ## remove outputs (keeps .venv)
