@@ -24,6 +24,7 @@ from prefect.artifacts import create_table_artifact
 from pydantic import TypeAdapter
 
 from adapters.errors import InputError, NarrateError
+from flows._outcome import BAD_INPUT, ab_compare_run_name, bad_input, batch_state
 from flows._setup import flow_settings
 from narrate.config.settings import LLMSettings, Settings
 from narrate.pipeline.compare import ocr_mention_share, summarise_variant, variant_label
@@ -65,7 +66,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], fields: tuple[str, ...]) 
     tmp.replace(path)
 
 
-@flow(name="ab-compare", flow_run_name="compare {variants}", timeout_seconds=6 * 3600)
+@flow(name="ab-compare", flow_run_name=ab_compare_run_name, timeout_seconds=6 * 3600)
 def ab_compare(
     images: list[str],
     variants: list[dict[str, Any]] = DEFAULT_VARIANTS,
@@ -82,12 +83,15 @@ def ab_compare(
         out_dir: where the CSVs go; default ``NARRATE_OUT_DIR`` or ``./narrate-out``.
         lang: the language of the text in the images (``auto``, ``en``, ``zh``).
     """
-    settings = flow_settings()
-    out = Path(out_dir) if out_dir else settings.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    if not variants:
-        raise InputError(None, "give at least one variant")
-    plans = [(variant_label(v), variant_settings(settings, v)) for v in variants]
+    try:
+        settings = flow_settings()
+        out = Path(out_dir) if out_dir else settings.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        if not variants:
+            raise InputError(None, "give at least one variant")
+        plans = [(variant_label(v), variant_settings(settings, v)) for v in variants]
+    except BAD_INPUT as exc:
+        return bad_input(exc)
     items: list[dict[str, Any]] = []
     for image in map(Path, images):
         try:
@@ -125,7 +129,14 @@ def ab_compare(
     create_table_artifact(
         table=table, key="ab-compare", description=f"narrate A/B: {len(images)} image(s)"
     )
-    return table
+    failures = [r for r in items if r["status"] == "failed"]
+    return batch_state(
+        table,
+        ok=len(items) - len(failures),
+        skipped=0,
+        failed=len(failures),
+        first=f"{failures[0]['variant']}: {failures[0]['reason']}" if failures else None,
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,20 @@
-"""Prefect UI artifacts for a run: what a person wants to see after a flow finishes."""
+"""Prefect UI artifacts for a run: what a person wants to see after a flow finishes.
+
+Files are shown as links when ``NARRATE_OUTPUT_BASE_URL`` says where the outputs folder
+(``NARRATE_OUTPUT_PUBLIC_DIR``, default ``NARRATE_OUT_DIR``) is served, so the WAV is one
+click away; otherwise as absolute paths on the worker that wrote them.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from narrate.config.settings import Settings
 from narrate.pipeline.results import AnswerResult, DescribeResult
 
 
@@ -19,8 +28,60 @@ def _quote(text: str) -> str:
     return "\n".join(f"> {line}" for line in text.splitlines()) or "> (none)"
 
 
-def publish_describe_artifacts(result: DescribeResult) -> None:
-    """A markdown artifact (description, OCR text) and a table artifact (timings, tokens)."""
+def public_url(path: Path, settings: Settings) -> str | None:
+    """The URL of ``path`` under ``NARRATE_OUTPUT_BASE_URL``, or None when it has none.
+
+    Args:
+        path: a file on this machine (relative paths are taken from the working folder).
+        settings: ``output.base_url`` and ``output.public_dir`` (default ``out_dir``).
+
+    Returns:
+        ``<base_url>/<path relative to public_dir>``, percent-encoded; None when no base URL
+        is set or ``path`` lies outside the served folder.
+    """
+    base = settings.output.base_url
+    if not base:
+        return None
+    served = (settings.output.public_dir or settings.out_dir).resolve()
+    try:
+        relative = Path(path).resolve().relative_to(served)
+    except ValueError:
+        return None
+    return f"{base.rstrip('/')}/{quote(relative.as_posix())}"
+
+
+def file_markdown(path: Path, settings: Settings) -> str:
+    """A link to ``path`` when it is served, else its absolute path as code."""
+    url = public_url(path, settings)
+    if url is not None:
+        return f"[{Path(path).name}]({url})"
+    return f"`{Path(path).resolve()}` (on the worker)"
+
+
+def _files_block(result: DescribeResult, settings: Settings) -> list[str]:
+    """Audio and image lines, and the image itself when it is served."""
+    audio = file_markdown(result.audio_path, settings)
+    lines = [
+        f"**Audio** ({result.audio_duration_s:.1f} s): {audio}",
+        "",
+        f"**Image:** {file_markdown(result.image_path, settings)}",
+    ]
+    image_url = public_url(result.image_path, settings)
+    if image_url is not None:
+        lines += ["", f"![{result.image_path.name}]({image_url})"]
+    return lines
+
+
+def publish_describe_artifacts(
+    result: DescribeResult, settings: Settings, task_cache: Mapping[str, bool] | None = None
+) -> None:
+    """A markdown artifact (description, audio, image, OCR text) and a table (timings, caches).
+
+    Args:
+        result: the run's result.
+        settings: where outputs are served (``output``), for the links.
+        task_cache: per step (``ocr``, ``features``), whether Prefect's task cache answered.
+    """
     name = result.image_path.name
     markdown = "\n".join(
         [
@@ -29,7 +90,7 @@ def publish_describe_artifacts(result: DescribeResult) -> None:
             "## Description",
             _quote(result.description),
             "",
-            f"Audio: `{result.audio_path}` ({result.audio_duration_s:.1f} s)",
+            *_files_block(result, settings),
             "",
             f"## OCR text (language {result.language}, "
             f"mean confidence {result.ocr_confidence:.0%})",
@@ -44,17 +105,20 @@ def publish_describe_artifacts(result: DescribeResult) -> None:
         markdown=markdown, key=artifact_key("description", name), description=f"narrate: {name}"
     )
     create_table_artifact(
-        table=_timing_rows(result),
+        table=_timing_rows(result, task_cache),
         key=artifact_key("timings", name),
         description=f"narrate stages: {name}",
     )
 
 
-def _timing_rows(result: DescribeResult) -> list[dict[str, object]]:
+def _timing_rows(
+    result: DescribeResult, task_cache: Mapping[str, bool] | None = None
+) -> list[dict[str, object]]:
     """Rows of one table (``what``, ``value``, ``unit``).
 
-    Seconds per stage, then how the text was written: backend and model, endpoint,
-    attempts, cache, fallbacks, tokens.
+    Seconds per stage, then which step came from which cache (Prefect's task cache for OCR
+    and features, the LLM response cache for the text), then how the text was written:
+    backend and model, endpoint, attempts, fallbacks, tokens.
     """
 
     def row(what: str, value: object, unit: str = "") -> dict[str, object]:
@@ -65,10 +129,14 @@ def _timing_rows(result: DescribeResult) -> list[dict[str, object]]:
         for stage, seconds in result.timings.items()
     ]
     rows += [
+        row(f"{step} from Prefect's task cache", "yes" if hit else "no")
+        for step, hit in (task_cache or {}).items()
+    ]
+    rows += [
+        row("llm answer from the LLM response cache", "yes" if result.cached else "no"),
         row("backend", f"{result.backend} ({result.model})"),
         row("endpoint", result.endpoint),
         row("attempts", result.attempts),
-        row("from the response cache", "yes" if result.cached else "no"),
     ]
     if result.fallback_from:
         row_text = ", ".join(result.fallback_from)
@@ -81,11 +149,20 @@ def _timing_rows(result: DescribeResult) -> list[dict[str, object]]:
     return rows
 
 
-def publish_answer_artifacts(result: AnswerResult) -> None:
-    """A markdown artifact (question, answer, OCR text) and the timings table."""
+def publish_answer_artifacts(
+    result: AnswerResult, settings: Settings, task_cache: Mapping[str, bool] | None = None
+) -> None:
+    """A markdown artifact (question, answer, audio, image, OCR text) and the timings table.
+
+    Args:
+        result: the run's result.
+        settings: where outputs are served (``output``), for the links.
+        task_cache: per step (``ocr``, ``features``), whether Prefect's task cache answered.
+    """
     name = result.image_path.name
     heard = (
-        f" (heard in `{result.question_audio}`, confidence {result.transcript_confidence:.2f})"
+        f" (heard in {file_markdown(result.question_audio, settings)}, "
+        f"confidence {result.transcript_confidence:.2f})"
         if result.question_audio is not None and result.transcript_confidence is not None
         else ""
     )
@@ -99,7 +176,7 @@ def publish_answer_artifacts(result: AnswerResult) -> None:
             "**Answer:**",
             _quote(result.answer),
             "",
-            f"Audio: `{result.audio_path}` ({result.audio_duration_s:.1f} s)",
+            *_files_block(result, settings),
             "",
             "## OCR text",
             "```",
@@ -111,7 +188,7 @@ def publish_answer_artifacts(result: AnswerResult) -> None:
         markdown=markdown, key=artifact_key("answer", name), description=f"narrate Q&A: {name}"
     )
     create_table_artifact(
-        table=_timing_rows(result),
+        table=_timing_rows(result, task_cache),
         key=artifact_key("answer-timings", name),
         description=f"narrate stages: {name}",
     )

@@ -30,6 +30,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows._outcome import BAD_INPUT, bad_input, batch_run_name, batch_state
 from flows._setup import flow_settings
 from narrate.config.settings import Settings
 from narrate.ops.metrics import push_to_gateway
@@ -45,11 +46,18 @@ TABLE_ROWS = 200  # rows in the summary table artifact (failures first); the CSV
 def describe_batch_item(
     work: WorkItem, out_dir: Path, lang: str, settings: Settings, budget: TokenBudget | None = None
 ) -> Any:
-    """Describe one image of the batch: OCR, features, description, speech."""
-    return process_item(
-        work, out_dir=out_dir, lang=lang, settings=settings, steps=plain_steps(settings.llm.cache),
-        budget=budget,
-    )  # fmt: skip
+    """Describe one image of the batch: OCR, features, description, speech.
+
+    A bad image ends this task run ``Failed`` with the one-line reason and no traceback;
+    the flow records it (``future.result()`` raises the ``InputError``) and goes on.
+    """
+    try:
+        return process_item(
+            work, out_dir=out_dir, lang=lang, settings=settings,
+            steps=plain_steps(settings.llm.cache), budget=budget,
+        )  # fmt: skip
+    except BAD_INPUT as exc:
+        return bad_input(exc)
 
 
 def task_runner_for(
@@ -166,7 +174,7 @@ def _publish_summary(batch: BatchRun) -> None:
     )
 
 
-@flow(name="batch-describe", flow_run_name="batch {inputs}", timeout_seconds=24 * 3600)
+@flow(name="batch-describe", flow_run_name=batch_run_name, timeout_seconds=24 * 3600)
 def batch_describe(
     inputs: str | list[str],
     out_dir: Path | None = None,
@@ -191,11 +199,23 @@ def batch_describe(
         token_budget: LLM tokens (prompt + completion) this run may use, default
             ``NARRATE_LLM_TOKEN_BUDGET`` (unset: no limit). Once used up, the remaining images
             are ``skipped: token budget reached`` and a later run picks them up.
+
+    Returns:
+        The counts (``total``, ``ok``, ``skipped``, ``failed``, ``seconds``, ``tokens``) and
+        where ``summary.json`` and ``summary.csv`` are. The run ends ``Completed`` with
+        "N ok, M failed" as its message; ``Completed with failures`` when some images
+        failed, ``Failed`` when all did (``flows._outcome.batch_state``).
+
+    Raises:
+        InputError: ``inputs`` names nothing that can be read.
     """
-    settings = flow_settings()
-    out = Path(out_dir) if out_dir else settings.out_dir
-    concurrency = max(1, int(concurrency))
-    batch = BatchRun(inputs, out, settings=settings, lang=lang, token_budget=token_budget)
+    try:
+        settings = flow_settings()
+        out = Path(out_dir) if out_dir else settings.out_dir
+        concurrency = max(1, int(concurrency))
+        batch = BatchRun(inputs, out, settings=settings, lang=lang, token_budget=token_budget)
+    except BAD_INPUT as exc:
+        return bad_input(exc)
     batch.on_progress = _ProgressArtifact(batch.total)
     with task_runner_for(runner, concurrency, dask_address) as task_runner:
         summary = drive(
@@ -215,7 +235,14 @@ def batch_describe(
     _publish_summary(batch)
     if settings.metrics.pushgateway:
         push_to_gateway(settings.metrics.pushgateway, job="narrate-batch")
-    return summary.to_dict()
+    first = next(batch.rows("failed"), None)
+    return batch_state(
+        summary.to_dict(),
+        ok=summary.ok,
+        skipped=summary.skipped,
+        failed=summary.failed,
+        first=first["reason"] if first else None,
+    )
 
 
 if __name__ == "__main__":

@@ -6,12 +6,14 @@ Run it from Python (``image_to_speech("assets/samples/receipt_en.png")``), from 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow
 
+from flows._outcome import BAD_INPUT, bad_input, completed, describe_run_name, opening
 from flows._setup import flow_settings
 from flows.artifacts import publish_describe_artifacts
 from narrate.pipeline.results import DescribeResult
@@ -24,7 +26,33 @@ from tasks.tts import tts_task
 PREFECT_STEPS = Steps(ocr=ocr_task, features=features_task, llm=llm_task, tts=tts_task)
 
 
-@flow(name="image-to-speech", flow_run_name="describe {image_path}", timeout_seconds=1800)
+class TaskCacheWatch:
+    """Calls a task and notes whether Prefect's task cache answered it (state ``Cached``)."""
+
+    def __init__(self, task: Any) -> None:
+        """Wrap ``task`` (a Prefect task with a cache policy)."""
+        self.task = task
+        self.hit = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task; its result, or its exception raised."""
+        state = self.task(*args, return_state=True, **kwargs)
+        self.hit = state.name == "Cached"
+        return state.result()
+
+
+def watched(steps: Steps) -> tuple[Steps, dict[str, TaskCacheWatch]]:
+    """``steps`` with OCR and features watched for task-cache hits (one set per flow run)."""
+    watches = {"ocr": TaskCacheWatch(steps.ocr), "features": TaskCacheWatch(steps.features)}
+    return dataclasses.replace(steps, **watches), watches
+
+
+def spoken_opening(result: DescribeResult, text: str) -> str:
+    """The state message: the opening of what was spoken, marked when the text was cut."""
+    return ("(cut short) " if result.truncated else "") + opening(text)
+
+
+@flow(name="image-to-speech", flow_run_name=describe_run_name, timeout_seconds=1800)
 def image_to_speech(
     image_path: Path,
     out_dir: Path | None = None,
@@ -33,23 +61,37 @@ def image_to_speech(
 ) -> DescribeResult:
     """Describe one image aloud: writes ``<out_dir>/<stem>.wav`` and ``<stem>.json``.
 
+    The run ends ``Completed`` with the description's opening as its state message, or
+    ``Failed`` with the one-line reason when the image or a setting cannot be used.
+
     Args:
         image_path: the image (PNG, JPEG, WebP, TIFF, BMP or GIF).
         out_dir: where the WAV and JSON go; default ``NARRATE_OUT_DIR`` or ``./narrate-out``.
         lang: the language of the text in the image; ``auto`` detects English or Chinese.
         stem: the output files' name; default the image's own (``receipt`` for receipt.png).
+
+    Returns:
+        The result (description, OCR text, timings, the WAV's path).
+
+    Raises:
+        InputError: the image cannot be used (missing, empty, not an image, too large).
+        ConfigError: a setting is invalid.
     """
-    settings = flow_settings()
-    result = describe_one(
-        Path(image_path),
-        out_dir=Path(out_dir) if out_dir else settings.out_dir,
-        lang=lang,
-        settings=settings,
-        steps=PREFECT_STEPS,
-        stem=stem,
-    )
-    publish_describe_artifacts(result)
-    return result
+    steps, watches = watched(PREFECT_STEPS)
+    try:
+        settings = flow_settings()
+        result = describe_one(
+            Path(image_path),
+            out_dir=Path(out_dir) if out_dir else settings.out_dir,
+            lang=lang,
+            settings=settings,
+            steps=steps,
+            stem=stem,
+        )
+    except BAD_INPUT as exc:
+        return bad_input(exc)
+    publish_describe_artifacts(result, settings, {k: w.hit for k, w in watches.items()})
+    return completed(result, spoken_opening(result, result.description))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 from prefect import flow
 
+from flows._outcome import BAD_INPUT, bad_input, completed, voice_qa_run_name
 from flows._setup import flow_settings
 from flows.artifacts import publish_answer_artifacts
-from flows.image_to_speech import PREFECT_STEPS
+from flows.image_to_speech import PREFECT_STEPS, spoken_opening, watched
 from narrate.pipeline.results import AnswerResult
 from narrate.pipeline.sequence import answer_one
 from tasks.asr import asr_task
@@ -32,7 +33,7 @@ VOICE_QA_STEPS = dataclasses.replace(
 )
 
 
-@flow(name="voice-qa", flow_run_name="ask about {image_path}", timeout_seconds=1800)
+@flow(name="voice-qa", flow_run_name=voice_qa_run_name, timeout_seconds=1800)
 def voice_qa(
     image_path: Path,
     question_audio: Path | None = None,
@@ -49,18 +50,22 @@ def voice_qa(
         out_dir: where the WAV and JSON go; default ``NARRATE_OUT_DIR`` or ``./narrate-out``.
         lang: the language of the text in the image; ``auto`` detects English or Chinese.
     """
-    settings = flow_settings()
-    result = answer_one(
-        Path(image_path),
-        question_text=question_text,
-        question_audio=Path(question_audio) if question_audio else None,
-        out_dir=Path(out_dir) if out_dir else settings.out_dir,
-        lang=lang,
-        settings=settings,
-        steps=VOICE_QA_STEPS,
-    )
-    publish_answer_artifacts(result)
-    return result
+    steps, watches = watched(VOICE_QA_STEPS)
+    try:
+        settings = flow_settings()
+        result = answer_one(
+            Path(image_path),
+            question_text=question_text or None,
+            question_audio=Path(question_audio) if question_audio else None,
+            out_dir=Path(out_dir) if out_dir else settings.out_dir,
+            lang=lang,
+            settings=settings,
+            steps=steps,
+        )
+    except BAD_INPUT as exc:
+        return bad_input(exc)
+    publish_answer_artifacts(result, settings, {k: w.hit for k, w in watches.items()})
+    return completed(result, spoken_opening(result, result.answer))
 
 
 if __name__ == "__main__":

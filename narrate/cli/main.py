@@ -222,11 +222,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from flows.batch import batch_describe
 
         with progress_listener(_ProgressBar()):
-            summary = batch_describe(
+            state = batch_describe(
                 inputs if len(inputs) > 1 else inputs[0], out_dir=out_dir,
                 concurrency=args.concurrency, lang=args.lang, runner=args.runner,
                 dask_address=args.dask_address, token_budget=args.token_budget,
+                return_state=True,
             )  # fmt: skip
+        # A run in which every image failed ends Failed but still carries its summary.
+        outcome = state.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        summary = outcome
     if args.json:
         json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

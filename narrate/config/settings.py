@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -336,6 +336,39 @@ class APISettings(BaseSettings):
         return self.jwt_secret is not None or self.jwt_public_key is not None
 
 
+class OutputSettings(BaseSettings):
+    """Output files: their permission bits, and the URL a person reaches them at."""
+
+    model_config = SettingsConfigDict(env_prefix="NARRATE_OUTPUT_", extra="ignore")
+
+    file_mode: int | None = Field(
+        None,
+        description="octal mode of every JSON and WAV written, e.g. 640; default: the umask's",
+    )
+    base_url: str | None = Field(
+        None,
+        description="URL at which `public_dir` is served, e.g. http://files.lan/narrate/; "
+        "artifacts then link the WAV and the image",
+    )
+    public_dir: Path | None = Field(
+        None, description="the folder served at `base_url`; default NARRATE_OUT_DIR"
+    )
+
+    @field_validator("file_mode", mode="before")
+    @classmethod
+    def _octal(cls, value: object) -> object:
+        """Read ``640``, ``0640`` or ``0o640`` as the octal mode it is written as."""
+        if isinstance(value, str) and value.strip():
+            text = value.strip().lower().removeprefix("0o")
+            try:
+                value = int(text, 8)
+            except ValueError:
+                raise ValueError(f"not an octal file mode such as 640: {value!r}") from None
+        if isinstance(value, int) and not 0 <= value <= 0o777:
+            raise ValueError(f"file mode {value:o} is outside 000-777")
+        return value
+
+
 class Settings(BaseSettings):
     """All of narrate's settings."""
 
@@ -352,6 +385,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     asr: ASRSettings = Field(default_factory=ASRSettings)
     api: APISettings = Field(default_factory=APISettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
 
 
 def load_settings() -> Settings:
@@ -366,7 +400,7 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         sections = (
             Settings, LLMSettings, OCRSettings, TTSSettings, ASRSettings, MetricsSettings,
-            CacheSettings, AuditSettings, PrivacySettings, APISettings,
+            CacheSettings, AuditSettings, PrivacySettings, APISettings, OutputSettings,
         )  # fmt: skip
         prefixes = {cls.__name__: cls.model_config.get("env_prefix", "") for cls in sections}
         prefix = prefixes.get(exc.title, "NARRATE_")

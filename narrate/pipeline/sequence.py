@@ -20,7 +20,7 @@ from adapters.asr.base import Transcript
 from adapters.asr.refusal import ensure_question
 from adapters.errors import InputError
 from adapters.features.base import ImageFeatures
-from adapters.files import write_json_atomic
+from adapters.files import set_file_mode, write_json_atomic
 from adapters.llm.base import Description
 from adapters.ocr.base import OcrResult, WordBox
 from adapters.tts.base import SpeechResult
@@ -217,7 +217,8 @@ def describe_one(
     result = DescribeResult(
         **_result_fields(image_path, ocr, features, description, speech, timings)
     )
-    write_json_atomic(json_path, result.to_dict())
+    set_file_mode(result.audio_path, settings.output.file_mode)  # one mode for WAV + JSON
+    write_json_atomic(json_path, result.to_dict(), mode=settings.output.file_mode)
     return result
 
 
@@ -326,5 +327,6 @@ def answer_one(
         transcript_confidence=transcript.confidence if transcript is not None else None,
         first_audio_s=first_audio_s,
     )
-    write_json_atomic(json_path, result.to_dict())
+    set_file_mode(result.audio_path, settings.output.file_mode)  # one mode for WAV + JSON
+    write_json_atomic(json_path, result.to_dict(), mode=settings.output.file_mode)
     return result

@@ -1,0 +1,164 @@
+"""How a flow run ends and is named: what a person reads first on the Prefect UI's run page.
+
+A flow that returns a ``State`` ends in that state (Prefect's ``return_value_to_state``), and
+a caller of the flow still gets the state's data back, or its exception raised. So:
+
+- a finished run is ``Completed`` with the opening of what it produced as its message;
+- bad input (``InputError``, ``ConfigError``) ends the run ``Failed`` with the one-line
+  reason as its message and no traceback in the logs (raising would log two tracebacks of
+  mostly Prefect internals); the caller still gets the ``InputError`` raised;
+- a batch with failed images ends ``Completed with failures`` (see ``batch_state``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect.states import Completed, Failed
+
+from adapters.errors import ConfigError, InputError
+
+R = TypeVar("R")
+
+BAD_INPUT: tuple[type[Exception], ...] = (InputError, ConfigError)
+MESSAGE_CHARS = 160  # the run page's header shows about this much on one line
+PARTIAL = "Completed with failures"
+
+
+def opening(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """The start of ``text`` on one line, cut at a word (or character, for CJK) with ``…``.
+
+    Args:
+        text: a description or an answer.
+        limit: at most this many characters, the ellipsis included.
+
+    Returns:
+        The whole text when it fits, else its first ``limit - 1`` characters and ``…``.
+    """
+    line = " ".join(text.split())
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+
+
+def completed(result: R, message: str) -> R:
+    """End the flow run ``Completed`` with ``message``; callers of the flow get ``result``.
+
+    Args:
+        result: what the flow returns to Python callers.
+        message: the state message the UI shows at the top of the run page.
+
+    Returns:
+        A ``Completed`` state carrying ``result``, typed as ``result`` because Prefect hands
+        callers the data, not the state.
+    """
+    state: Any = Completed(message=message, data=result)
+    return state
+
+
+def bad_input(exc: Exception) -> Any:
+    """End the flow run ``Failed`` with the one-line reason, and no traceback in its logs.
+
+    Args:
+        exc: an ``InputError`` or ``ConfigError``; Python callers of the flow get it raised.
+
+    Returns:
+        The ``Failed`` state for the flow to return.
+    """
+    return Failed(message=str(exc), data=exc)
+
+
+def batch_state(result: R, *, ok: int, skipped: int, failed: int, first: str | None) -> R:
+    """The final state of a batch: ``N ok, M failed`` and whether anything failed, visibly.
+
+    Failures with successes end ``Completed with failures``: a COMPLETED state under its
+    own name. The run list, the run page's badge and ``prefect flow-run ls`` print that
+    name, so it reads as not clean at a glance, while automations, ``--watch`` exit codes
+    and deployment health still count the night's batch as done (the failed images are
+    reported one by one and retried on the next run). When every image failed, the run
+    is ``Failed``: nothing was produced.
+
+    Args:
+        result: the batch summary callers get back.
+        ok: images described now.
+        skipped: images already done by an earlier run.
+        failed: images that failed.
+        first: the first failure's one-line reason, if any.
+
+    Returns:
+        The state for the flow to return, typed as ``result`` (callers get the data).
+    """
+    state: Any
+    message = f"{ok} ok, {failed} failed" + (
+        f", {skipped} skipped (done before)" if skipped else ""
+    )
+    if first:
+        message += f"; first failure: {opening(first, 120)}"
+    if failed and not (ok or skipped):
+        state = Failed(message=message, data=result)
+    elif failed:
+        state = Completed(name=PARTIAL, message=message, data=result)
+    else:
+        state = Completed(message=message, data=result)
+    return state  # type: ignore[no-any-return]
+
+
+# -- run names: parameters as a person says them, not as reprs ---------------------------
+
+
+def _parameters() -> dict[str, Any]:
+    from prefect.runtime import flow_run
+
+    return dict(flow_run.parameters or {})
+
+
+def _file_name(value: Any) -> str:
+    return Path(str(value)).name or str(value)
+
+
+def describe_run_name() -> str:
+    """``describe receipt_en.png``."""
+    return f"describe {_file_name(_parameters().get('image_path', '?'))}"
+
+
+def voice_qa_run_name() -> str:
+    """``ask about receipt_en.png: What is the total?`` or ``... (spoken: q.wav)``."""
+    params = _parameters()
+    name = f"ask about {_file_name(params.get('image_path', '?'))}"
+    if params.get("question_audio"):
+        return f"{name} (spoken: {_file_name(params['question_audio'])})"
+    if params.get("question_text"):
+        return f"{name}: {opening(str(params['question_text']), 60)}"
+    return name
+
+
+def _images_phrase(images: Any) -> str:
+    if isinstance(images, str | Path):
+        return str(images)
+    names = [_file_name(i) for i in images or []]
+    if len(names) <= 2:
+        return ", ".join(names) or "no images"
+    return f"{len(names)} images ({names[0]}, ...)"
+
+
+def batch_run_name() -> str:
+    """``batch assets/samples`` or ``batch 12 images (a.png, ...)``."""
+    return f"batch {_images_phrase(_parameters().get('inputs'))}"
+
+
+def ab_compare_run_name() -> str:
+    """``compare temperature-0.3 vs temperature-0.7 on 2 images``."""
+    from flows.ab_compare import DEFAULT_VARIANTS
+    from narrate.pipeline.compare import variant_label
+
+    params = _parameters()
+    labels = [variant_label(v) for v in params.get("variants") or DEFAULT_VARIANTS]
+    shown = " vs ".join(opening(label, 40) for label in labels[:3])
+    if len(labels) > 3:
+        shown += f" (+{len(labels) - 3} more)"
+    images = params.get("images") or []
+    count = len(images) if isinstance(images, list) else 1
+    return f"compare {shown} on {count} image{'s' if count != 1 else ''}"
