@@ -51,7 +51,13 @@ def test_receipt_end_to_end(prefect_harness: None, offline_env: None, tmp_path: 
     rows = json.loads(_artifact("timings-receipt-en-png"))
     assert all(set(row) == {"what", "value", "unit"} for row in rows)  # one set of columns
     assert {"what": "backend", "value": "offline (offline)", "unit": ""} in rows
-    assert {"what": "from the response cache", "value": "no", "unit": ""} in rows
+    assert {"what": "llm answer from the LLM response cache", "value": "no", "unit": ""} in rows
+    assert {r["what"] for r in rows} >= {
+        "ocr from Prefect's task cache",
+        "features from Prefect's task cache",
+    }
+    # no NARRATE_OUTPUT_BASE_URL: the WAV as its absolute path on this machine
+    assert f"`{result.audio_path.resolve()}` (on the worker)" in markdown
     assert [r["what"] for r in rows][:4] == ["ocr time", "features time", "llm time", "tts time"]
 
 
@@ -80,3 +86,36 @@ def test_bad_image_fails_the_flow_with_the_reason(
     with pytest.raises(InputError, match=r"empty\.jpg: file is empty"):
         image_to_speech(empty, out_dir=tmp_path)
     assert not (tmp_path / "empty.wav").exists()
+
+
+def test_the_final_state_says_what_the_run_produced(
+    prefect_harness: None, offline_env: None, tmp_path: Path
+) -> None:
+    from flows._outcome import opening
+    from flows.image_to_speech import image_to_speech
+
+    state = image_to_speech(SAMPLES_DIR / "receipt_en.png", out_dir=tmp_path, return_state=True)
+    result = state.result()
+
+    assert state.is_completed() and state.name == "Completed"
+    assert state.message == opening(result.description) and "CORNER CAFE" in state.message
+
+    again = image_to_speech(SAMPLES_DIR / "receipt_en.png", out_dir=tmp_path, return_state=True)
+    rows = {row["what"]: row["value"] for row in json.loads(_artifact("timings-receipt-en-png"))}
+    assert again.is_completed()
+    assert rows["ocr from Prefect's task cache"] == "yes"  # same bytes: Prefect's cache answered
+    assert rows["features from Prefect's task cache"] == "yes"
+
+
+def test_bad_input_ends_failed_with_the_reason_as_its_message(
+    prefect_harness: None, offline_env: None, tmp_path: Path
+) -> None:
+    from flows.image_to_speech import image_to_speech
+
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("shopping list\n")
+    state = image_to_speech(not_an_image, out_dir=tmp_path, return_state=True)
+
+    assert state.is_failed()
+    assert state.message.startswith(f"{not_an_image}: not an image file")
+    assert "\n" not in state.message and "Traceback" not in state.message

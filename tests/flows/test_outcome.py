@@ -1,0 +1,99 @@
+"""How runs end and what their artifacts link: the pure parts, without a Prefect server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from adapters.errors import InputError
+from adapters.files import set_file_mode, write_json_atomic
+from flows._outcome import PARTIAL, bad_input, batch_state, completed, opening
+from flows.artifacts import file_markdown, public_url
+from narrate.config.settings import OutputSettings, Settings
+
+
+def test_opening_keeps_short_text_and_cuts_long_text_at_a_word() -> None:
+    assert opening("A receipt  from\nCORNER CAFE.") == "A receipt from CORNER CAFE."
+    long = "The receipt lists coffee and cake " * 10
+    cut = opening(long, 60)
+    assert len(cut) <= 60 and cut.endswith("…") and long.startswith(cut[:-1])
+    assert not cut[:-1].endswith(" ")
+    chinese = "停车场收费标准" * 40  # no spaces: cut by character
+    assert opening(chinese, 20) == chinese[:19] + "…"
+
+
+def test_completed_and_failed_states_carry_the_result_or_the_error() -> None:
+    state = completed({"ok": 1}, "a receipt")
+    assert state.is_completed() and state.message == "a receipt"
+    error = InputError("/data/x.png", "file is empty (0 bytes)")
+    failed = bad_input(error)
+    assert failed.is_failed() and failed.message == "/data/x.png: file is empty (0 bytes)"
+    with pytest.raises(InputError, match="file is empty"):
+        failed.result()
+
+
+def test_batch_state_names_a_partial_failure_and_fails_when_nothing_worked() -> None:
+    clean = batch_state({}, ok=3, skipped=1, failed=0, first=None)
+    assert clean.name == "Completed"
+    assert clean.message == "3 ok, 0 failed, 1 skipped (done before)"
+
+    partial = batch_state({}, ok=3, skipped=0, failed=1, first="b.png: not an image")
+    assert partial.is_completed() and partial.name == PARTIAL
+    assert partial.message == "3 ok, 1 failed; first failure: b.png: not an image"
+
+    nothing = batch_state({"ok": 0}, ok=0, skipped=0, failed=2, first="a.png: empty")
+    assert nothing.is_failed() and nothing.message.startswith("0 ok, 2 failed")
+    assert nothing.result(raise_on_failure=False) == {"ok": 0}
+
+
+def test_files_are_links_under_the_served_folder_else_absolute_paths(tmp_path: Path) -> None:
+    served = tmp_path / "out"
+    wav = served / "night shift" / "scan 1.wav"
+    image = tmp_path / "in" / "scan 1.png"
+    plain = Settings(out_dir=served)
+    assert public_url(wav, plain) is None
+    assert file_markdown(wav, plain) == f"`{wav.resolve()}` (on the worker)"
+
+    linked = Settings(out_dir=served, output=OutputSettings(base_url="http://files.lan/n/"))
+    assert public_url(wav, linked) == "http://files.lan/n/night%20shift/scan%201.wav"
+    assert file_markdown(wav, linked) == (
+        "[scan 1.wav](http://files.lan/n/night%20shift/scan%201.wav)"
+    )
+    assert public_url(image, linked) is None  # outside the served folder
+
+    elsewhere = Settings(
+        out_dir=served,
+        output=OutputSettings(base_url="http://files.lan", public_dir=tmp_path),
+    )
+    assert public_url(image, elsewhere) == "http://files.lan/in/scan%201.png"
+
+
+def test_json_gets_the_umask_mode_or_the_configured_one(tmp_path: Path) -> None:
+    umask = os.umask(0o027)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"a": 1})
+        wav = tmp_path / "a.wav"
+        wav.write_bytes(b"RIFF")  # as the TTS engine creates it: open() under the umask
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
+        assert wav.stat().st_mode & 0o777 == 0o640
+
+        write_json_atomic(tmp_path / "b.json", {"b": 2}, mode=0o604)
+        set_file_mode(wav, 0o604)
+        assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o604
+        assert wav.stat().st_mode & 0o777 == 0o604
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    finally:
+        os.umask(umask)
+
+
+def test_file_mode_setting_reads_octal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.errors import ConfigError
+    from narrate.config.settings import load_settings
+
+    monkeypatch.setenv("NARRATE_OUTPUT_FILE_MODE", "640")
+    assert load_settings().output.file_mode == 0o640
+    monkeypatch.setenv("NARRATE_OUTPUT_FILE_MODE", "rw-r-----")
+    with pytest.raises(ConfigError, match="NARRATE_OUTPUT_FILE_MODE"):
+        load_settings()
