@@ -6,12 +6,15 @@ a caller of the flow still gets the state's data back, or its exception raised. 
 - a finished run is ``Completed`` with the opening of what it produced as its message;
 - bad input (``InputError``, ``ConfigError``) ends the run ``Failed`` with the one-line
   reason as its message and no traceback in the logs (raising would log two tracebacks of
-  mostly Prefect internals); the caller still gets the ``InputError`` raised;
+  mostly Prefect internals; ``BadInputTracebackFilter`` drops the one a deployment's flow
+  process still logs after the run); the caller still gets the ``InputError`` raised;
 - a batch with failed images ends ``Completed with failures`` (see ``batch_state``).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,6 +72,34 @@ def bad_input(exc: Exception) -> Any:
         The ``Failed`` state for the flow to return.
     """
     return Failed(message=str(exc), data=exc)
+
+
+class BadInputTracebackFilter(logging.Filter):
+    """Keeps Prefect's tracebacks of bad input out of the run's logs.
+
+    A deployment's flow process (``python -m prefect.engine``) re-raises the exception of a
+    run that ended ``Failed`` and logs it as "Engine execution exited with unexpected
+    exception" with the whole traceback, although the run already ended with the reason as
+    its state message. For ``InputError`` and ``ConfigError`` that record is dropped and any
+    other record loses its traceback; every other exception keeps its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the engine's wrapper record of bad input; strips other such tracebacks."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, BAD_INPUT):
+            return True
+        if str(record.msg).startswith("Engine execution exited with unexpected exception"):
+            return False
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+@functools.cache
+def quiet_bad_input_tracebacks() -> None:
+    """Install ``BadInputTracebackFilter`` on Prefect's run and engine loggers (once)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
+        logging.getLogger(name).addFilter(BadInputTracebackFilter())
 
 
 def batch_state(result: R, *, ok: int, skipped: int, failed: int, first: str | None) -> R:

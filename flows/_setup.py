@@ -7,6 +7,7 @@ import logging
 
 from pydantic import SecretStr
 
+from flows._outcome import quiet_bad_input_tracebacks
 from narrate.config.secrets import install_redaction, register_secret
 from narrate.config.settings import Settings, load_settings
 
@@ -21,6 +22,7 @@ def flow_settings() -> Settings:
     Every handler of the loggers that matter (Prefect's API log handler too) gets the
     redaction filter, and ``NARRATE_METRICS_PORT`` starts the metrics endpoint once.
     """
+    quiet_bad_input_tracebacks()  # first: a bad setting is bad input too
     settings = load_settings()
     llm = settings.llm
     if llm.api_key is None and llm.api_key_block:

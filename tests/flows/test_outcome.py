@@ -97,3 +97,25 @@ def test_file_mode_setting_reads_octal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NARRATE_OUTPUT_FILE_MODE", "rw-r-----")
     with pytest.raises(ConfigError, match="NARRATE_OUTPUT_FILE_MODE"):
         load_settings()
+
+
+def test_bad_input_loses_its_traceback_in_the_logs_and_other_errors_keep_theirs() -> None:
+    import logging
+    import sys
+
+    from flows._outcome import BadInputTracebackFilter
+
+    def record(msg: str, exc: Exception) -> logging.LogRecord:
+        try:
+            raise exc
+        except Exception:
+            info = sys.exc_info()
+        return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, msg, (), info)
+
+    quiet = BadInputTracebackFilter()
+    bad = InputError("/data/x.png", "file is empty (0 bytes)")
+    assert not quiet.filter(record("Engine execution exited with unexpected exception", bad))
+    task_record = record("Task run failed with exception", bad)
+    assert quiet.filter(task_record) and task_record.exc_info is None
+    surprise = record("Engine execution exited with unexpected exception", RuntimeError("bug"))
+    assert quiet.filter(surprise) and surprise.exc_info is not None
