@@ -83,7 +83,11 @@ def prefect_server(home: Path) -> Iterator[dict[str, str]]:
         yield env
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         log.close()
 
 
@@ -156,7 +160,11 @@ def measure(
         return [one_run(api, deployment["id"], scratch / "out") for _ in range(runs)]
     finally:
         worker.terminate()
-        worker.wait(30)
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:  # a loaded machine: it may not stop in time
+            worker.kill()
+            worker.wait()
         worker_log.close()
 
 
@@ -184,10 +192,11 @@ def main() -> None:
                 (f"poll only (this tree, poll {DEFAULT_POLL_S:g} s)", ROOT, DEFAULT_POLL_S),
                 (f"after (this tree, poll {args.poll:g} s)", ROOT, args.poll),
             ]  # fmt: skip
-            results = {
-                name: measure(env, project, poll, args.runs, scratch)
-                for name, project, poll in setups
-            }
+            results = {}
+            for name, project, poll in setups:
+                results[name] = measure(env, project, poll, args.runs, scratch)
+                totals = sorted(r["total"] for r in results[name])
+                print(f"{name}: {', '.join(f'{t:.2f}' for t in totals)} s", flush=True)
         load = max(load, os.getloadavg()[0])
 
     base = statistics.median(r["total"] for r in next(iter(results.values())))
