@@ -110,13 +110,23 @@ def _stamp(text: str) -> float:
 def one_run(api: str, deployment_id: str, out_dir: Path) -> dict[str, float]:
     """Create a run as ``prefect deployment run`` does; wait for its end; the timings (s)."""
     started = time.time()
-    run = httpx.post(
-        f"{api}/deployments/{deployment_id}/create_flow_run",
-        json={"parameters": {"out_dir": str(out_dir)}},
-        timeout=30,
-    ).json()
+    for attempt in range(5):  # a busy SQLite server answers 503 "database is locked"
+        response = httpx.post(
+            f"{api}/deployments/{deployment_id}/create_flow_run",
+            json={"parameters": {"out_dir": str(out_dir)}},
+            timeout=30,
+        )
+        if response.status_code < 300:
+            break
+        print(f"create_flow_run: HTTP {response.status_code} {response.text[:200]}", flush=True)
+        time.sleep(1 + attempt)
+    run = response.json()
     while True:
-        state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=30).json()["state"]
+        reply = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=30)
+        if reply.status_code >= 300:
+            time.sleep(0.5)
+            continue
+        state = reply.json()["state"]
         if state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
             break
         time.sleep(0.05)

@@ -46,9 +46,19 @@ def voice_qa(
     Args:
         image_path: the image the question is about.
         question_audio: the question as a recording (WAV, FLAC, OGG or MP3), or
-        question_text: the question as text (give one of the two).
+        question_text: the question as text (give one of the two; an empty text counts as
+            none, as the run form sends it).
         out_dir: where the WAV and JSON go; default ``NARRATE_OUT_DIR`` or ``./narrate-out``.
         lang: the language of the text in the image; ``auto`` detects English or Chinese.
+
+    Returns:
+        The result (question, answer, OCR text, timings, the WAV's path). The run ends
+        ``Completed`` with the answer's opening as its state message, or ``Failed`` with the
+        one-line reason for bad input (no question, or two; a bad image or recording).
+
+    Raises:
+        InputError: the image or the recording cannot be used, or not exactly one question.
+        ConfigError: a setting is invalid.
     """
     steps, watches = watched(VOICE_QA_STEPS)
     try:
