@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from adapters.files import atomic_write, file_sha256, write_json_atomic
+from adapters.files import atomic_write, file_sha256, set_file_mode, write_json_atomic
 
 
 def test_write_json_atomic_writes_utf8_and_creates_the_folder(tmp_path: Path) -> None:
@@ -44,3 +45,21 @@ def test_file_sha256_is_the_content_hash_or_none(tmp_path: Path) -> None:
     path.write_bytes(data)
     assert file_sha256(path) == hashlib.sha256(data).hexdigest()
     assert file_sha256(tmp_path / "missing") is None
+
+
+def test_json_gets_the_umask_mode_or_the_configured_one(tmp_path: Path) -> None:
+    umask = os.umask(0o027)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"a": 1})
+        wav = tmp_path / "a.wav"
+        wav.write_bytes(b"RIFF")  # as the TTS engine creates it: open() under the umask
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
+        assert wav.stat().st_mode & 0o777 == 0o640
+
+        write_json_atomic(tmp_path / "b.json", {"b": 2}, mode=0o604)
+        set_file_mode(wav, 0o604)
+        assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o604
+        assert wav.stat().st_mode & 0o777 == 0o604
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    finally:
+        os.umask(umask)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from adapters.errors import InputError
-from adapters.files import set_file_mode, write_json_atomic
 from flows._outcome import PARTIAL, bad_input, batch_state, completed, opening
 from flows.artifacts import file_markdown, public_url
 from narrate.config.settings import OutputSettings, Settings
@@ -68,35 +66,6 @@ def test_files_are_links_under_the_served_folder_else_absolute_paths(tmp_path: P
         output=OutputSettings(base_url="http://files.lan", public_dir=tmp_path),
     )
     assert public_url(image, elsewhere) == "http://files.lan/in/scan%201.png"
-
-
-def test_json_gets_the_umask_mode_or_the_configured_one(tmp_path: Path) -> None:
-    umask = os.umask(0o027)
-    try:
-        write_json_atomic(tmp_path / "a.json", {"a": 1})
-        wav = tmp_path / "a.wav"
-        wav.write_bytes(b"RIFF")  # as the TTS engine creates it: open() under the umask
-        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
-        assert wav.stat().st_mode & 0o777 == 0o640
-
-        write_json_atomic(tmp_path / "b.json", {"b": 2}, mode=0o604)
-        set_file_mode(wav, 0o604)
-        assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o604
-        assert wav.stat().st_mode & 0o777 == 0o604
-        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    finally:
-        os.umask(umask)
-
-
-def test_file_mode_setting_reads_octal(monkeypatch: pytest.MonkeyPatch) -> None:
-    from adapters.errors import ConfigError
-    from narrate.config.settings import load_settings
-
-    monkeypatch.setenv("NARRATE_OUTPUT_FILE_MODE", "640")
-    assert load_settings().output.file_mode == 0o640
-    monkeypatch.setenv("NARRATE_OUTPUT_FILE_MODE", "rw-r-----")
-    with pytest.raises(ConfigError, match="NARRATE_OUTPUT_FILE_MODE"):
-        load_settings()
 
 
 def test_bad_input_loses_its_traceback_in_the_logs_and_other_errors_keep_theirs() -> None:

@@ -84,3 +84,11 @@ def test_a_bad_tls_version_names_the_variable(clean_env: pytest.MonkeyPatch) -> 
     clean_env.setenv("NARRATE_LLM_TLS_MIN_VERSION", "1.1")
     with pytest.raises(ConfigError, match=r"NARRATE_LLM_TLS_MIN_VERSION: .*'1\.1'"):
         load_settings()
+
+
+def test_file_mode_setting_reads_octal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NARRATE_OUTPUT_FILE_MODE", "640")
+    assert load_settings().output.file_mode == 0o640
+    monkeypatch.setenv("NARRATE_OUTPUT_FILE_MODE", "rw-r-----")
+    with pytest.raises(ConfigError, match="NARRATE_OUTPUT_FILE_MODE"):
+        load_settings()
