@@ -13,14 +13,22 @@ from tests.support.wavcheck import wav_stats
 pytestmark = pytest.mark.slow
 
 
-def _artifact(key: str) -> str:
+def _artifact(key: str, flow_run_id: object = None) -> str:
+    """The artifact ``key`` (of one flow run, when given; else any run's)."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+        from prefect.client.schemas.filters import (
+            ArtifactFilter,
+            ArtifactFilterFlowRunId,
+            ArtifactFilterKey,
+        )
 
         found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]) if flow_run_id else None,
+            )
         )
     assert found, f"no artifact {key}"
     return str(found[0].data)
@@ -101,7 +109,8 @@ def test_the_final_state_says_what_the_run_produced(
     assert state.message == opening(result.description) and "CORNER CAFE" in state.message
 
     again = image_to_speech(SAMPLES_DIR / "receipt_en.png", out_dir=tmp_path, return_state=True)
-    rows = {row["what"]: row["value"] for row in json.loads(_artifact("timings-receipt-en-png"))}
+    run_id = again.state_details.flow_run_id
+    rows = {r["what"]: r["value"] for r in json.loads(_artifact("timings-receipt-en-png", run_id))}
     assert again.is_completed()
     assert rows["ocr from Prefect's task cache"] == "yes"  # same bytes: Prefect's cache answered
     assert rows["features from Prefect's task cache"] == "yes"
