@@ -25,70 +25,24 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
+sys.path.insert(0, str(ROOT))  # tests.support, when run as a script
+
+from tests.support.prefect_server import PREFECT, prefect_server, stop  # noqa: E402
+
 DEFAULT_POLL_S = 10.0  # Prefect's PREFECT_WORKER_QUERY_SECONDS default
 BASELINE_REF = "b65538e"  # main before issue 14
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def prefect_server(home: Path) -> Iterator[dict[str, str]]:
-    """A ``prefect server`` on loopback; yields the environment that points at it."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "NARRATE_"))}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-    )
-    log = open(home / "server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                sys.exit((home / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
-        yield env
-    finally:
-        server.terminate()
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def export_tree(ref: str, dest: Path) -> Path:
@@ -169,12 +123,7 @@ def measure(
         one_run(api, deployment["id"], scratch / "out")  # warm-up: caches, page cache
         return [one_run(api, deployment["id"], scratch / "out") for _ in range(runs)]
     finally:
-        worker.terminate()
-        try:
-            worker.wait(60)
-        except subprocess.TimeoutExpired:  # a loaded machine: it may not stop in time
-            worker.kill()
-            worker.wait()
+        stop(worker)
         worker_log.close()
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import pytest
 
 from assets import SAMPLES_DIR
 from tests.flows.test_batch import text_image
-from tests.integration.conftest import PREFECT, free_port
+from tests.support.prefect_server import PREFECT, free_port, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -163,14 +162,9 @@ def runs(
             "runs": {what: (finished[run_id], out) for what, (run_id, out) in started.items()},
         }
     finally:
-        for process in (worker, files):
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(worker)
+        stop(files)
         worker_log.close()
-        shutil.copy(tmp / "worker.log", tmp / "worker.log.kept")
 
 
 def _run(runs: dict[str, Any], starts_with: str) -> tuple[dict[str, Any], Path]:
