@@ -48,8 +48,9 @@ def watched(steps: Steps) -> tuple[Steps, dict[str, TaskCacheWatch]]:
 
 
 def spoken_opening(result: DescribeResult, text: str) -> str:
-    """The state message: the opening of what was spoken, marked when the text was cut."""
-    return ("(cut short) " if result.truncated else "") + opening(text)
+    """The state message: the opening of what was spoken, marked when it was cut or withheld."""
+    mark = "(withheld in part) " if result.filtered else "(cut short) " if result.truncated else ""
+    return mark + opening(text)
 
 
 @flow(name="image-to-speech", flow_run_name=describe_run_name, timeout_seconds=1800)
