@@ -37,7 +37,9 @@ def _artifact(key: str, flow_run_id: object = None) -> str:
 def test_receipt_end_to_end(prefect_harness: None, offline_env: None, tmp_path: Path) -> None:
     from flows.image_to_speech import image_to_speech
 
-    result = image_to_speech(SAMPLES_DIR / "receipt_en.png", out_dir=tmp_path)
+    state = image_to_speech(SAMPLES_DIR / "receipt_en.png", out_dir=tmp_path, return_state=True)
+    result = state.result()
+    run_id = state.state_details.flow_run_id
 
     assert "TOTAL 7.20" in result.ocr_text
     assert result.language == "en"
@@ -54,9 +56,9 @@ def test_receipt_end_to_end(prefect_harness: None, offline_env: None, tmp_path: 
     assert {"description", "ocr_text", "ocr_confidence", "language", "features"} <= set(saved)
     assert json.loads(result.to_json())["backend"] == "offline"
 
-    markdown = _artifact("description-receipt-en-png")
+    markdown = _artifact("description-receipt-en-png", run_id)
     assert result.description.splitlines()[0][:40] in markdown and "TOTAL 7.20" in markdown
-    rows = json.loads(_artifact("timings-receipt-en-png"))
+    rows = json.loads(_artifact("timings-receipt-en-png", run_id))
     assert all(set(row) == {"what", "value", "unit"} for row in rows)  # one set of columns
     assert {"what": "backend", "value": "offline (offline)", "unit": ""} in rows
     assert {"what": "llm answer from the LLM response cache", "value": "no", "unit": ""} in rows
