@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check -q
 STAMP := $(VENV)/.narrate-installed
+# The LiteLLM proxy: a real OpenAI-compatible server the tests talk to (its own venv).
+LITELLM := $(VENV)/litellm/bin/litellm
 OUT ?= narrate-out/demo
 # The Prefect UI path: `make server`, `make deploy worker`; another port is one variable away
 # (`make server PREFECT_PORT=4300`, then `make deploy worker PREFECT_PORT=4300`).
@@ -34,7 +36,7 @@ help:  ## list the targets and the variables they take
 system:  ## install the Debian packages that are missing (tesseract, espeak-ng, redis, ...)
 	@bash scripts/install_system.sh
 
-$(STAMP): pyproject.toml scripts/install_system.sh scripts/install_asr.sh scripts/install_litellm.sh
+$(STAMP): pyproject.toml scripts/install_system.sh scripts/install_asr.sh
 	@bash scripts/install_system.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing narrate into $(VENV) ..."
@@ -42,8 +44,6 @@ $(STAMP): pyproject.toml scripts/install_system.sh scripts/install_asr.sh script
 		|| { grep -v 'is ignored: it is neither' $(VENV)/pip.log; echo "pip install failed"; exit 1; }
 	@echo "installing speech recognition (CPU torch, whisper, pinned tiny.en weights) ..."
 	@bash scripts/install_asr.sh $(VENV) --dev
-	@echo "installing the LiteLLM proxy for the LLM interoperability tests (own venv, ~1 min) ..."
-	@bash scripts/install_litellm.sh $(VENV)/litellm
 	@$(PY) -c "import narrate, prefect, pytesseract, pyttsx3, whisper"
 	@touch $@
 
@@ -64,7 +64,11 @@ demo: setup  ## describe the bundled samples aloud and answer a spoken question,
 	@echo
 	@echo "results (WAV + JSON per image): $(abspath $(OUT))"
 
-test: setup lint  ## lint, then run the whole test suite on real parts
+$(LITELLM): scripts/install_litellm.sh | $(STAMP)
+	@echo "installing the LiteLLM proxy for the LLM interoperability tests (own venv, ~1 min) ..."
+	@bash scripts/install_litellm.sh $(VENV)/litellm
+
+test: setup $(LITELLM) lint  ## lint, then run the whole test suite on real parts
 	@$(VENV)/bin/pytest -q
 
 test-fast: setup  ## the test suite without the tests marked slow

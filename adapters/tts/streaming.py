@@ -149,15 +149,3 @@ class StreamingSpeaker:
         finally:
             shutil.rmtree(self._workdir, ignore_errors=True)
         return StreamedSpeech(speech, self.first_audio_s, len(self.parts), respoken)
-
-
-def speak_streamed(
-    synthesize: Synthesize,
-    out_path: Path,
-    language: str,
-    write: Callable[[Callable[[str], None]], str],
-) -> StreamedSpeech:
-    """Run ``write(on_delta)`` (which returns the final text) while speaking it as it comes."""
-    speaker = StreamingSpeaker(synthesize, out_path, language)
-    text = write(speaker.on_delta)
-    return speaker.finish(text)
