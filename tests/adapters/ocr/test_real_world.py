@@ -40,11 +40,6 @@ def _lines(result: OcrResult) -> list[str]:
     return [line.strip() for line in result.text.splitlines() if line.strip()]
 
 
-def test_engine_conforms_to_the_protocol(engine: OcrEngine) -> None:
-    checked: OcrEngine = engine  # the type checker proves conformance; this checks at run time
-    assert isinstance(checked, OcrEngine)
-
-
 def test_dark_mode_screenshot_reads_every_line(engine: OcrEngine, tmp_path: Path) -> None:
     image, _text = gen.render_dark_screenshot()
     result = engine.recognize(_save(tmp_path, "dark.png", image), "auto")

@@ -20,7 +20,7 @@ from adapters.errors import (
     TransientError,
     is_transient,
 )
-from adapters.ocr.base import OcrEngine, OcrResult
+from adapters.ocr.base import OcrResult
 from adapters.ocr.tesseract import TesseractOcr, estimate_skew
 from scripts.make_samples import NOTICE_LINES, RECEIPT_LINES, render_receipt
 from tests.images import (
@@ -59,10 +59,6 @@ def _boxes_inside(result: OcrResult) -> bool:
         b.left >= 0 and b.top >= 0 and b.left + b.width <= width and b.top + b.height <= height
         for b in result.boxes
     )
-
-
-def test_conforms_to_the_ocr_protocol() -> None:
-    assert isinstance(TesseractOcr(), OcrEngine)
 
 
 def test_receipt_reads_every_line(ocr: TesseractOcr) -> None:
