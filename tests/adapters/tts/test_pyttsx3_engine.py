@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from adapters.errors import ConfigError, InputError, RetriesExhaustedError, is_transient
-from adapters.tts.base import SpeechResult, SpeechSynthesizer
+from adapters.tts.base import SpeechResult
 from adapters.tts.pyttsx3_engine import (
     _LOCK,
     _WARM_UP_TEXT,
@@ -71,10 +71,6 @@ def synth() -> Pyttsx3Synthesizer:
 
 
 # --- interface and construction ---------------------------------------------------------
-
-
-def test_conforms_to_protocol() -> None:
-    assert isinstance(Pyttsx3Synthesizer(), SpeechSynthesizer)
 
 
 def test_registry_name_resolves() -> None:
