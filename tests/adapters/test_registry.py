@@ -29,3 +29,27 @@ def test_a_missing_library_names_what_to_install(monkeypatch: pytest.MonkeyPatch
     )
     with pytest.raises(ConfigError, match=r"'ghost' is unavailable.*pip install ghost-ocr"):
         registry.get_class("ocr", "ghost")
+
+
+def test_every_registered_class_is_in_the_mypy_conformance_table() -> None:
+    """The table only exists for mypy: a registration it lacks would go unchecked."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(registry))
+    checked = {
+        node.id
+        for assign in ast.walk(tree)
+        if isinstance(assign, ast.AnnAssign)
+        and isinstance(assign.target, ast.Name)
+        and assign.target.id == "_CONFORMANCE"
+        and assign.value is not None
+        for node in ast.walk(assign.value)
+        if isinstance(node, ast.Name)
+    }
+    registered = {
+        impl.target.partition(":")[2]
+        for choices in registry.KNOWN_IMPLEMENTATIONS.values()
+        for impl in choices.values()
+    }
+    assert registered <= checked, f"add to _CONFORMANCE: {sorted(registered - checked)}"
