@@ -72,6 +72,31 @@ def _files_block(result: DescribeResult, settings: Settings) -> list[str]:
     return lines
 
 
+def _ocr_text_block(result: DescribeResult) -> list[str]:
+    """The OCR text in a code block, or a note that none was found."""
+    return ["```", result.ocr_text.strip() or "(no text found)", "```"]
+
+
+def _publish(
+    markdown: str,
+    result: DescribeResult,
+    task_cache: Mapping[str, bool] | None,
+    keys: tuple[str, str],
+    description: str,
+) -> None:
+    """The run's markdown artifact and its timings table, keyed by ``keys`` and the image."""
+    name = result.image_path.name
+    markdown_key, timings_key = keys
+    create_markdown_artifact(
+        markdown=markdown, key=artifact_key(markdown_key, name), description=description
+    )
+    create_table_artifact(
+        table=_timing_rows(result, task_cache),
+        key=artifact_key(timings_key, name),
+        description=f"narrate stages: {name}",
+    )
+
+
 def publish_describe_artifacts(
     result: DescribeResult, settings: Settings, task_cache: Mapping[str, bool] | None = None
 ) -> None:
@@ -94,21 +119,12 @@ def publish_describe_artifacts(
             "",
             f"## OCR text (language {result.language}, "
             f"mean confidence {result.ocr_confidence:.0%})",
-            "```",
-            result.ocr_text.strip() or "(no text found)",
-            "```",
+            *_ocr_text_block(result),
             "",
             f"## Features\n{result.features.get('summary', '')}",
         ]
     )
-    create_markdown_artifact(
-        markdown=markdown, key=artifact_key("description", name), description=f"narrate: {name}"
-    )
-    create_table_artifact(
-        table=_timing_rows(result, task_cache),
-        key=artifact_key("timings", name),
-        description=f"narrate stages: {name}",
-    )
+    _publish(markdown, result, task_cache, ("description", "timings"), f"narrate: {name}")
 
 
 def _timing_rows(
@@ -179,16 +195,7 @@ def publish_answer_artifacts(
             *_files_block(result, settings),
             "",
             "## OCR text",
-            "```",
-            result.ocr_text.strip() or "(no text found)",
-            "```",
+            *_ocr_text_block(result),
         ]
     )
-    create_markdown_artifact(
-        markdown=markdown, key=artifact_key("answer", name), description=f"narrate Q&A: {name}"
-    )
-    create_table_artifact(
-        table=_timing_rows(result, task_cache),
-        key=artifact_key("answer-timings", name),
-        description=f"narrate stages: {name}",
-    )
+    _publish(markdown, result, task_cache, ("answer", "answer-timings"), f"narrate Q&A: {name}")

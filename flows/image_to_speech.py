@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from prefect import flow
 
 from flows._outcome import BAD_INPUT, bad_input, completed, describe_run_name, opening
 from flows._setup import flow_settings
 from flows.artifacts import publish_describe_artifacts
+from narrate.config.settings import Settings
 from narrate.pipeline.results import DescribeResult
 from narrate.pipeline.sequence import Steps, describe_one
 from tasks.features import features_task
@@ -53,6 +55,52 @@ def spoken_opening(result: DescribeResult, text: str) -> str:
     return mark + opening(text)
 
 
+ResultT = TypeVar("ResultT", bound=DescribeResult)
+
+
+def run_watched(
+    run: Callable[..., ResultT],
+    steps: Steps,
+    image_path: Path,
+    out_dir: Path | None,
+    lang: str,
+    publish: Callable[[ResultT, Settings, Mapping[str, bool]], None],
+    spoken: Callable[[ResultT], str],
+    **options: Any,
+) -> ResultT:
+    """The body both flows share: run one image through the steps, publish, end the run.
+
+    Args:
+        run: the pipeline call (``describe_one`` or ``answer_one``).
+        steps: the flow's Prefect steps; OCR and features are watched for task-cache hits.
+        image_path: the image, as the flow received it.
+        out_dir: where the WAV and JSON go; ``None`` for the settings' ``out_dir``.
+        lang: ``auto``, ``en`` or ``zh``.
+        publish: writes the run's artifacts from the result, settings and task-cache hits.
+        spoken: the text the WAV says (description or answer), for the state message.
+        **options: the rest of ``run``'s keywords (``stem``; ``question_text``...).
+
+    Returns:
+        A ``Completed`` state carrying the result, or a ``Failed`` one with the one-line
+        reason when the input or a setting cannot be used (``InputError``, ``ConfigError``).
+    """
+    watched_steps, watches = watched(steps)
+    try:
+        settings = flow_settings()
+        result = run(
+            Path(image_path),
+            out_dir=Path(out_dir) if out_dir else settings.out_dir,
+            lang=lang,
+            settings=settings,
+            steps=watched_steps,
+            **options,
+        )
+    except BAD_INPUT as exc:
+        return bad_input(exc)
+    publish(result, settings, {k: w.hit for k, w in watches.items()})
+    return completed(result, spoken_opening(result, spoken(result)))
+
+
 @flow(name="image-to-speech", flow_run_name=describe_run_name, timeout_seconds=1800)
 def image_to_speech(
     image_path: Path,
@@ -78,21 +126,16 @@ def image_to_speech(
         InputError: the image cannot be used (missing, empty, not an image, too large).
         ConfigError: a setting is invalid.
     """
-    steps, watches = watched(PREFECT_STEPS)
-    try:
-        settings = flow_settings()
-        result = describe_one(
-            Path(image_path),
-            out_dir=Path(out_dir) if out_dir else settings.out_dir,
-            lang=lang,
-            settings=settings,
-            steps=steps,
-            stem=stem,
-        )
-    except BAD_INPUT as exc:
-        return bad_input(exc)
-    publish_describe_artifacts(result, settings, {k: w.hit for k, w in watches.items()})
-    return completed(result, spoken_opening(result, result.description))
+    return run_watched(
+        describe_one,
+        PREFECT_STEPS,
+        image_path,
+        out_dir,
+        lang,
+        publish=publish_describe_artifacts,
+        spoken=lambda result: result.description,
+        stem=stem,
+    )
 
 
 if __name__ == "__main__":

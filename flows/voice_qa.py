@@ -14,10 +14,9 @@ from typing import Any, Literal
 
 from prefect import flow
 
-from flows._outcome import BAD_INPUT, bad_input, completed, voice_qa_run_name
-from flows._setup import flow_settings
+from flows._outcome import voice_qa_run_name
 from flows.artifacts import publish_answer_artifacts
-from flows.image_to_speech import PREFECT_STEPS, spoken_opening, watched
+from flows.image_to_speech import PREFECT_STEPS, run_watched
 from narrate.pipeline.results import AnswerResult
 from narrate.pipeline.sequence import answer_one
 from tasks.asr import asr_task
@@ -60,22 +59,17 @@ def voice_qa(
         InputError: the image or the recording cannot be used, or not exactly one question.
         ConfigError: a setting is invalid.
     """
-    steps, watches = watched(VOICE_QA_STEPS)
-    try:
-        settings = flow_settings()
-        result = answer_one(
-            Path(image_path),
-            question_text=question_text or None,
-            question_audio=Path(question_audio) if question_audio else None,
-            out_dir=Path(out_dir) if out_dir else settings.out_dir,
-            lang=lang,
-            settings=settings,
-            steps=steps,
-        )
-    except BAD_INPUT as exc:
-        return bad_input(exc)
-    publish_answer_artifacts(result, settings, {k: w.hit for k, w in watches.items()})
-    return completed(result, spoken_opening(result, result.answer))
+    return run_watched(
+        answer_one,
+        VOICE_QA_STEPS,
+        image_path,
+        out_dir,
+        lang,
+        publish=publish_answer_artifacts,
+        spoken=lambda result: result.answer,
+        question_text=question_text or None,
+        question_audio=Path(question_audio) if question_audio else None,
+    )
 
 
 if __name__ == "__main__":
