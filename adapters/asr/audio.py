@@ -101,3 +101,21 @@ def load_audio(
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
     return np.ascontiguousarray(np.clip(mono, -1.0, 1.0), dtype=np.float32)
+
+
+def mono_samples(audio: np.ndarray, source: str) -> np.ndarray:
+    """``audio`` as contiguous float32 samples, checked to be one non-empty channel.
+
+    Args:
+        audio: 16 kHz mono samples, shape ``(n,)`` (as ``load_audio`` returns them).
+        source: the file or name the samples came from, for the error.
+
+    Returns:
+        The samples, C-contiguous float32, shape ``(n,)``.
+
+    Raises:
+        InputError: ``audio`` is empty or has more than one dimension.
+    """
+    if audio.ndim != 1 or audio.size == 0:
+        raise InputError(source, "expected non-empty 16 kHz mono samples")
+    return np.ascontiguousarray(audio, dtype=np.float32)

