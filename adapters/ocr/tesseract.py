@@ -69,15 +69,9 @@ _LONG_ASPECT = 6.0  # height / width above which (and over 2 bands) an image is 
 
 
 @dataclass(frozen=True)
-class _Word:
-    """One word row of tesseract's TSV output, in prepared-image pixels."""
+class _Word(WordBox):
+    """One word row of tesseract's TSV output, in prepared-image pixels (not yet upright)."""
 
-    text: str
-    left: int
-    top: int
-    width: int
-    height: int
-    confidence: float  # 0-1
     line_key: tuple[int, ...]  # band, block, paragraph, line
 
 
