@@ -18,10 +18,10 @@ from typing import Any
 
 from adapters.errors import ConfigError, InputError, PermanentError
 from adapters.tts.base import SpeechResult
-from adapters.tts.speakable import NOTHING_SPEAKABLE, clean_text
+from adapters.tts.speakable import clean_text, require_speakable
 from adapters.tts.wav import (
     problem_with_wav,
-    read_wav_info,
+    speech_result,
     temp_path_next_to,
     writable_wav_path,
 )
@@ -121,9 +121,7 @@ class PiperSynthesizer:
         """
         out_path = Path(out_path)
         voice_name = self.voice_for(language)
-        spoken = clean_text(text) if isinstance(text, str) else ""
-        if not any(ch.isalnum() for ch in spoken):
-            raise InputError(None, NOTHING_SPEAKABLE)
+        spoken = require_speakable(clean_text(text) if isinstance(text, str) else "")
         writable_wav_path(out_path)
         from piper import SynthesisConfig
 
@@ -143,11 +141,8 @@ class PiperSynthesizer:
             os.replace(tmp, out_path)
         finally:
             tmp.unlink(missing_ok=True)
-        info = read_wav_info(out_path)
-        return SpeechResult(
-            path=out_path,
-            duration_s=info.duration_s,
-            sample_rate=info.sample_rate,
+        return speech_result(
+            out_path,
             voice=voice_name,
             language="en",
             engine="piper",

@@ -43,11 +43,11 @@ from typing import Any
 
 from adapters.errors import ConfigError, InputError, RetriesExhaustedError
 from adapters.tts.base import SpeechResult
-from adapters.tts.speakable import NOTHING_SPEAKABLE, clean_text
+from adapters.tts.speakable import clean_text, require_speakable
 from adapters.tts.wav import (
     concatenate_wavs,
     problem_with_wav,
-    read_wav_info,
+    speech_result,
     temp_path_next_to,
     writable_wav_path,
 )
@@ -342,9 +342,7 @@ class Pyttsx3Synthesizer:
         """Write ``text`` spoken in ``language`` ("en" or "zh") to ``out_path`` as WAV."""
         out_path = Path(out_path)
         wanted = self._wanted_voice(language)
-        text = clean_text(text) if isinstance(text, str) else ""
-        if not any(ch.isalnum() for ch in text):
-            raise InputError(None, NOTHING_SPEAKABLE)
+        text = require_speakable(clean_text(text) if isinstance(text, str) else "")
         writable_wav_path(out_path)
 
         deadline = time.monotonic() + self.timeout
@@ -364,11 +362,8 @@ class Pyttsx3Synthesizer:
         finally:
             for part in parts:
                 _discard(part)
-        info = read_wav_info(out_path)
-        return SpeechResult(
-            path=out_path,
-            duration_s=info.duration_s,
-            sample_rate=info.sample_rate,
+        return speech_result(
+            out_path,
             voice=voice_id,
             language=language,
             engine=f"pyttsx3/espeak-ng {version}",

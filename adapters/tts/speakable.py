@@ -248,6 +248,23 @@ def say_numbers(text: str, language: str) -> str:
     return _TIME.sub(_en_time, text)
 
 
+def require_speakable(cleaned: str) -> str:
+    """``cleaned`` itself when it holds a letter or digit to speak.
+
+    Args:
+        cleaned: text after ``clean_text``.
+
+    Returns:
+        ``cleaned``, unchanged.
+
+    Raises:
+        InputError: no letter or digit in it (``NOTHING_SPEAKABLE``).
+    """
+    if not any(ch.isalnum() for ch in cleaned):
+        raise InputError(None, NOTHING_SPEAKABLE)
+    return cleaned
+
+
 def prepare(text: str, hint: str = "en") -> list[Run]:
     """Clean ``text`` and cut it into speakable runs, one voice each.
 
@@ -263,9 +280,7 @@ def prepare(text: str, hint: str = "en") -> list[Run]:
     """
     if not isinstance(text, str):
         raise InputError(None, f"nothing speakable: expected text, got {type(text).__name__}")
-    cleaned = clean_text(text)
-    if not any(ch.isalnum() for ch in cleaned):
-        raise InputError(None, NOTHING_SPEAKABLE)
+    cleaned = require_speakable(clean_text(text))
     return [Run(chunk.strip(), say_numbers(chunk.strip(), lang), lang)
             for chunk, lang in split_runs(cleaned, hint)]  # fmt: skip
 

@@ -21,7 +21,7 @@ import numpy as np
 from adapters import registry
 from adapters.tts.base import SpeechResult, SpeechSynthesizer, SpokenRun
 from adapters.tts.speakable import clean_text, prepare
-from adapters.tts.wav import concatenate_wavs, read_samples, read_wav_info, writable_wav_path
+from adapters.tts.wav import concatenate_wavs, read_samples, speech_result, writable_wav_path
 
 
 def _match_rate(path: Path, rate: int) -> None:
@@ -89,12 +89,9 @@ class ScriptVoices:
                 concatenate_wavs([r.path for r in results], out_path)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        info = read_wav_info(out_path)
         first = results[0]
-        return SpeechResult(
-            path=out_path,
-            duration_s=info.duration_s,
-            sample_rate=info.sample_rate,
+        return speech_result(
+            out_path,
             voice=first.voice,
             language=first.language,
             engine=first.engine,

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from adapters.errors import InputError
+from adapters.tts.base import SpeechResult, SpokenRun
 
 _DTYPES = {1: np.uint8, 2: np.int16, 4: np.int32}
 
@@ -160,3 +161,41 @@ def writable_wav_path(out_path: str | Path) -> Path:
     if not os.access(out_path.parent, os.W_OK):
         raise InputError(out_path.parent, "the output directory is not writable")
     return out_path
+
+
+def speech_result(
+    path: Path,
+    *,
+    voice: str,
+    language: str,
+    engine: str,
+    text: str,
+    runs: tuple[SpokenRun, ...] = (),
+) -> SpeechResult:
+    """The ``SpeechResult`` of a finished WAV: its length and sample rate read from the file.
+
+    Args:
+        path: the WAV file, written and complete.
+        voice: the (first) voice used.
+        language: the (first) run's language, ``en`` or ``zh``.
+        engine: the (first) engine used.
+        text: the cleaned text that was spoken.
+        runs: each script run with the voice that spoke it.
+
+    Returns:
+        The result, ``duration_s`` in seconds and ``sample_rate`` in Hz from the file.
+
+    Raises:
+        InputError: ``path`` is not a readable WAV file.
+    """
+    info = read_wav_info(path)
+    return SpeechResult(
+        path=path,
+        duration_s=info.duration_s,
+        sample_rate=info.sample_rate,
+        voice=voice,
+        language=language,
+        engine=engine,
+        text=text,
+        runs=runs,
+    )
