@@ -156,10 +156,29 @@ def test_missing_file(tmp_path: Path) -> None:
     _raises(tmp_path / "nowhere.png", "file not found")
 
 
-def test_empty_file(tmp_path: Path) -> None:
-    path = tmp_path / "empty.png"
-    path.write_bytes(b"")
-    _raises(path, "file is empty (0 bytes)")
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.png", b"", "file is empty (0 bytes)"),
+        (
+            "holiday.png",
+            b"Dear diary, today we went to the seaside.\n",
+            "not an image file: looks like a text file",
+        ),
+        (
+            "scan.png",
+            b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n",
+            "looks like a PDF document",
+        ),
+    ],
+    ids=["empty-file", "text-file-renamed-png", "pdf-named-as-such"],
+)
+def test_file_that_is_no_image_is_named(
+    tmp_path: Path, name: str, data: bytes, reason: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    _raises(path, reason)
 
 
 def test_directory(tmp_path: Path) -> None:
@@ -183,18 +202,6 @@ def test_truncated_header_is_called_truncated_not_unknown(tmp_path: Path, fmt: s
     path.write_bytes(_noise_bytes(fmt)[:20])
     error = _raises(path, "truncated")
     assert "not an image" not in error.reason
-
-
-def test_text_file_renamed_png(tmp_path: Path) -> None:
-    path = tmp_path / "holiday.png"
-    path.write_text("Dear diary, today we went to the seaside.\n")
-    _raises(path, "not an image file: looks like a text file")
-
-
-def test_pdf_is_named_as_such(tmp_path: Path) -> None:
-    path = tmp_path / "scan.png"
-    path.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n")
-    _raises(path, "looks like a PDF document")
 
 
 def test_decompression_bomb_header(tmp_path: Path) -> None:
