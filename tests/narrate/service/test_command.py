@@ -123,6 +123,10 @@ def test_prefect_engine_makes_a_flow_run_per_request(serve_api, prefect_harness)
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs()
-    names = [run.name for run in runs if run.state is not None and run.state.is_completed()]
-    for job_id in ids:  # the flow run is named after the image, which is in the job's folder
-        assert sum(job_id in name for name in names) == 1, names
+    images = [
+        str(run.parameters.get("image_path"))
+        for run in runs
+        if run.state is not None and run.state.is_completed()
+    ]
+    for job_id in ids:  # each flow run's image lies in its job's folder
+        assert sum(job_id in image for image in images) == 1, images
