@@ -115,7 +115,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     done = len(records) - failures
     if not args.json:
-        print(f"{done} of {len(records)} image(s) described; results in {out_dir}/")
+        where = f"; results in {out_dir}/" if done else ""
+        print(f"{done} of {len(records)} image(s) described{where}")
     if failures:
         print(f"narrate: {failures} image(s) failed", file=sys.stderr)
     return 1 if failures else 0
