@@ -83,9 +83,24 @@ def _wait(api: str, run_ids: list[str], timeout_s: float) -> dict[str, dict[str,
         time.sleep(1)
 
 
-def _logs(api: str, run_id: str) -> list[str]:
+def _logs(
+    api: str, run_id: str, *, wait_for: str | None = None, timeout_s: float = 30
+) -> list[str]:
+    """The run's log lines; with ``wait_for``, poll until a line holds it.
+
+    A flow process ships its logs to the API in the background, so they can land a few
+    seconds after the run's final state does.
+    """
     body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}
-    return [entry["message"] for entry in httpx.post(f"{api}/logs/filter", json=body).json()]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = httpx.post(f"{api}/logs/filter", json=body).json()
+        lines = [entry["message"] for entry in found]
+        if wait_for is None or any(wait_for in line for line in lines):
+            return lines
+        if time.monotonic() > deadline:
+            return lines
+        time.sleep(0.5)
 
 
 def _artifacts(api: str, run_id: str) -> dict[str, Any]:
@@ -233,7 +248,7 @@ def test_bad_input_fails_with_one_line_and_no_traceback(runs: dict[str, Any]) ->
     empty = Path(run["parameters"]["image_path"])
     assert run["state"]["type"] == "FAILED"
     assert run["state"]["message"] == f"{empty}: file is empty (0 bytes)"
-    logs = _logs(runs["api"], run["id"])
+    logs = _logs(runs["api"], run["id"], wait_for="file is empty (0 bytes)")
     assert any("file is empty (0 bytes)" in line for line in logs), logs
     assert not [line for line in logs if "Traceback" in line], logs
     assert not out.exists() or not list(out.iterdir())
