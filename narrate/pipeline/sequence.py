@@ -276,7 +276,7 @@ def answer_one(
     if question_text is not None and not question_text.strip():
         raise InputError(None, "the question is empty")
     image_path = Path(image_path)
-    stem = image_path.stem
+    stem = readable(image_path.stem)  # a non-UTF-8 name gets a UTF-8 one, as in describe_one
     wav_path, json_path = out_dir / f"{stem}.answer.wav", out_dir / f"{stem}.answer.json"
     timings: dict[str, float] = {}
 

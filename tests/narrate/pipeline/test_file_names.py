@@ -49,3 +49,22 @@ def test_describe_writes_wav_and_json_for_a_latin1_name(tmp_path: Path) -> None:
     assert result["image_path"].endswith("reçu_café.png")
     assert "CORNER CAFE" in result["ocr_text"]
     assert (tmp_path / "out" / "reçu_café.wav").stat().st_size > 1000
+
+
+def test_ask_writes_utf8_named_answer_files_for_a_latin1_name(tmp_path: Path) -> None:
+    from narrate.config.settings import LLMSettings, Settings
+    from narrate.pipeline.sequence import answer_one, plain_steps
+
+    image = Path(os.fsdecode(os.fsencode(tmp_path) + b"/" + LATIN1 + b".png"))
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", image)
+    result = answer_one(
+        image,
+        question_text="What is the total?",
+        out_dir=tmp_path / "out",
+        lang="auto",
+        settings=Settings(llm=LLMSettings(backend="offline")),
+        steps=plain_steps(),
+    )
+    saved = json.loads((tmp_path / "out" / "reçu_café.answer.json").read_text(encoding="utf-8"))
+    assert saved["answer"] == result.answer and "7.20" in saved["answer"]
+    assert result.audio_path == tmp_path / "out" / "reçu_café.answer.wav"
