@@ -31,7 +31,12 @@ from typing import Any, Literal
 from adapters.files import atomic_write, file_sha256
 from narrate.config.settings import Settings
 from narrate.ops import metrics
-from narrate.pipeline.budget import BUDGET_REASON, TokenBudget, TokenBudgetReached
+from narrate.pipeline.budget import (
+    BUDGET_REASON,
+    TokenBudget,
+    TokenBudgetReached,
+    estimate_tokens,
+)
 from narrate.pipeline.manifest import (
     STATE_DIR,
     Manifest,
@@ -149,6 +154,7 @@ class ItemOutcome:
     backend: str = ""
     tokens: int | None = 0  # None: the LLM server did not say (not "free")
     seconds: float = 0.0
+    tokens_estimate: int = 0  # charged to the budget when ``tokens`` is None
     output: str = ""  # the JSON file, relative to out_dir
     key: str = ""
     name: str = ""
@@ -238,6 +244,7 @@ def process_item(
         reason=_llm_mark(result),
         backend=result.backend,
         tokens=None if result.usage is None else int(result.usage.get("total_tokens", 0) or 0),
+        tokens_estimate=estimate_tokens(result.ocr_text, result.description),
         seconds=time.perf_counter() - started,
         output=f"{work.name}.json",
         key=work.key,
@@ -434,7 +441,9 @@ class BatchRun:
             self._rows.flush()
             self.counts[outcome.status] += 1
             self.tokens += outcome.tokens or 0
-            self.budget.charge(outcome.tokens or 0)  # None: the server sent no usage
+            # A server that sends no usage is charged an estimate, never nothing.
+            used = outcome.tokens if outcome.tokens is not None else outcome.tokens_estimate
+            self.budget.charge(used or 0)
             self.skipped_budget += outcome.reason == BUDGET_REASON
             done = self.done
         if outcome.status != "skipped":

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.errors import NarrateError
+from adapters.text import han_count
 
 BUDGET_REASON = "token budget reached"
 
@@ -76,6 +77,30 @@ class TokenBudget:
 
     def __repr__(self) -> str:
         return f"TokenBudget(limit={self.limit}, used={self._used})"
+
+
+PROMPT_OVERHEAD_TOKENS = 300  # the system prompt, the features summary and the framing
+
+
+def estimate_tokens(*texts: str) -> int:
+    """A generous token count for a call whose server reported no usage.
+
+    Counts one token per Han character and one per three other characters (English runs
+    about four characters a token in OpenAI-style BPE vocabularies, Qwen's included), plus
+    the prompt's fixed part. It is meant for the budget, which must not treat such calls
+    as free.
+
+    Args:
+        texts: the text sent (the OCR text) and the text received (the answer).
+
+    Returns:
+        The estimated total tokens of the call.
+    """
+    total = PROMPT_OVERHEAD_TOKENS
+    for text in texts:
+        han = han_count(text)
+        total += han + (len(text) - han + 2) // 3
+    return total
 
 
 def tokens_line(summary: Mapping[str, Any]) -> str:

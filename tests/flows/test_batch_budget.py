@@ -143,3 +143,25 @@ def test_batch_run_takes_the_budget_from_the_settings(
     settings = load_settings()
     assert BatchRun([], tmp_path, settings=settings).budget.limit == 5000
     assert BatchRun([], tmp_path, settings=settings, token_budget=7).budget.limit == 7
+
+
+def test_a_server_without_usage_still_uses_up_the_budget(
+    tmp_path: Path, counted_llm: FakeLLMServer
+) -> None:
+    """llama.cpp-style servers send no token counts: the budget charges an estimate."""
+    from narrate.pipeline.batch import run_direct
+    from narrate.pipeline.budget import estimate_tokens
+
+    counted_llm.send_usage = False
+    folder = tmp_path / "in"
+    for word in WORDS[:2]:
+        text_image(folder / f"{word.lower()}.png", word)
+    summary = run_direct(
+        folder, tmp_path / "out", settings=load_settings(), concurrency=1, token_budget=50
+    )
+    assert len(counted_llm.requests) == 1  # the first answer's estimate used the budget up
+    rows = {Path(r["item"]).stem: r for r in read_csv(tmp_path / "out" / "summary.csv")}
+    assert rows["alpha"]["status"] == "ok" and rows["alpha"]["tokens"] == ""  # unknown
+    assert rows["bravo"]["reason"] == BUDGET_REASON
+    assert summary.skipped_budget == 1
+    assert estimate_tokens("ALPHA", "An image.") > 300  # the prompt's fixed part at least
