@@ -11,15 +11,8 @@ import pytest
 from adapters.errors import InputError
 from flows.ab_compare import variant_settings
 from narrate.config.settings import Settings
-from narrate.pipeline.compare import ocr_mention_share
-from tests.flows.test_batch import text_image
 from tests.support.fake_llm import FakeLLMServer
-
-
-def test_ocr_mention_share_counts_distinct_words_and_cjk_characters() -> None:
-    assert ocr_mention_share("ALPHA NOTE 42", "a note about alpha") == pytest.approx(2 / 3)
-    assert ocr_mention_share("停车场", "这是停车场的通知") == 1.0
-    assert ocr_mention_share("", "anything") is None
+from tests.support.word_images import text_image
 
 
 def test_variant_settings_reject_unknown_and_invalid_values() -> None:

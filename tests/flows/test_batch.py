@@ -7,7 +7,6 @@ requests can be counted per image.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -20,11 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.errors import TransientError
 from assets import SAMPLES_DIR
-from narrate.config.settings import Settings, load_settings
-from narrate.pipeline.batch import BatchRun, WorkItem, iter_sources, process_item
-from narrate.pipeline.manifest import Manifest, checkpoint_path, settings_fingerprint
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.wavcheck import wav_stats
 from tests.support.word_images import (
@@ -38,76 +33,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- fast: inputs, names, manifest ---------------------------------------------------------
-
-
-def test_sources_from_folder_glob_and_list_skip_the_output_folder(tmp_path: Path) -> None:
-    photos = tmp_path / "photos"
-    for name in ("b.png", "a.jpg", "sub/c.webp", ".hidden.png", "notes.txt", "out/old.png"):
-        (photos / name).parent.mkdir(parents=True, exist_ok=True)
-        (photos / name).write_bytes(b"x")
-    out = photos / "out"
-
-    folder = [str(s.path.relative_to(photos)) for s in iter_sources(photos, out)]
-    assert folder == ["a.jpg", "b.png", "sub/c.webp"]  # sorted, recursive, images only
-    globbed = [str(s.path.relative_to(photos)) for s in iter_sources(f"{photos}/**/*.png", out)]
-    assert globbed == ["b.png"]
-    listed = list(iter_sources([str(photos / "b.png"), "missing.gif"], out))
-    assert [s.path.name for s in listed] == ["b.png", "missing.gif"]  # named files always come
-
-
-def test_manifest_survives_a_torn_last_line(tmp_path: Path) -> None:
-    manifest = Manifest(tmp_path)
-    manifest.append({"key": "k1", "status": "ok", "item": "a.png", "name": "a"})
-    (tmp_path / "a.json").write_text("{}")
-    with open(manifest.path, "a") as fh:
-        fh.write('{"key": "k2", "status": "o')  # what SIGKILL mid-write leaves
-
-    again = Manifest(tmp_path)
-    assert again.done("k1") is not None and again.done("k2") is None
-    again.append({"key": "k3", "status": "ok", "item": "b.png", "name": "b"})
-    lines = manifest.path.read_text().splitlines()
-    assert [json.loads(line)["key"] for line in lines] == ["k1", "k3"]
-
-
-def test_fingerprint_follows_the_settings_that_change_the_output() -> None:
-    base = Settings()
-    warmer = base.model_copy(update={"llm": base.llm.model_copy(update={"temperature": 0.9})})
-    slower = base.model_copy(update={"tts": base.tts.model_copy(update={"rate": 120})})
-    timeout = base.model_copy(update={"llm": base.llm.model_copy(update={"timeout": 5.0})})
-    prints = {settings_fingerprint(s, "auto") for s in (base, warmer, slower)}
-    assert len(prints) == 3
-    assert settings_fingerprint(base, "en") != settings_fingerprint(base, "auto")
-    assert settings_fingerprint(timeout, "auto") == settings_fingerprint(base, "auto")
-
-
-@pytest.mark.slow
-def test_a_finished_description_is_never_asked_for_again(
-    tmp_path: Path, counted_llm: FakeLLMServer
-) -> None:
-    """Killed after the LLM answered but before the item finished: the resume reuses it."""
-    from narrate.pipeline.sequence import plain_steps
-
-    settings = load_settings()
-    image = text_image(tmp_path / "in" / "golf.png", "GOLF")
-    out = tmp_path / "out"
-    batch = BatchRun(tmp_path / "in", out, settings=settings)
-    (work,) = [w for w in batch.plan() if isinstance(w, WorkItem)]
-
-    def speech_dies(*args: object, **kwargs: object) -> object:
-        raise TransientError("espeak-ng vanished")
-
-    crashing = dataclasses.replace(plain_steps(), tts=speech_dies)
-    with pytest.raises(TransientError):
-        process_item(work, out_dir=out, lang="auto", settings=settings, steps=crashing)
-    assert len(requests_for(counted_llm, "GOLF")) == 1
-    assert checkpoint_path(out, work.key).is_file()
-
-    outcome = process_item(work, out_dir=out, lang="auto", settings=settings, steps=plain_steps())
-    assert outcome.status == "ok" and outcome.output == "golf.json"
-    assert len(requests_for(counted_llm, "GOLF")) == 1  # no second call
-    saved = json.loads((out / "golf.json").read_text())
-    assert "GOLF" in saved["ocr_text"] and saved["image_path"] == str(image)
-    assert saved["description"].startswith("This is a fake answer")
 
 
 # -- the flow ------------------------------------------------------------------------------

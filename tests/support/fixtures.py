@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.fake_llm import FakeLLMServer
+from tests.support.word_images import use_fake_llm
 
 
 @pytest.fixture
@@ -15,6 +16,14 @@ def fake_llm() -> Iterator[FakeLLMServer]:
     """A fresh fake OpenAI-compatible server on 127.0.0.1 (hangs last 3 s at most)."""
     with FakeLLMServer(hang_seconds=3.0) as server:
         yield server
+
+
+@pytest.fixture
+def counted_llm(monkeypatch: pytest.MonkeyPatch, fake_llm: FakeLLMServer) -> FakeLLMServer:
+    """The loopback fake LLM server, answering every LLM call of the test uncached and
+    unthrottled (``use_fake_llm``), so its ``requests`` count the real calls."""
+    use_fake_llm(monkeypatch, fake_llm)
+    return fake_llm
 
 
 @pytest.fixture

@@ -1,0 +1,61 @@
+"""Batch planning and one item's processing (narrate/pipeline/batch.py), without Prefect."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from adapters.errors import TransientError
+from narrate.config.settings import load_settings
+from narrate.pipeline.batch import BatchRun, WorkItem, iter_sources, process_item
+from narrate.pipeline.manifest import checkpoint_path
+from tests.support.fake_llm import FakeLLMServer
+from tests.support.word_images import requests_for, text_image
+
+
+def test_sources_from_folder_glob_and_list_skip_the_output_folder(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    for name in ("b.png", "a.jpg", "sub/c.webp", ".hidden.png", "notes.txt", "out/old.png"):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        (photos / name).write_bytes(b"x")
+    out = photos / "out"
+
+    folder = [str(s.path.relative_to(photos)) for s in iter_sources(photos, out)]
+    assert folder == ["a.jpg", "b.png", "sub/c.webp"]  # sorted, recursive, images only
+    globbed = [str(s.path.relative_to(photos)) for s in iter_sources(f"{photos}/**/*.png", out)]
+    assert globbed == ["b.png"]
+    listed = list(iter_sources([str(photos / "b.png"), "missing.gif"], out))
+    assert [s.path.name for s in listed] == ["b.png", "missing.gif"]  # named files always come
+
+
+@pytest.mark.slow
+def test_a_finished_description_is_never_asked_for_again(
+    tmp_path: Path, counted_llm: FakeLLMServer
+) -> None:
+    """Killed after the LLM answered but before the item finished: the resume reuses it."""
+    from narrate.pipeline.sequence import plain_steps
+
+    settings = load_settings()
+    image = text_image(tmp_path / "in" / "golf.png", "GOLF")
+    out = tmp_path / "out"
+    batch = BatchRun(tmp_path / "in", out, settings=settings)
+    (work,) = [w for w in batch.plan() if isinstance(w, WorkItem)]
+
+    def speech_dies(*args: object, **kwargs: object) -> object:
+        raise TransientError("espeak-ng vanished")
+
+    crashing = dataclasses.replace(plain_steps(), tts=speech_dies)
+    with pytest.raises(TransientError):
+        process_item(work, out_dir=out, lang="auto", settings=settings, steps=crashing)
+    assert len(requests_for(counted_llm, "GOLF")) == 1
+    assert checkpoint_path(out, work.key).is_file()
+
+    outcome = process_item(work, out_dir=out, lang="auto", settings=settings, steps=plain_steps())
+    assert outcome.status == "ok" and outcome.output == "golf.json"
+    assert len(requests_for(counted_llm, "GOLF")) == 1  # no second call
+    saved = json.loads((out / "golf.json").read_text())
+    assert "GOLF" in saved["ocr_text"] and saved["image_path"] == str(image)
+    assert saved["description"].startswith("This is a fake answer")
