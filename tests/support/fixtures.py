@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.bad_inputs import BAD_IMAGES, write_bad_image
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.word_images import use_fake_llm
 
@@ -56,3 +58,9 @@ def metrics_url() -> Iterator[str]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture(params=sorted(BAD_IMAGES))
+def bad_image(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A missing, an empty and a non-image "image" file in turn (``tests.images.BAD_IMAGES``)."""
+    return write_bad_image(tmp_path, request.param)

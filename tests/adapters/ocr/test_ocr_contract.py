@@ -10,28 +10,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from adapters import registry
 from adapters.errors import InputError
 from adapters.ocr.base import OcrEngine, OcrResult, WordBox
 from tests.images import cjk_recall, sample_path, word_recall
+from tests.support.bad_inputs import assert_names_the_file
 
-ENGINES = ("tesseract", "rapidocr", "auto")
 EXPECTED = json.loads(sample_path("expected.json").read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module", params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> Iterator[OcrEngine]:
-    """Each engine once per module (RapidOCR loads its models once)."""
-    built = registry.load("ocr", request.param)
-    if hasattr(built, "warm_up"):
-        built.warm_up()
-    yield built
+RECALL = {"en": word_recall, "zh": cjk_recall}
 
 
 def _assert_units(result: OcrResult, image: Path) -> None:
@@ -78,13 +68,29 @@ def test_english_receipt_words_are_read_where_they_are(engine: OcrEngine) -> Non
     assert b.left + b.width <= ll + lw + 12 and b.top + b.height <= lt + lh + 12, b
 
 
-def test_chinese_notice_is_read_as_chinese(engine: OcrEngine) -> None:
-    image = sample_path("notice_zh.png")
-    result = engine.recognize(image, "auto")
+@pytest.mark.parametrize(
+    ("name", "lang", "must_read"),
+    [
+        ("notice_zh.png", "auto", {"停车场"}),
+        pytest.param(
+            "page_uneven_light.jpg",
+            "en",
+            {"museum", "cloakroom", "Photography"},
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
+def test_sample_is_read_in_its_language(
+    engine: OcrEngine, name: str, lang: str, must_read: set[str]
+) -> None:
+    """The Chinese notice (language detected) and the unevenly lit English page."""
+    image = sample_path(name)
+    result = engine.recognize(image, lang)
     _assert_units(result, image)
-    assert result.language == "zh"
-    assert cjk_recall(EXPECTED["notice_zh.png"]["text"], result.text) >= 0.9, result.text
-    assert "停车场" in result.text
+    expected = EXPECTED[name]
+    assert result.language == expected["language"]
+    assert RECALL[expected["language"]](expected["text"], result.text) >= 0.9, result.text
+    assert all(word in result.text for word in must_read), result.text
 
 
 def test_photo_without_text_reads_nothing_and_says_why(engine: OcrEngine) -> None:
@@ -97,27 +103,7 @@ def test_photo_without_text_reads_nothing_and_says_why(engine: OcrEngine) -> Non
     assert result.details.get("no_text"), result.details
 
 
-@pytest.mark.slow
-def test_unevenly_lit_page_is_read(engine: OcrEngine) -> None:
-    image = sample_path("page_uneven_light.jpg")
-    result = engine.recognize(image, "en")
-    _assert_units(result, image)
-    assert result.language == "en"
-    assert word_recall(EXPECTED["page_uneven_light.jpg"]["text"], result.text) >= 0.9, result.text
-    assert {"museum", "cloakroom", "Photography"} <= set(result.text.replace(",", " ").split())
-
-
-@pytest.mark.parametrize(
-    ("name", "content"),
-    [("missing.png", None), ("empty.png", b""), ("notes.png", b"this is not a picture\n")],
-)
-def test_bad_input_raises_input_error_naming_the_file(
-    engine: OcrEngine, tmp_path: Path, name: str, content: bytes | None
-) -> None:
-    path = tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
+def test_bad_input_raises_input_error_naming_the_file(engine: OcrEngine, bad_image: Path) -> None:
     with pytest.raises(InputError) as caught:
-        engine.recognize(path, "auto")
-    assert name in str(caught.value)
-    assert "\n" not in str(caught.value)  # one line a person can act on
+        engine.recognize(bad_image, "auto")
+    assert_names_the_file(caught.value, bad_image)

@@ -7,7 +7,6 @@ time is not (speed lives in bench/ocr.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,6 @@ from adapters import registry
 from adapters.ocr.base import OcrEngine, OcrResult
 from tests import images as gen
 from tests.images import cjk_recall, recall, word_recall
-
-ENGINES = ("tesseract", "rapidocr", "auto")
-
-
-@pytest.fixture(scope="module", params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> Iterator[OcrEngine]:
-    """Each engine once per module (RapidOCR loads its models once)."""
-    built = registry.load("ocr", request.param)
-    if hasattr(built, "warm_up"):
-        built.warm_up()
-    yield built
 
 
 def _save(tmp_path: Path, name: str, image: Any, **kwargs: Any) -> Path:
