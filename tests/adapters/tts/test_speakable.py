@@ -53,36 +53,27 @@ def test_digits_and_punctuation_join_the_nearest_letters() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "spoken"),
+    ("language", "text", "spoken"),
     [
-        ("It costs $7.40.", "It costs seven dollars and forty cents."),
-        ("Only $1 each", "Only one dollar each"),
-        ("A £3.05 fee", "A three pounds and five pence fee"),
-        ("Total $1,250", "Total one thousand, two hundred and fifty dollars"),
-        ("Open at 9:05 until 21:30", "Open at nine oh five until twenty-one thirty"),
-        ("Meet at 2:30 pm", "Meet at two thirty p m"),
-        ("At 12:00 sharp", "At twelve o'clock sharp"),
-        ("Version 3.14 of 20 files", "Version 3.14 of 20 files"),
+        ("en", "It costs $7.40.", "It costs seven dollars and forty cents."),
+        ("en", "Only $1 each", "Only one dollar each"),
+        ("en", "A £3.05 fee", "A three pounds and five pence fee"),
+        ("en", "Total $1,250", "Total one thousand, two hundred and fifty dollars"),
+        ("en", "Open at 9:05 until 21:30", "Open at nine oh five until twenty-one thirty"),
+        ("en", "Meet at 2:30 pm", "Meet at two thirty p m"),
+        ("en", "At 12:00 sharp", "At twelve o'clock sharp"),
+        ("en", "Version 3.14 of 20 files", "Version 3.14 of 20 files"),
+        ("zh", "总计 ¥12.50", "总计 十二元五角"),
+        ("zh", "共 7.05 元", "共 七元零五分"),
+        ("zh", "售价 $3.99", "售价 三美元九十九美分"),
+        ("zh", "营业时间 9:05 到 21:30", "营业时间 九点零五分 到 二十一点三十分"),
+        ("zh", "下午 2:00", "下午 二点"),
+        ("zh", "重 3.5 公斤，打 45% 折", "重 三点五 公斤，打 百分之四十五 折"),
+        ("zh", "第 1,250 位", "第 一千二百五十 位"),
     ],
 )
-def test_english_prices_and_times_in_words(text: str, spoken: str) -> None:
-    assert say_numbers(text, "en") == spoken
-
-
-@pytest.mark.parametrize(
-    ("text", "spoken"),
-    [
-        ("总计 ¥12.50", "总计 十二元五角"),
-        ("共 7.05 元", "共 七元零五分"),
-        ("售价 $3.99", "售价 三美元九十九美分"),
-        ("营业时间 9:05 到 21:30", "营业时间 九点零五分 到 二十一点三十分"),
-        ("下午 2:00", "下午 二点"),
-        ("重 3.5 公斤，打 45% 折", "重 三点五 公斤，打 百分之四十五 折"),
-        ("第 1,250 位", "第 一千二百五十 位"),
-    ],
-)
-def test_chinese_prices_and_times_in_words(text: str, spoken: str) -> None:
-    assert say_numbers(text, "zh") == spoken
+def test_prices_and_times_in_words(language: str, text: str, spoken: str) -> None:
+    assert say_numbers(text, language) == spoken
 
 
 def test_prepare_gives_each_run_its_spoken_form() -> None:
