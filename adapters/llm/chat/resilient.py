@@ -66,7 +66,7 @@ from adapters.llm.chat.errors import (
 from adapters.llm.chat.policy import ResiliencePolicy, next_step, retry_delay
 from adapters.llm.chat.ratelimit import RateLimiter, shared_bucket
 from adapters.llm.chat.replies import finish_kind
-from adapters.llm.chat.transport import HoldsHttpClient
+from adapters.llm.chat.transport import HoldsApiKey, HoldsHttpClient
 from adapters.llm.chat.types import AttemptRecord, ChatRequest, ChatResult, Usage, add_usage
 from adapters.llm.chat.wire import OpenAICompatClient
 
@@ -162,8 +162,10 @@ def _emit(call: _Call, piece: str, clock: Callable[[], float]) -> None:
         call.on_delta(piece)
 
 
-class ResilientChatClient(HoldsHttpClient):
+class ResilientChatClient(HoldsApiKey, HoldsHttpClient):
     """``ChatClient`` with rate limiting, retries, failover, model fallback, continuation."""
+
+    _repr_fields = ("endpoints", "model", "fallback_models")
 
     def __init__(
         self,
@@ -187,9 +189,7 @@ class ResilientChatClient(HoldsHttpClient):
             raise ValueError("ResilientChatClient needs at least one endpoint")
         self.model = model
         self.fallback_models = tuple(m for m in split_list(fallback_models) if m != OFFLINE)
-        if isinstance(api_key, str):
-            api_key = SecretStr(api_key)
-        self._api_key = api_key if api_key and api_key.get_secret_value() else None
+        self._hold_api_key(api_key)
         self.policy = policy or ResiliencePolicy()
         self.cache = cache
         self.on_attempt: list[Callable[[AttemptRecord], None]] = list(on_attempt)
@@ -199,13 +199,6 @@ class ResilientChatClient(HoldsHttpClient):
         self._clock = clock
         self._random = (rng or random.Random()).random
         self._hold_http(client, self.policy.timeout_s)
-
-    def __repr__(self) -> str:
-        key = "set" if self._api_key else "none"
-        return (
-            f"{type(self).__name__}(endpoints={list(self.endpoints)!r}, model={self.model!r}, "
-            f"fallback_models={list(self.fallback_models)!r}, api_key=<{key}>)"
-        )
 
     # -- shared process-wide state --------------------------------------------------------
 

@@ -14,9 +14,10 @@ import importlib.util
 import logging
 import ssl
 from pathlib import Path
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 import httpx
+from pydantic import SecretStr
 
 log = logging.getLogger("narrate.llm")
 
@@ -115,3 +116,25 @@ class HoldsHttpClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class HoldsApiKey:
+    """The API key a chat client sends, and a repr that says only whether one is set.
+
+    ``__repr__`` shows the attributes named in ``_repr_fields`` and ``api_key=<set>`` or
+    ``api_key=<none>``: never the key itself.
+    """
+
+    _api_key: SecretStr | None
+    _repr_fields: ClassVar[tuple[str, ...]] = ()
+
+    def _hold_api_key(self, api_key: SecretStr | str | None) -> None:
+        """Keep ``api_key`` as a ``SecretStr``; an empty one counts as none."""
+        if isinstance(api_key, str):
+            api_key = SecretStr(api_key)
+        self._api_key = api_key if api_key and api_key.get_secret_value() else None
+
+    def __repr__(self) -> str:
+        shown = [f"{name}={getattr(self, name)!r}" for name in self._repr_fields]
+        shown.append(f"api_key=<{'set' if self._api_key else 'none'}>")
+        return f"{type(self).__name__}({', '.join(shown)})"

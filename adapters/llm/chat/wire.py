@@ -57,7 +57,7 @@ from adapters.llm.chat.replies import (
     status_of,
     usage_of,
 )
-from adapters.llm.chat.transport import HoldsHttpClient
+from adapters.llm.chat.transport import HoldsApiKey, HoldsHttpClient
 from adapters.llm.chat.types import ChatRequest, ChatResult, Usage
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,10 @@ log = logging.getLogger(__name__)
 Delta = Callable[[str], None]
 
 
-class OpenAICompatClient(HoldsHttpClient):
+class OpenAICompatClient(HoldsApiKey, HoldsHttpClient):
     """``ChatClient`` for any OpenAI-compatible ``/chat/completions`` API; one attempt per call."""
+
+    _repr_fields = ("base_url", "model", "timeout")
 
     def __init__(
         self,
@@ -81,18 +83,9 @@ class OpenAICompatClient(HoldsHttpClient):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = float(timeout)
-        if isinstance(api_key, str):
-            api_key = SecretStr(api_key)
-        self._api_key = api_key if api_key and api_key.get_secret_value() else None
+        self._hold_api_key(api_key)
         self._extra_headers = dict(extra_headers or {})
         self._hold_http(client, self.timeout)
-
-    def __repr__(self) -> str:
-        key = "set" if self._api_key else "none"
-        return (
-            f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r}, "
-            f"api_key=<{key}>, timeout={self.timeout})"
-        )
 
     # -- public API ---------------------------------------------------------------------
 

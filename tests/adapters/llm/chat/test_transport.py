@@ -17,7 +17,7 @@ import trustme
 from adapters.llm.chat.errors import ChatPermanentError
 from adapters.llm.chat.policy import ResiliencePolicy
 from adapters.llm.chat.resilient import ResilientChatClient
-from adapters.llm.chat.transport import make_http_client, tls_context
+from adapters.llm.chat.transport import HoldsApiKey, make_http_client, tls_context
 from adapters.llm.chat.types import ChatMessage, ChatRequest
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.h2_server import H2ChatServer
@@ -113,3 +113,20 @@ def test_http2_is_used_when_the_server_offers_it(tmp_path: Path, http2: bool) ->
     assert plain.text == "Two words." and streamed.text == "Two words. "
     assert [r["http_version"] for r in server.requests] == (["2", "2"] if http2 else ["1.1", "1.1"])
     assert server.connections == 1  # one pooled connection for both calls
+
+
+class _Keyed(HoldsApiKey):
+    _repr_fields = ("model",)
+
+    def __init__(self, api_key: str | None) -> None:
+        self.model = "qwen3-max"
+        self._hold_api_key(api_key)
+
+
+@pytest.mark.parametrize(
+    ("api_key", "shown"), [("sk-canary-0123456789abcdef", "set"), ("", "none"), (None, "none")]
+)
+def test_the_repr_says_whether_a_key_is_set_never_the_key(api_key: str | None, shown: str) -> None:
+    keyed = _Keyed(api_key)
+    assert repr(keyed) == f"_Keyed(model='qwen3-max', api_key=<{shown}>)"
+    assert (keyed._api_key is None) == (shown == "none")
