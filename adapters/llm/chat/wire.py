@@ -244,31 +244,27 @@ class OpenAICompatClient(HoldsApiKey, HoldsHttpClient):
         return ChatTransientError(self.scrub(f"{where} {what}"), **facts)
 
 
+@dataclasses.dataclass(eq=False)
 class _Reader:
-    """Reads one reply (stream or JSON) into a ``ChatResult``; raises what it says."""
+    """Reads one reply (stream or JSON) into a ``ChatResult``; raises what it says.
 
-    def __init__(
-        self,
-        client: OpenAICompatClient,
-        request: ChatRequest,
-        model: str,
-        started: float,
-        on_delta: Delta | None,
-    ) -> None:
-        self.client = client
-        self.request = request
-        self.model = model
-        self.started = started
-        self.on_delta = on_delta
-        self.pieces: list[str] = []
-        self.ttft: float | None = None
-        self.finish: str | None = None
-        self.usage: Usage | None = None
-        self.answered_model: str | None = None
-        self.request_id: str | None = None
-        self.reasoning_chars = 0
-        self.http_version: str | None = None
-        self.streamed = False  # the reply was an event stream (ttft is measured)
+    The first five fields say what was asked; the rest fill in as the reply is read.
+    """
+
+    client: OpenAICompatClient
+    request: ChatRequest
+    model: str
+    started: float
+    on_delta: Delta | None
+    pieces: list[str] = dataclasses.field(default_factory=list)
+    ttft: float | None = None
+    finish: str | None = None
+    usage: Usage | None = None
+    answered_model: str | None = None
+    request_id: str | None = None
+    reasoning_chars: int = 0
+    http_version: str | None = None
+    streamed: bool = False  # the reply was an event stream (ttft is measured)
 
     @property
     def text(self) -> str:
