@@ -21,6 +21,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import anyio
@@ -73,6 +74,7 @@ def json_message(
     )
 
 
+@dataclass(frozen=True)
 class Gate:
     """The middleware; see the module docstring.
 
@@ -85,22 +87,13 @@ class Gate:
         queue_full: returns the ``Retry-After`` seconds when the queue is full, else None.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        policy: AddressPolicy,
-        verifier: TokenVerifier | None,
-        max_body_bytes: int,
-        audit: AuditLog | NullAuditLog,
-        queue_full: Callable[[], int | None] = lambda: None,
-    ) -> None:
-        self.app = app
-        self.policy = policy
-        self.verifier = verifier
-        self.max_body_bytes = max_body_bytes
-        self.audit = audit
-        self.queue_full = queue_full
+    app: ASGIApp
+    _: KW_ONLY
+    policy: AddressPolicy
+    verifier: TokenVerifier | None
+    max_body_bytes: int
+    audit: AuditLog | NullAuditLog
+    queue_full: Callable[[], int | None] = lambda: None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the request, pass it on (or answer it), and audit it."""
