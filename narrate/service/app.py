@@ -24,6 +24,7 @@ import logging
 import math
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -79,6 +80,32 @@ AudioField = Annotated[
 ]
 QuestionField = Annotated[str | None, Form(description="the question, typed")]
 LangField = Annotated[Lang, Form(description="language of the text in the image")]
+
+
+@dataclass
+class DescribeForm:
+    """The form of ``POST /v1/describe``: an image and the language of its text."""
+
+    image: ImageField
+    lang: LangField = "auto"
+
+
+@dataclass
+class AskForm:
+    """The form of ``POST /v1/ask`` and ``/v1/jobs``: an image and a question, typed or recorded.
+
+    On ``/v1/jobs`` no question means describe the image.
+    """
+
+    image: ImageField
+    question: QuestionField = None
+    audio: AudioField = None
+    lang: LangField = "auto"
+
+    @property
+    def kind(self) -> JobKind:
+        """``ask`` when a question came (typed or recorded), else ``describe``."""
+        return "ask" if (self.question or self.audio is not None) else "describe"
 
 
 def create_app(
@@ -139,18 +166,14 @@ def create_app(
     _add_error_handlers(app)
 
     async def admit(
-        request: Request,
-        caller: Caller,
-        kind: JobKind,
-        image: UploadFile,
-        *,
-        lang: str,
-        question: str | None = None,
-        audio: UploadFile | None = None,
+        request: Request, caller: Caller, kind: JobKind, form: DescribeForm | AskForm
     ) -> Job:
+        """Check and store the uploads and queue the job (the question only when asking)."""
         caller.require(kind)
-        if kind == "ask":
-            question = _check_question(question, audio)
+        image = form.image
+        asked = form if kind == "ask" and isinstance(form, AskForm) else None
+        question = _check_question(asked.question, asked.audio) if asked else None
+        audio = asked.audio if asked else None
         slot = queue.reserve()
         job: Job | None = None
         try:
@@ -165,7 +188,7 @@ def create_app(
                         max_bytes=api.max_upload_bytes,
                     )
                 )  # fmt: skip
-                job.inputs = {"image": stored, "lang": lang, "question": question}
+                job.inputs = {"image": stored, "lang": form.lang, "question": question}
                 if audio is not None:
                     recording = await anyio.to_thread.run_sync(
                         store, audio.file, job.directory, "question", audio.filename
@@ -190,38 +213,26 @@ def create_app(
 
     @app.post("/v1/describe", tags=["narrate"], summary="Describe an image aloud")
     async def describe(
-        request: Request, caller: CallerDep, image: ImageField, lang: LangField = "auto"
+        request: Request, caller: CallerDep, form: Annotated[DescribeForm, Depends()]
     ) -> dict[str, Any]:
         """OCR, features, description and speech for one image; waits for the result."""
-        return await finished(await admit(request, caller, "describe", image, lang=lang))
+        return await finished(await admit(request, caller, "describe", form))
 
     @app.post("/v1/ask", tags=["narrate"], summary="Answer a question about an image aloud")
     async def ask(
-        request: Request,
-        caller: CallerDep,
-        image: ImageField,
-        question: QuestionField = None,
-        audio: AudioField = None,
-        lang: LangField = "auto",
+        request: Request, caller: CallerDep, form: Annotated[AskForm, Depends()]
     ) -> dict[str, Any]:
         """Answer a typed (``question``) or spoken (``audio``) question; waits for the answer."""
-        job = await admit(request, caller, "ask", image, lang=lang, question=question, audio=audio)
-        return await finished(job)
+        return await finished(await admit(request, caller, "ask", form))
 
     @app.post("/v1/jobs", status_code=202, tags=["jobs"], summary="Accept work, poll for it")
     async def submit_job(
-        request: Request,
-        caller: CallerDep,
-        image: ImageField,
-        question: QuestionField = None,
-        audio: AudioField = None,
-        lang: LangField = "auto",
+        request: Request, caller: CallerDep, form: Annotated[AskForm, Depends()]
     ) -> JSONResponse:
         """Describe (no question) or ask (``question`` or ``audio``), answered 202 at once."""
-        kind: JobKind = "ask" if (question or audio is not None) else "describe"
-        job = await admit(request, caller, kind, image, lang=lang, question=question, audio=audio)
+        job = await admit(request, caller, form.kind, form)
         url = f"/v1/jobs/{job.id}"
-        body = {"id": job.id, "kind": kind, "status": job.status, "status_url": url}
+        body = {"id": job.id, "kind": job.kind, "status": job.status, "status_url": url}
         return JSONResponse(body, status_code=202, headers={"Location": url})
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"], summary="A job's status and result")

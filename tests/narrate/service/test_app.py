@@ -100,6 +100,25 @@ def test_ask_needs_exactly_one_question(serve_api):
     assert blank.status_code == 422 and blank.json()["detail"] == "the question is empty"
 
 
+@pytest.mark.parametrize(
+    ("question", "recorded", "kind"),
+    [
+        (None, False, "describe"),
+        ("", False, "describe"),
+        ("Total?", False, "ask"),
+        (None, True, "ask"),
+    ],
+)
+def test_a_job_is_a_question_only_when_one_came(question, recorded, kind):
+    from fastapi import UploadFile
+
+    from narrate.service.app import AskForm
+
+    image = UploadFile(io.BytesIO(b""), filename="r.png")
+    audio = UploadFile(io.BytesIO(b""), filename="q.wav") if recorded else None
+    assert AskForm(image=image, question=question, audio=audio).kind == kind
+
+
 def _bomb(path: Path) -> Path:
     """A 10000x10000 1-bit PNG: 100 Mpx (over the 50 Mpx limit) in a few kilobytes."""
     Image.new("1", (10_000, 10_000)).save(path, optimize=True)
