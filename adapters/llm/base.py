@@ -8,14 +8,13 @@ network at all; ``FallbackDescriber`` tries describers in turn.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from adapters.llm.chat.types import Usage
+from adapters.llm.chat.types import OnDelta, Usage
 
-__all__ = ["Describer", "Description", "DescriptionRequest", "Usage"]
+__all__ = ["Describer", "Description", "DescriptionRequest", "OnDelta", "Usage"]
 
 
 @dataclass(frozen=True)
@@ -59,9 +58,7 @@ class Description:
 class Describer(Protocol):
     """Writes a description of an image (or answers a question about it)."""
 
-    def describe(
-        self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
-    ) -> Description:
+    def describe(self, request: DescriptionRequest, on_delta: OnDelta | None = None) -> Description:
         """Return a description grounded in ``request``'s OCR text and features.
 
         Args:

@@ -18,7 +18,7 @@ import base64
 import io
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +26,7 @@ from PIL import Image
 
 from adapters.errors import TransientError
 from adapters.imaging import load_image
-from adapters.llm.base import Description, DescriptionRequest
+from adapters.llm.base import Description, DescriptionRequest, OnDelta
 from adapters.llm.chat.continuation import cut_at_sentence
 from adapters.llm.chat.errors import EmptyAnswerError, ImageInputRejectedError
 from adapters.llm.chat.types import ChatClient, ChatMessage, ChatRequest, ChatResult
@@ -109,7 +109,7 @@ class ThinkFilter:
 
     OPEN, CLOSE = "<think>", "</think>"
 
-    def __init__(self, sink: Callable[[str], None]) -> None:
+    def __init__(self, sink: OnDelta) -> None:
         self.sink = sink
         self.buffer = ""
         self.thinking = False
@@ -173,7 +173,7 @@ class ChatDescriber:
         stream: bool = False,
         vision: VisionMode | bool | None = "auto",
         enable_thinking: bool | None = None,
-        on_delta: Callable[[str], None] | None = None,
+        on_delta: OnDelta | None = None,
     ) -> None:
         self.client = client
         self.model = model
@@ -233,9 +233,7 @@ class ChatDescriber:
             enable_thinking=self.enable_thinking,
         )
 
-    def describe(
-        self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
-    ) -> Description:
+    def describe(self, request: DescriptionRequest, on_delta: OnDelta | None = None) -> Description:
         """Ask the model for a description (or an answer) grounded in ``request``.
 
         Args:
@@ -324,7 +322,7 @@ class ChatDescriber:
     def _call(
         self,
         chat_request: ChatRequest,
-        on_delta: Callable[[str], None] | None,
+        on_delta: OnDelta | None,
         streamed: bool,
     ) -> ChatResult:
         if streamed:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from adapters.errors import AdapterError
-from adapters.llm.base import Describer, Description, DescriptionRequest
+from adapters.llm.base import Describer, Description, DescriptionRequest, OnDelta
 
 log = logging.getLogger("narrate.llm")
 
@@ -50,9 +50,7 @@ class FallbackDescriber:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self.describers)!r})"
 
-    def describe(
-        self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
-    ) -> Description:
+    def describe(self, request: DescriptionRequest, on_delta: OnDelta | None = None) -> Description:
         """The first description any describer in the chain manages; the last error otherwise.
 
         ``on_delta`` is handed to each describer in turn: a listener that already received

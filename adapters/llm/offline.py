@@ -13,10 +13,10 @@ instead (``backend="offline"``, ``offline=True``) so the CLI or a flow can say s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adapters.llm.base import Description, DescriptionRequest
+from adapters.llm.base import Description, DescriptionRequest, OnDelta
 
 MAX_QUOTE_EN = 200  # characters of OCR text quoted in a description
 MAX_QUOTE_ZH = 100  # Chinese carries more per character and is spoken slower
@@ -129,9 +129,7 @@ class OfflineDescriber:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    def describe(
-        self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
-    ) -> Description:
+    def describe(self, request: DescriptionRequest, on_delta: OnDelta | None = None) -> Description:
         """Describe the image, or answer ``request.question``, from its text and features.
 
         ``on_delta``, when given, receives the whole text at once.

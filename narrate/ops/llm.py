@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters import registry
-from adapters.llm.base import Describer, Description, DescriptionRequest
+from adapters.llm.base import Describer, Description, DescriptionRequest, OnDelta
 from adapters.llm.chat.ratelimit import RateLimiter
 from adapters.llm.chat.types import AttemptRecord, ChatRequest, ChatResult
 from adapters.llm.chat.types import Usage as ChatUsage
@@ -198,7 +198,7 @@ class MetricsHook:
 class _RestoringDeltas:
     """Passes streamed text on with placeholders restored, holding back a half-seen one."""
 
-    def __init__(self, anonymizer: Anonymizer, sink: Callable[[str], None]) -> None:
+    def __init__(self, anonymizer: Anonymizer, sink: OnDelta) -> None:
         self.anonymizer = anonymizer
         self.sink = sink
         self.held = ""
@@ -233,9 +233,7 @@ class AnonymizingDescriber:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.inner!r})"
 
-    def describe(
-        self, request: DescriptionRequest, on_delta: Callable[[str], None] | None = None
-    ) -> Description:
+    def describe(self, request: DescriptionRequest, on_delta: OnDelta | None = None) -> Description:
         """Describe with anonymised text; restore the placeholders in the answer."""
         anonymizer = Anonymizer()
         safe = dataclasses.replace(

@@ -67,7 +67,14 @@ from adapters.llm.chat.policy import ResiliencePolicy, next_step, retry_delay
 from adapters.llm.chat.ratelimit import RateLimiter, shared_bucket
 from adapters.llm.chat.replies import finish_kind
 from adapters.llm.chat.transport import HoldsApiKey, HoldsHttpClient
-from adapters.llm.chat.types import AttemptRecord, ChatRequest, ChatResult, Usage, add_usage
+from adapters.llm.chat.types import (
+    AttemptRecord,
+    ChatRequest,
+    ChatResult,
+    OnDelta,
+    Usage,
+    add_usage,
+)
 from adapters.llm.chat.wire import OpenAICompatClient
 
 log = logging.getLogger("narrate.llm")
@@ -126,7 +133,7 @@ class _Call:
     call_id: str
     started: float
     deadline_at: float
-    on_delta: Callable[[str], None] | None
+    on_delta: OnDelta | None
     parts: list[str] = field(default_factory=list)
     usage: Usage | None = field(default_factory=Usage)
     attempts: int = 0
@@ -259,9 +266,7 @@ class ResilientChatClient(HoldsApiKey, HoldsHttpClient):
         """
         return self._call(request, None)
 
-    def stream(
-        self, request: ChatRequest, on_delta: Callable[[str], None] | None = None
-    ) -> ChatResult:
+    def stream(self, request: ChatRequest, on_delta: OnDelta | None = None) -> ChatResult:
         """Stream ``request``; ``on_delta`` gets every new piece of text exactly once.
 
         Args:
@@ -278,7 +283,7 @@ class ResilientChatClient(HoldsApiKey, HoldsHttpClient):
 
     # -- the call -----------------------------------------------------------------------
 
-    def _call(self, request: ChatRequest, on_delta: Callable[[str], None] | None) -> ChatResult:
+    def _call(self, request: ChatRequest, on_delta: OnDelta | None) -> ChatResult:
         first = request.model or self.model
         models = [first, *(m for m in self.fallback_models if m != first)]
         if self.cache is not None:

@@ -7,11 +7,13 @@ speaks it (https://help.aliyun.com/zh/model-studio/compatibility-of-openai-with-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
 HttpVersion = str  # "HTTP/1.1" or "HTTP/2", as httpx reports it
+OnDelta = Callable[[str], None]  # receives each new piece of the answer's text as it comes
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -58,11 +58,9 @@ from adapters.llm.chat.replies import (
     usage_of,
 )
 from adapters.llm.chat.transport import HoldsApiKey, HoldsHttpClient
-from adapters.llm.chat.types import ChatRequest, ChatResult, Usage
+from adapters.llm.chat.types import ChatRequest, ChatResult, OnDelta, Usage
 
 log = logging.getLogger(__name__)
-
-Delta = Callable[[str], None]
 
 
 class OpenAICompatClient(HoldsApiKey, HoldsHttpClient):
@@ -105,7 +103,7 @@ class OpenAICompatClient(HoldsApiKey, HoldsHttpClient):
         """
         return self.send(request)
 
-    def stream(self, request: ChatRequest, on_delta: Delta | None = None) -> ChatResult:
+    def stream(self, request: ChatRequest, on_delta: OnDelta | None = None) -> ChatResult:
         """Stream ``request`` once; ``on_delta`` gets each piece of answer text as it arrives.
 
         Args:
@@ -120,7 +118,7 @@ class OpenAICompatClient(HoldsApiKey, HoldsHttpClient):
         """
         return self.send(dataclasses.replace(request, stream=True), on_delta)
 
-    def send(self, request: ChatRequest, on_delta: Delta | None = None) -> ChatResult:
+    def send(self, request: ChatRequest, on_delta: OnDelta | None = None) -> ChatResult:
         """One attempt, streamed iff ``request.stream``; ``on_delta`` gets any answer text.
 
         Args:
@@ -255,7 +253,7 @@ class _Reader:
     request: ChatRequest
     model: str
     started: float
-    on_delta: Delta | None
+    on_delta: OnDelta | None
     pieces: list[str] = dataclasses.field(default_factory=list)
     ttft: float | None = None
     finish: str | None = None
