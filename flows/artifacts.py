@@ -77,18 +77,28 @@ def _ocr_text_block(result: DescribeResult) -> list[str]:
     return ["```", result.ocr_text.strip() or "(no text found)", "```"]
 
 
-def _publish(
-    markdown: str,
-    result: DescribeResult,
-    task_cache: Mapping[str, bool] | None,
-    keys: tuple[str, str],
-    description: str,
+def publish_artifacts(
+    result: DescribeResult, settings: Settings, task_cache: Mapping[str, bool] | None = None
 ) -> None:
-    """The run's markdown artifact and its timings table, keyed by ``keys`` and the image."""
+    """The run's markdown artifact and its timings table, keyed by the image's name.
+
+    A description shows the description, audio, image, OCR text and features; an answer
+    (``AnswerResult``) the question, the answer, audio, image and OCR text.
+
+    Args:
+        result: the run's result.
+        settings: where outputs are served (``output``), for the links.
+        task_cache: per step (``ocr``, ``features``), whether Prefect's task cache answered.
+    """
     name = result.image_path.name
-    markdown_key, timings_key = keys
+    if isinstance(result, AnswerResult):
+        markdown = _answer_markdown(result, settings)
+        markdown_key, timings_key, title = "answer", "answer-timings", f"narrate Q&A: {name}"
+    else:
+        markdown = _describe_markdown(result, settings)
+        markdown_key, timings_key, title = "description", "timings", f"narrate: {name}"
     create_markdown_artifact(
-        markdown=markdown, key=artifact_key(markdown_key, name), description=description
+        markdown=markdown, key=artifact_key(markdown_key, name), description=title
     )
     create_table_artifact(
         table=_timing_rows(result, task_cache),
@@ -97,18 +107,10 @@ def _publish(
     )
 
 
-def publish_describe_artifacts(
-    result: DescribeResult, settings: Settings, task_cache: Mapping[str, bool] | None = None
-) -> None:
-    """A markdown artifact (description, audio, image, OCR text) and a table (timings, caches).
-
-    Args:
-        result: the run's result.
-        settings: where outputs are served (``output``), for the links.
-        task_cache: per step (``ocr``, ``features``), whether Prefect's task cache answered.
-    """
+def _describe_markdown(result: DescribeResult, settings: Settings) -> str:
+    """Description, audio, image, OCR text (language, mean confidence) and features."""
     name = result.image_path.name
-    markdown = "\n".join(
+    return "\n".join(
         [
             f"# {name}",
             "",
@@ -124,7 +126,33 @@ def publish_describe_artifacts(
             f"## Features\n{result.features.get('summary', '')}",
         ]
     )
-    _publish(markdown, result, task_cache, ("description", "timings"), f"narrate: {name}")
+
+
+def _answer_markdown(result: AnswerResult, settings: Settings) -> str:
+    """Question (and the recording it was heard in), answer, audio, image and OCR text."""
+    name = result.image_path.name
+    heard = (
+        f" (heard in {file_markdown(result.question_audio, settings)}, "
+        f"confidence {result.transcript_confidence:.2f})"
+        if result.question_audio is not None and result.transcript_confidence is not None
+        else ""
+    )
+    return "\n".join(
+        [
+            f"# Question about {name}",
+            "",
+            f"**Question**{heard}:",
+            _quote(result.question),
+            "",
+            "**Answer:**",
+            _quote(result.answer),
+            "",
+            *_files_block(result, settings),
+            "",
+            "## OCR text",
+            *_ocr_text_block(result),
+        ]
+    )
 
 
 def _timing_rows(
@@ -163,39 +191,3 @@ def _timing_rows(
         row(name.replace("_", " "), count, "tokens") for name, count in (result.usage or {}).items()
     ]
     return rows
-
-
-def publish_answer_artifacts(
-    result: AnswerResult, settings: Settings, task_cache: Mapping[str, bool] | None = None
-) -> None:
-    """A markdown artifact (question, answer, audio, image, OCR text) and the timings table.
-
-    Args:
-        result: the run's result.
-        settings: where outputs are served (``output``), for the links.
-        task_cache: per step (``ocr``, ``features``), whether Prefect's task cache answered.
-    """
-    name = result.image_path.name
-    heard = (
-        f" (heard in {file_markdown(result.question_audio, settings)}, "
-        f"confidence {result.transcript_confidence:.2f})"
-        if result.question_audio is not None and result.transcript_confidence is not None
-        else ""
-    )
-    markdown = "\n".join(
-        [
-            f"# Question about {name}",
-            "",
-            f"**Question**{heard}:",
-            _quote(result.question),
-            "",
-            "**Answer:**",
-            _quote(result.answer),
-            "",
-            *_files_block(result, settings),
-            "",
-            "## OCR text",
-            *_ocr_text_block(result),
-        ]
-    )
-    _publish(markdown, result, task_cache, ("answer", "answer-timings"), f"narrate Q&A: {name}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -16,8 +16,7 @@ from prefect import flow
 
 from flows._outcome import BAD_INPUT, bad_input, completed, describe_run_name, opening
 from flows._setup import flow_settings
-from flows.artifacts import publish_describe_artifacts
-from narrate.config.settings import Settings
+from flows.artifacts import publish_artifacts
 from narrate.pipeline.results import DescribeResult
 from narrate.pipeline.sequence import Steps, describe_one
 from tasks.features import features_task
@@ -64,7 +63,6 @@ def run_watched(
     image_path: Path,
     out_dir: Path | None,
     lang: str,
-    publish: Callable[[ResultT, Settings, Mapping[str, bool]], None],
     spoken: Callable[[ResultT], str],
     **options: Any,
 ) -> ResultT:
@@ -76,7 +74,6 @@ def run_watched(
         image_path: the image, as the flow received it.
         out_dir: where the WAV and JSON go; ``None`` for the settings' ``out_dir``.
         lang: ``auto``, ``en`` or ``zh``.
-        publish: writes the run's artifacts from the result, settings and task-cache hits.
         spoken: the text the WAV says (description or answer), for the state message.
         **options: the rest of ``run``'s keywords (``stem``; ``question_text``...).
 
@@ -97,7 +94,7 @@ def run_watched(
         )
     except BAD_INPUT as exc:
         return bad_input(exc)
-    publish(result, settings, {k: w.hit for k, w in watches.items()})
+    publish_artifacts(result, settings, {k: w.hit for k, w in watches.items()})
     return completed(result, spoken_opening(result, spoken(result)))
 
 
@@ -132,7 +129,6 @@ def image_to_speech(
         image_path,
         out_dir,
         lang,
-        publish=publish_describe_artifacts,
         spoken=lambda result: result.description,
         stem=stem,
     )

@@ -15,7 +15,6 @@ from typing import Any, Literal
 from prefect import flow
 
 from flows._outcome import voice_qa_run_name
-from flows.artifacts import publish_answer_artifacts
 from flows.image_to_speech import PREFECT_STEPS, run_watched
 from narrate.pipeline.results import AnswerResult
 from narrate.pipeline.sequence import answer_one
@@ -65,7 +64,6 @@ def voice_qa(
         image_path,
         out_dir,
         lang,
-        publish=publish_answer_artifacts,
         spoken=lambda result: result.answer,
         question_text=question_text or None,
         question_audio=Path(question_audio) if question_audio else None,

@@ -8,30 +8,10 @@ from pathlib import Path
 import pytest
 
 from assets import SAMPLES_DIR
+from tests.support.artifacts import artifact_data
 from tests.support.wavcheck import wav_stats
 
 pytestmark = pytest.mark.slow
-
-
-def _artifact(key: str, flow_run_id: object = None) -> str:
-    """The artifact ``key`` (of one flow run, when given; else any run's)."""
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        from prefect.client.schemas.filters import (
-            ArtifactFilter,
-            ArtifactFilterFlowRunId,
-            ArtifactFilterKey,
-        )
-
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=[key]),
-                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]) if flow_run_id else None,
-            )
-        )
-    assert found, f"no artifact {key}"
-    return str(found[0].data)
 
 
 def test_receipt_end_to_end(prefect_harness: None, offline_env: None, tmp_path: Path) -> None:
@@ -56,9 +36,9 @@ def test_receipt_end_to_end(prefect_harness: None, offline_env: None, tmp_path: 
     assert {"description", "ocr_text", "ocr_confidence", "language", "features"} <= set(saved)
     assert json.loads(result.to_json())["backend"] == "offline"
 
-    markdown = _artifact("description-receipt-en-png", run_id)
+    markdown = artifact_data("description-receipt-en-png", run_id)
     assert result.description.splitlines()[0][:40] in markdown and "TOTAL 7.20" in markdown
-    rows = json.loads(_artifact("timings-receipt-en-png", run_id))
+    rows = json.loads(artifact_data("timings-receipt-en-png", run_id))
     assert all(set(row) == {"what", "value", "unit"} for row in rows)  # one set of columns
     assert {"what": "backend", "value": "offline (offline)", "unit": ""} in rows
     assert {"what": "llm answer from the LLM response cache", "value": "no", "unit": ""} in rows
@@ -112,7 +92,8 @@ def test_the_final_state_says_what_the_run_produced(
 
     again = image_to_speech(SAMPLES_DIR / "receipt_en.png", out_dir=tmp_path, return_state=True)
     run_id = again.state_details.flow_run_id
-    rows = {r["what"]: r["value"] for r in json.loads(_artifact("timings-receipt-en-png", run_id))}
+    table = json.loads(artifact_data("timings-receipt-en-png", run_id))
+    rows = {r["what"]: r["value"] for r in table}
     assert again.is_completed()
     assert rows["ocr from Prefect's task cache"] == "yes"  # same bytes: Prefect's cache answered
     assert rows["features from Prefect's task cache"] == "yes"

@@ -10,6 +10,7 @@ import pytest
 
 from assets import SAMPLES_DIR
 from tests.conftest import REPO_ROOT
+from tests.support.artifacts import artifact_data
 from tests.support.wavcheck import wav_stats
 
 pytestmark = pytest.mark.slow
@@ -57,11 +58,18 @@ def test_typed_question_about_the_chinese_notice(
 ) -> None:
     from flows.voice_qa import voice_qa
 
-    result = voice_qa(SAMPLES_DIR / "notice_zh.png", question_text="什么时候清洁停车场？",
-                      out_dir=tmp_path)  # fmt: skip
+    state = voice_qa(SAMPLES_DIR / "notice_zh.png", question_text="什么时候清洁停车场？",
+                     out_dir=tmp_path, return_state=True)  # fmt: skip
+    result = state.result()
     assert result.language == "zh"
     assert "九点" in result.answer or "清洁" in result.answer
     assert wav_stats(result.audio_path)[1] > 0.01
+    run_id = state.state_details.flow_run_id
+    markdown = artifact_data("answer-notice-zh-png", run_id)
+    assert "# Question about notice_zh.png" in markdown and "> 什么时候清洁停车场？" in markdown
+    assert f"> {result.answer.splitlines()[0]}" in markdown
+    rows = json.loads(artifact_data("answer-timings-notice-zh-png", run_id))
+    assert [r["what"] for r in rows][:2] == ["ocr time", "features time"]
 
 
 def test_question_must_be_given_once(prefect_harness: None, offline_env: None) -> None:
