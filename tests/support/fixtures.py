@@ -48,6 +48,34 @@ def fake_llm_factory() -> Iterator[Callable[..., FakeLLMServer]]:
         server.stop()
 
 
+@pytest.fixture
+def llm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """Point the LLM step at fake servers, with this test's own cache and audit folders.
+
+    ``llm_env(primary, *backups, NARRATE_X="...")`` sends the LLM calls to ``primary`` (the
+    others are its backup endpoints), sets any further variables given, and rebuilds the
+    describer on the next call.
+    """
+    from narrate.ops.llm import forget_describers
+
+    def configure(*servers: FakeLLMServer, **extra: str) -> None:
+        monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
+        monkeypatch.setenv("NARRATE_LLM_BASE_URL", servers[0].base_url)
+        if len(servers) > 1:
+            backups = ",".join(s.base_url for s in servers[1:])
+            monkeypatch.setenv("NARRATE_LLM_BACKUP_BASE_URLS", backups)
+        monkeypatch.setenv("NARRATE_LLM_RETRY_BASE", "0.05")
+        monkeypatch.setenv("NARRATE_CACHE_BACKEND", "sqlite")
+        monkeypatch.setenv("NARRATE_CACHE_PATH", str(tmp_path / "cache.sqlite3"))
+        monkeypatch.setenv("NARRATE_AUDIT_DIR", str(tmp_path / "audit"))
+        for name, value in extra.items():
+            monkeypatch.setenv(name, value)
+        forget_describers()
+
+    yield configure
+    forget_describers()
+
+
 @pytest.fixture(scope="module")
 def metrics_url() -> Iterator[str]:
     """narrate's /metrics served on a free loopback port, as ``narrate metrics`` would."""

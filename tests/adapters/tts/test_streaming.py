@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,6 @@ from adapters.tts.streaming import SentenceChunker, StreamingSpeaker
 from adapters.tts.wav import read_wav_info
 from assets import SAMPLES_DIR
 from narrate.config.settings import load_settings
-from narrate.ops.llm import forget_describers
 from narrate.pipeline.sequence import answer_one, plain_steps
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.wavcheck import wav_stats
@@ -102,30 +102,28 @@ def test_changed_text_is_respoken_whole(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def streaming_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., None]:
-    def configure(*servers: FakeLLMServer, **extra: str) -> None:
-        monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
-        monkeypatch.setenv("NARRATE_LLM_BASE_URL", servers[0].base_url)
-        if len(servers) > 1:
-            monkeypatch.setenv("NARRATE_LLM_BACKUP_BASE_URLS", servers[1].base_url)
-        monkeypatch.setenv("NARRATE_LLM_STREAM", "1")
-        monkeypatch.setenv("NARRATE_CACHE_BACKEND", "off")
-        monkeypatch.setenv("NARRATE_LLM_RETRY_BASE", "0.05")
-        for name, value in extra.items():
-            monkeypatch.setenv(name, value)
-        forget_describers()
+def streaming_llm(
+    fake_llm_factory: Callable[..., FakeLLMServer], llm_env: Callable[..., None]
+) -> Callable[..., list[FakeLLMServer]]:
+    """Start fake servers that stream ``REPLY`` and point the LLM step at them, streaming.
 
-    return configure
+    ``streaming_llm({"tokens_per_second": 40}, ...)``: one server per dict of
+    ``FakeLLMServer`` options; the first is the primary, the rest its backups.
+    """
+
+    def start(*options: dict[str, Any]) -> list[FakeLLMServer]:
+        servers = [fake_llm_factory(reply=REPLY, **each) for each in options]
+        llm_env(*servers, NARRATE_LLM_STREAM="1", NARRATE_CACHE_BACKEND="off")
+        return servers
+
+    return start
 
 
 @pytest.mark.slow
 def test_voice_answer_streams_over_sse(
-    fake_llm_factory: Callable[..., FakeLLMServer],
-    streaming_env: Callable[..., None],
-    tmp_path: Path,
+    streaming_llm: Callable[..., list[FakeLLMServer]], tmp_path: Path
 ) -> None:
-    server = fake_llm_factory(reply=REPLY, tokens_per_second=40)
-    streaming_env(server)
+    (server,) = streaming_llm({"tokens_per_second": 40})
     result = answer_one(
         SAMPLES_DIR / "receipt_en.png", question_text="What is on this receipt?",
         out_dir=tmp_path, lang="en", settings=load_settings(), steps=plain_steps(),
@@ -141,13 +139,11 @@ def test_voice_answer_streams_over_sse(
 
 @pytest.mark.slow
 def test_cut_stream_fails_over_without_repeating_speech(
-    fake_llm_factory: Callable[..., FakeLLMServer],
-    streaming_env: Callable[..., None],
-    tmp_path: Path,
+    streaming_llm: Callable[..., list[FakeLLMServer]], tmp_path: Path
 ) -> None:
-    primary = fake_llm_factory(reply=REPLY, script=["stream-cut:12"], tokens_per_second=200)
-    backup = fake_llm_factory(reply=REPLY, tokens_per_second=200)
-    streaming_env(primary, backup)
+    _, backup = streaming_llm(
+        {"script": ["stream-cut:12"], "tokens_per_second": 200}, {"tokens_per_second": 200}
+    )
     synth_calls: list[str] = []
     real = Pyttsx3Synthesizer()
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,28 +42,6 @@ def audit_lines(directory: Path) -> list[dict]:
     for path in sorted(directory.glob("audit-*.jsonl")):
         records += [json.loads(line) for line in path.read_text().splitlines()]
     return records
-
-
-@pytest.fixture
-def llm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[..., None]]:
-    """Point the LLM step at fake servers, with this test's own cache and audit folders."""
-
-    def configure(*servers: FakeLLMServer, **extra: str) -> None:
-        monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
-        monkeypatch.setenv("NARRATE_LLM_BASE_URL", servers[0].base_url)
-        if len(servers) > 1:
-            backups = ",".join(s.base_url for s in servers[1:])
-            monkeypatch.setenv("NARRATE_LLM_BACKUP_BASE_URLS", backups)
-        monkeypatch.setenv("NARRATE_LLM_RETRY_BASE", "0.05")
-        monkeypatch.setenv("NARRATE_CACHE_BACKEND", "sqlite")
-        monkeypatch.setenv("NARRATE_CACHE_PATH", str(tmp_path / "cache.sqlite3"))
-        monkeypatch.setenv("NARRATE_AUDIT_DIR", str(tmp_path / "audit"))
-        for name, value in extra.items():
-            monkeypatch.setenv(name, value)
-        forget_describers()
-
-    yield configure
-    forget_describers()
 
 
 def describe(out_dir: Path, image: Path = RECEIPT):  # type: ignore[no-untyped-def]
