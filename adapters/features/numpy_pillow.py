@@ -30,7 +30,7 @@ from __future__ import annotations
 import colorsys
 import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,26 +65,32 @@ _PHASH_SIZE = 32
 _PHASH_BLOCK = 8
 
 
+@dataclass(frozen=True, kw_only=True)
 class NumpyFeatureExtractor:
-    """Measures brightness, colour, sharpness, layout, a perceptual hash and a vector."""
+    """Measures brightness, colour, sharpness, layout, a perceptual hash and a vector.
 
-    def __init__(
-        self,
-        *,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        analysis_size: int = 512,
-        n_colours: int = 5,
-    ) -> None:
-        """Keep the options; nothing heavy happens here."""
-        if analysis_size < 32:
-            raise ConfigError(f"analysis_size must be at least 32 px, got {analysis_size}")
-        if not 1 <= n_colours <= 16:
-            raise ConfigError(f"n_colours must be between 1 and 16, got {n_colours}")
-        self.max_pixels = max_pixels
-        self.max_bytes = max_bytes
-        self.analysis_size = analysis_size
-        self.n_colours = n_colours
+    Args:
+        max_pixels: images with more pixels are refused (decompression bombs).
+        max_bytes: files of more bytes are refused.
+        analysis_size: longest side, in pixels, of the downsample the measurements run on
+            (at least 32).
+        n_colours: how many dominant colours to report (1-16).
+
+    Raises:
+        ConfigError: ``analysis_size`` or ``n_colours`` is out of range.
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    analysis_size: int = 512
+    n_colours: int = 5
+
+    def __post_init__(self) -> None:
+        """Check the options; nothing heavy happens here."""
+        if self.analysis_size < 32:
+            raise ConfigError(f"analysis_size must be at least 32 px, got {self.analysis_size}")
+        if not 1 <= self.n_colours <= 16:
+            raise ConfigError(f"n_colours must be between 1 and 16, got {self.n_colours}")
 
     def extract(self, image_path: Path, text_boxes: Sequence[WordBox] = ()) -> ImageFeatures:
         """Measure ``image_path``; ``text_boxes`` (OCR, original pixels) give the text coverage."""
