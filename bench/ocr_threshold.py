@@ -115,7 +115,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-ocr-threshold-") as tmp:
         for name in args.engines.split(","):
-            engine = registry.load("ocr", name, min_confidence=0.0, timeout=600)
+            engine = registry.load("ocr", name, min_confidence=0.0, timeout_s=600)
             labelled, photos = collect(engine, Path(tmp))
             report(name, labelled, photos)
 

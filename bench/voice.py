@@ -325,8 +325,8 @@ def bench_tts(args: argparse.Namespace, out_dir: Path) -> None:
     from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer
 
     engines: dict[str, Any] = {
-        "espeak-ng": Pyttsx3Synthesizer(rate=170),
-        "piper": PiperSynthesizer(rate=170),
+        "espeak-ng": Pyttsx3Synthesizer(rate_wpm=170),
+        "piper": PiperSynthesizer(rate_wpm=170),
     }
     readers = {m: make_transcriber("faster-whisper", m) for m in ("tiny.en", "base")}
     for line in [

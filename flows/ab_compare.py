@@ -37,8 +37,13 @@ ITEM_FIELDS = ("variant", "image", "status", "latency_s", "tokens", "length", "o
 
 
 def variant_settings(settings: Settings, variant: dict[str, Any]) -> LLMSettings:
-    """The LLM settings with ``variant`` applied; an unknown or invalid key is an InputError."""
-    changes = {k: v for k, v in variant.items() if k != "name"}
+    """The LLM settings with ``variant`` applied; an unknown or invalid key is an InputError.
+
+    Keys are ``LLMSettings`` field names; the names before the fields carried their unit
+    (``timeout``, ``deadline``, ...) still work, as the deployments' variants may use them.
+    """
+    renamed = LLMSettings.renamed
+    changes = {renamed.get(k, k): v for k, v in variant.items() if k != "name"}
     unknown = sorted(set(changes) - set(LLMSettings.model_fields))
     if unknown:
         valid = ", ".join(sorted(LLMSettings.model_fields))

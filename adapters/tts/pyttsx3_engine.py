@@ -138,15 +138,17 @@ class _EspeakEngine:
             "Give a voice id, name or language code (`espeak-ng --voices` lists them)."
         )
 
-    def save(self, text: str, voice_id: str, rate: int, path: Path, timeout: float) -> str | None:
+    def save(
+        self, text: str, voice_id: str, rate_wpm: int, path: Path, timeout_s: float
+    ) -> str | None:
         """Speak ``text`` into ``path`` and wait for it; ``None`` on success, else the problem."""
-        if not self._wait_idle(min(timeout, _IDLE_TIMEOUT_S)):
+        if not self._wait_idle(min(timeout_s, _IDLE_TIMEOUT_S)):
             self.cancel()
             return "espeak-ng was still busy with an earlier text"
         self._finished.clear()
         self._errors.clear()
         self._engine.setProperty("voice", voice_id)
-        self._engine.setProperty("rate", rate)
+        self._engine.setProperty("rate", rate_wpm)
         if self._errors or self._engine.getProperty("voice") != voice_id:
             return f"espeak-ng did not switch to voice {voice_id!r} ({'; '.join(self._errors)})"
         # espeak-ng applies the rate on its thread and reports itself "playing" meanwhile; if
@@ -155,9 +157,9 @@ class _EspeakEngine:
             return "espeak-ng did not apply the speech rate"
         self._engine.save_to_file(text, str(path))
         self._engine.runAndWait()  # may return before the WAV is written: wait for the event
-        if not self._finished.wait(timeout):
+        if not self._finished.wait(timeout_s):
             self.cancel()
-            return f"espeak-ng did not finish within {timeout:.0f} s"
+            return f"espeak-ng did not finish within {timeout_s:.0f} s"
         # The event fires inside espeak-ng's callback, which still touches the driver's state
         # (sample buffer, busy flag) after it: starting the next text before espeak-ng is idle
         # leaks audio into the next file and makes the driver cancel the next synthesis.
@@ -167,9 +169,9 @@ class _EspeakEngine:
             return "espeak-ng reported: " + "; ".join(self._errors)
         return problem_with_wav(path)
 
-    def _wait_idle(self, timeout: float) -> bool:
+    def _wait_idle(self, timeout_s: float) -> bool:
         """Wait until espeak-ng has no synthesis running; False if it is still busy."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout_s
         while self._espeak.IsPlaying():
             if time.monotonic() >= deadline:
                 return False
@@ -223,7 +225,7 @@ def _discard(path: Path) -> None:
 
 
 def _save_in_process(
-    engine: _EspeakEngine, text: str, voice_id: str, rate: int, path: Path, deadline: float
+    engine: _EspeakEngine, text: str, voice_id: str, rate_wpm: int, path: Path, deadline: float
 ) -> list[str]:
     """Try the cached engine, then again after a warm-up utterance; the problems met, if any."""
     problems: list[str] = []
@@ -234,11 +236,13 @@ def _save_in_process(
             break
         if problems:  # a short utterance first: the engine's first long text is the risky one
             scratch = temp_path_next_to(path, "warmup")
-            engine.save(_WARM_UP_TEXT, voice_id, rate, scratch, min(remaining, ATTEMPT_TIMEOUT_S))
+            engine.save(
+                _WARM_UP_TEXT, voice_id, rate_wpm, scratch, min(remaining, ATTEMPT_TIMEOUT_S)
+            )
             _discard(scratch)
             remaining = deadline - time.monotonic()
         problem = engine.save(
-            text, voice_id, rate, path, max(0.1, min(remaining, ATTEMPT_TIMEOUT_S))
+            text, voice_id, rate_wpm, path, max(0.1, min(remaining, ATTEMPT_TIMEOUT_S))
         )
         if problem is None:
             return []
@@ -249,7 +253,7 @@ def _save_in_process(
 
 
 def _save_in_subprocess(
-    text: str, voice_id: str, rate: int, path: Path, timeout: float
+    text: str, voice_id: str, rate_wpm: int, path: Path, timeout_s: float
 ) -> str | None:
     """Synthesise in a fresh worker process; ``None`` on success, else the problem."""
     env = dict(os.environ)
@@ -258,15 +262,15 @@ def _save_in_subprocess(
     )
     command = [
         sys.executable, "-m", "adapters.tts.pyttsx3_engine",
-        "--voice", voice_id, "--rate", str(rate), "--out", str(path),
-        "--timeout", str(timeout),
+        "--voice", voice_id, "--rate", str(rate_wpm), "--out", str(path),
+        "--timeout", str(timeout_s),
     ]  # fmt: skip
     try:
         done = subprocess.run(
-            command, input=text.encode("utf-8"), capture_output=True, timeout=timeout, env=env
+            command, input=text.encode("utf-8"), capture_output=True, timeout=timeout_s, env=env
         )
     except subprocess.TimeoutExpired:
-        return f"worker process did not finish within {timeout:.0f} s"
+        return f"worker process did not finish within {timeout_s:.0f} s"
     if done.returncode != 0:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
         return f"worker process exited with {done.returncode}: {' | '.join(detail)}"
@@ -274,15 +278,15 @@ def _save_in_subprocess(
 
 
 def _synthesize_chunk(
-    engine: _EspeakEngine, text: str, voice_id: str, rate: int, path: Path, deadline: float
+    engine: _EspeakEngine, text: str, voice_id: str, rate_wpm: int, path: Path, deadline: float
 ) -> None:
     """Write ``text`` to ``path`` by any means that works, or raise ``RetriesExhaustedError``."""
-    problems = _save_in_process(engine, text, voice_id, rate, path, deadline)
+    problems = _save_in_process(engine, text, voice_id, rate_wpm, path, deadline)
     if not problems:
         return
     remaining = deadline - time.monotonic()
     if remaining > 0:
-        problem = _save_in_subprocess(text, voice_id, rate, path, remaining)
+        problem = _save_in_subprocess(text, voice_id, rate_wpm, path, remaining)
         if problem is None:
             log.warning("espeak-ng worker process recovered %s", path)
             return
@@ -299,20 +303,20 @@ class Pyttsx3Synthesizer:
     def __init__(
         self,
         *,
-        rate: int = 170,
+        rate_wpm: int = 170,
         voice_en: str = "gmw/en-us",
         voice_zh: str = "sit/cmn",
-        timeout: float = 120,
+        timeout_s: float = 120,
     ) -> None:
         """Remember the settings; the engine starts on first use (or ``warm_up()``)."""
-        if not 20 <= rate <= 1000:
-            raise ConfigError(f"speech rate must be 20-1000 words per minute, not {rate}")
-        if timeout <= 0:
-            raise ConfigError(f"TTS timeout must be positive, not {timeout}")
-        self.rate = rate
+        if not 20 <= rate_wpm <= 1000:
+            raise ConfigError(f"speech rate must be 20-1000 words per minute, not {rate_wpm}")
+        if timeout_s <= 0:
+            raise ConfigError(f"TTS timeout must be positive, not {timeout_s}")
+        self.rate_wpm = rate_wpm
         self.voice_en = voice_en
         self.voice_zh = voice_zh
-        self.timeout = float(timeout)
+        self.timeout_s = float(timeout_s)
 
     def _wanted_voice(self, language: str) -> str:
         if language not in LANGUAGES:
@@ -345,7 +349,7 @@ class Pyttsx3Synthesizer:
         text = require_speakable(clean_text(text) if isinstance(text, str) else "")
         writable_wav_path(out_path)
 
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self.timeout_s
         parts: list[Path] = []
         try:
             with _LOCK:
@@ -354,7 +358,7 @@ class Pyttsx3Synthesizer:
                 version = engine.version
                 for index, chunk in enumerate(split_text(text)):
                     parts.append(temp_path_next_to(out_path, f"part{index}"))
-                    _synthesize_chunk(engine, chunk, voice_id, self.rate, parts[-1], deadline)
+                    _synthesize_chunk(engine, chunk, voice_id, self.rate_wpm, parts[-1], deadline)
             if len(parts) == 1:
                 os.replace(parts[0], out_path)
             else:

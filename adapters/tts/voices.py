@@ -104,12 +104,12 @@ class ScriptVoices:
 
 
 @functools.cache
-def build_script_voices(engine: str, rate: int, voice_en: str, voice_zh: str) -> ScriptVoices:
+def build_script_voices(engine: str, rate_wpm: int, voice_en: str, voice_zh: str) -> ScriptVoices:
     """The pipeline's speaker, built once per process and settings.
 
     Args:
         engine: The English engine's registry name: ``pyttsx3`` (espeak-ng) or ``piper``.
-        rate: Words per minute.
+        rate_wpm: Words per minute.
         voice_en: espeak-ng's English voice (used when ``engine`` is ``pyttsx3``).
         voice_zh: espeak-ng's Mandarin voice (always: no other Mandarin voice is installable).
 
@@ -119,6 +119,8 @@ def build_script_voices(engine: str, rate: int, voice_en: str, voice_zh: str) ->
     Raises:
         ConfigError: ``engine`` is unknown or not installed.
     """
-    espeak = registry.load("tts", "pyttsx3", rate=rate, voice_en=voice_en, voice_zh=voice_zh)
-    english = espeak if engine == "pyttsx3" else registry.load("tts", engine, rate=rate)
+    espeak = registry.load(
+        "tts", "pyttsx3", rate_wpm=rate_wpm, voice_en=voice_en, voice_zh=voice_zh
+    )
+    english = espeak if engine == "pyttsx3" else registry.load("tts", engine, rate_wpm=rate_wpm)
     return ScriptVoices(english=english, mandarin=espeak)

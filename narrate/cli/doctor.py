@@ -61,7 +61,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     curls = []
     if args.curl:
         llm = settings.llm
-        curls = [curl_command(url, llm.model, llm.timeout) for url in llm.endpoints]
+        curls = [curl_command(url, llm.model, llm.timeout_s) for url in llm.endpoints]
     if args.json:
         data = report.to_dict()
         if args.curl:

@@ -8,8 +8,9 @@ explicit keyword arguments down. The API key is a ``SecretStr`` and never printe
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,15 +31,46 @@ def default_cache_dir() -> Path:
     return Path(cache_home) / "narrate"
 
 
-class CacheSettings(BaseSettings):
+class _Section(BaseSettings):
+    """A settings section whose fields were renamed to carry their unit (``ttl`` -> ``ttl_s``).
+
+    The environment variables keep their old names (each renamed field lists the old and the
+    unit-named variable in ``validation_alias``; the old one wins when both are set) and the
+    new field names work as keywords (``validate_by_name``). An old *keyword* would be
+    dropped without a word under ``extra="ignore"``, leaving the default in force, so it is
+    refused instead: ``renamed`` maps each old keyword to its new name.
+    """
+
+    model_config = SettingsConfigDict(validate_by_name=True)  # merged into each section's
+    renamed: ClassVar[Mapping[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_old_keywords(cls, data: Any) -> Any:
+        """Raise ``TypeError`` for a keyword this section renamed, naming the new one."""
+        if isinstance(data, Mapping):
+            old = [name for name in cls.renamed if name in data]
+            if old:
+                new = ", ".join(f"{name} -> {cls.renamed[name]}" for name in old)
+                raise TypeError(f"{cls.__name__}: renamed setting(s), use the new name: {new}")
+        return data
+
+
+class CacheSettings(_Section):
     """The LLM response cache."""
 
     model_config = SettingsConfigDict(env_prefix="NARRATE_CACHE_", extra="ignore")
+    renamed = {"ttl": "ttl_s"}
 
     backend: Literal["auto", "sqlite", "redis", "off"] = Field(
         "auto", description="auto = redis when REDIS_URL is set, else sqlite"
     )
-    ttl: float = Field(300.0, gt=0, description="seconds a cached response stays valid")
+    ttl_s: float = Field(
+        300.0,
+        gt=0,
+        validation_alias=AliasChoices("NARRATE_CACHE_TTL", "NARRATE_CACHE_TTL_S"),
+        description="seconds a cached response stays valid",
+    )
     path: Path = Field(
         default_factory=lambda: default_cache_dir() / "responses.sqlite3",
         description="the SQLite database file",
@@ -80,10 +112,17 @@ class PrivacySettings(BaseSettings):
     anonymize: bool = Field(False, description="replace e-mails, phones, IDs, cards, IPs")
 
 
-class LLMSettings(BaseSettings):
+class LLMSettings(_Section):
     """The description/answer step: which backend, where, which model."""
 
     model_config = SettingsConfigDict(env_prefix="NARRATE_LLM_", extra="ignore")
+    renamed = {
+        "timeout": "timeout_s",
+        "deadline": "deadline_s",
+        "retry_base": "retry_base_s",
+        "retry_cap": "retry_cap_s",
+        "breaker_cooldown": "breaker_cooldown_s",
+    }
 
     backend: Literal["auto", "openai", "offline"] = Field(
         "auto", description="auto = openai when a key or base URL is set, else offline"
@@ -95,7 +134,12 @@ class LLMSettings(BaseSettings):
         validation_alias=AliasChoices("NARRATE_LLM_API_KEY", "DASHSCOPE_API_KEY"),
         description="NARRATE_LLM_API_KEY or DASHSCOPE_API_KEY",
     )
-    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
+    timeout_s: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=AliasChoices("NARRATE_LLM_TIMEOUT", "NARRATE_LLM_TIMEOUT_S"),
+        description="seconds per HTTP request",
+    )
     temperature: float = Field(0.3, ge=0, le=2)
     top_p: float = Field(0.9, gt=0, le=1)
     max_tokens: int = Field(400, gt=0)
@@ -109,13 +153,35 @@ class LLMSettings(BaseSettings):
     qps: float = Field(5.0, ge=0, description="requests per second per process; 0 = no limit")
     burst: int = Field(5, ge=1, description="requests allowed at once before the QPS applies")
     max_retries: int = Field(4, ge=0, description="retries per model after the first attempt")
-    deadline: float = Field(120.0, gt=0, description="seconds for a whole call, waits included")
+    deadline_s: float = Field(
+        120.0,
+        gt=0,
+        validation_alias=AliasChoices("NARRATE_LLM_DEADLINE", "NARRATE_LLM_DEADLINE_S"),
+        description="seconds for a whole call, waits included",
+    )
     stream: bool = Field(False, description="stream the answer over server-sent events")
     max_continuations: int = Field(2, ge=0, description="continuations of a truncated answer")
-    retry_base: float = Field(0.5, gt=0, description="first back-off ceiling, seconds")
-    retry_cap: float = Field(8.0, gt=0, description="largest back-off ceiling, seconds")
+    retry_base_s: float = Field(
+        0.5,
+        gt=0,
+        validation_alias=AliasChoices("NARRATE_LLM_RETRY_BASE", "NARRATE_LLM_RETRY_BASE_S"),
+        description="first back-off ceiling, seconds",
+    )
+    retry_cap_s: float = Field(
+        8.0,
+        gt=0,
+        validation_alias=AliasChoices("NARRATE_LLM_RETRY_CAP", "NARRATE_LLM_RETRY_CAP_S"),
+        description="largest back-off ceiling, seconds",
+    )
     breaker_threshold: int = Field(3, ge=1, description="failures in a row that open a region")
-    breaker_cooldown: float = Field(30.0, gt=0, description="seconds before probing it again")
+    breaker_cooldown_s: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "NARRATE_LLM_BREAKER_COOLDOWN", "NARRATE_LLM_BREAKER_COOLDOWN_S"
+        ),
+        description="seconds before probing it again",
+    )
     token_budget: int | None = Field(
         None, ge=1, description="LLM tokens one batch may use; the rest waits for a later run"
     )
@@ -149,15 +215,15 @@ class LLMSettings(BaseSettings):
         from adapters.llm.chat.policy import ResiliencePolicy
 
         return ResiliencePolicy(
-            timeout_s=self.timeout,
-            deadline_s=self.deadline,
+            timeout_s=self.timeout_s,
+            deadline_s=self.deadline_s,
             max_retries=self.max_retries,
-            retry_base_s=self.retry_base,
-            retry_cap_s=self.retry_cap,
+            retry_base_s=self.retry_base_s,
+            retry_cap_s=self.retry_cap_s,
             qps=self.qps,
             burst=self.burst,
             breaker_threshold=self.breaker_threshold,
-            breaker_cooldown_s=self.breaker_cooldown,
+            breaker_cooldown_s=self.breaker_cooldown_s,
             max_continuations=self.max_continuations,
             continuation=self.continuation,
         )
@@ -187,10 +253,11 @@ class LLMSettings(BaseSettings):
         return (self.base_url or DASHSCOPE_BEIJING).rstrip("/")
 
 
-class OCRSettings(BaseSettings):
+class OCRSettings(_Section):
     """The OCR step (tesseract, RapidOCR, or auto: tesseract first, RapidOCR when unsure)."""
 
     model_config = SettingsConfigDict(env_prefix="NARRATE_OCR_", extra="ignore")
+    renamed = {"timeout": "timeout_s"}
 
     lang: Language = "auto"
     engine: Literal["auto", "tesseract", "rapidocr"] = Field(
@@ -198,20 +265,30 @@ class OCRSettings(BaseSettings):
     )
     deskew: bool = False
     threads: int = Field(1, ge=1, description="OMP_THREAD_LIMIT for each tesseract call")
-    timeout: float = Field(
-        60.0, gt=0, description="seconds for one image, loading and preprocessing included"
+    timeout_s: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=AliasChoices("NARRATE_OCR_TIMEOUT", "NARRATE_OCR_TIMEOUT_S"),
+        description="seconds for one image, loading and preprocessing included",
     )
     min_confidence: float | None = Field(
         None, ge=0, le=1, description="0-1; words below it are dropped (default: per engine)"
     )
 
 
-class TTSSettings(BaseSettings):
+class TTSSettings(_Section):
     """The speech step (pyttsx3 on espeak-ng)."""
 
     model_config = SettingsConfigDict(env_prefix="NARRATE_TTS_", extra="ignore")
+    renamed = {"rate": "rate_wpm"}
 
-    rate: int = Field(170, ge=60, le=400, description="words per minute")
+    rate_wpm: int = Field(
+        170,
+        ge=60,
+        le=400,
+        validation_alias=AliasChoices("NARRATE_TTS_RATE", "NARRATE_TTS_RATE_WPM"),
+        description="speaking rate, words per minute",
+    )
     voice_en: str = "gmw/en-us"
     voice_zh: str = "sit/cmn"
     # issue 12: which engine speaks English runs; Mandarin runs are always espeak-ng's voice_zh
@@ -388,6 +465,24 @@ class Settings(BaseSettings):
     output: OutputSettings = Field(default_factory=OutputSettings)
 
 
+def _variable(section: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
+    """The environment variable a validation error at ``loc`` came from.
+
+    A field read through ``validation_alias`` reports its first alias whichever one was set,
+    so the one actually present in the environment is named (``NARRATE_LLM_TIMEOUT_S`` when
+    only that is set); any other field is ``<env_prefix><LOC>``.
+    """
+    first = str(loc[0]) if loc else ""
+    for field in section.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices) and first in alias.choices:
+            present = {name.upper() for name in os.environ}
+            names = [str(choice) for choice in alias.choices]
+            return next((name for name in names if name.upper() in present), first)
+    prefix = section.model_config.get("env_prefix", "")
+    return prefix + "_".join(str(part) for part in loc).upper()
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment; a bad value raises ``ConfigError`` naming it."""
     from pydantic import ValidationError
@@ -402,11 +497,10 @@ def load_settings() -> Settings:
             Settings, LLMSettings, OCRSettings, TTSSettings, ASRSettings, MetricsSettings,
             CacheSettings, AuditSettings, PrivacySettings, APISettings, OutputSettings,
         )  # fmt: skip
-        prefixes = {cls.__name__: cls.model_config.get("env_prefix", "") for cls in sections}
-        prefix = prefixes.get(exc.title, "NARRATE_")
+        section = {cls.__name__: cls for cls in sections}.get(exc.title, Settings)
         problems = []
         for error in exc.errors():
-            where = prefix + "_".join(str(part) for part in error["loc"]).upper()
+            where = _variable(section, error["loc"])
             problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
         raise ConfigError("invalid setting: " + "; ".join(problems)) from None
     register_secret(settings.llm.api_key)  # redacted wherever it might be logged

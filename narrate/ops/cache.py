@@ -78,8 +78,8 @@ class ResponseCache(Protocol):
         """The stored value, or None when absent, expired or unreachable."""
         ...
 
-    def set(self, key: str, value: dict[str, Any], ttl: float) -> None:
-        """Store ``value`` for ``ttl`` seconds."""
+    def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
+        """Store ``value`` for ``ttl_s`` seconds."""
         ...
 
     def clear(self) -> None:
@@ -134,7 +134,7 @@ class NullCache(_CountingCache):
         self._counters.add("misses")
         return None
 
-    def set(self, key: str, value: dict[str, Any], ttl: float) -> None:
+    def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
         """Forget ``value`` at once."""
         _encode(value)
 
@@ -215,15 +215,15 @@ class SQLiteCache(_CountingCache):
         self._counters.add("hits")
         return json.loads(row[0])
 
-    def set(self, key: str, value: dict[str, Any], ttl: float) -> None:
-        """Store ``value`` until ``ttl`` seconds from now (replacing an older entry)."""
+    def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
+        """Store ``value`` until ``ttl_s`` seconds from now (replacing an older entry)."""
         text = _encode(value)
         now = self._clock()
         try:
             conn = self._connection()
             conn.execute(
                 "INSERT OR REPLACE INTO responses (key, value, expires_at) VALUES (?, ?, ?)",
-                (key, text, now + ttl),
+                (key, text, now + ttl_s),
             )
             self._counters.add("sets")
             with self._lock:
@@ -254,7 +254,7 @@ class RedisCache(_CountingCache):
     """A cache in Redis (``SET ... PX``), shared by every worker that uses the same URL.
 
     Keys are stored under ``prefix``. When Redis cannot be reached the cache logs one
-    warning, answers misses and skips Redis for ``retry_interval`` seconds, so an outage
+    warning, answers misses and skips Redis for ``retry_interval_s`` seconds, so an outage
     costs at most one connection timeout per interval.
     """
 
@@ -263,8 +263,8 @@ class RedisCache(_CountingCache):
         url: str,
         *,
         prefix: str = "narrate:cache:",
-        socket_timeout: float = 1.0,
-        retry_interval: float = 30.0,
+        socket_timeout_s: float = 1.0,
+        retry_interval_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         try:
@@ -279,13 +279,13 @@ class RedisCache(_CountingCache):
         self._redis_error: type[Exception] = redis.RedisError
         try:
             self._client = redis.Redis.from_url(
-                url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+                url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
             )
         except ValueError as exc:
             raise ConfigError(f"invalid redis URL: {redact(str(exc))}") from None
         self.url = url
         self.prefix = prefix
-        self.retry_interval = retry_interval
+        self.retry_interval_s = retry_interval_s
         self._clock = clock
         self._down_until = 0.0
         self._down_lock = threading.Lock()
@@ -298,13 +298,13 @@ class RedisCache(_CountingCache):
         self._counters.add("errors")
         with self._down_lock:
             first = self._down_until == 0.0 or self._clock() >= self._down_until
-            self._down_until = self._clock() + self.retry_interval
+            self._down_until = self._clock() + self.retry_interval_s
         if first:
             log.warning(
                 "response cache: redis %s failed (%s); caching off for %.0f s",
                 action,
                 exc,
-                self.retry_interval,
+                self.retry_interval_s,
             )
 
     def _recovered(self) -> None:
@@ -327,13 +327,13 @@ class RedisCache(_CountingCache):
         self._counters.add("hits")
         return json.loads(raw)
 
-    def set(self, key: str, value: dict[str, Any], ttl: float) -> None:
-        """Store ``value`` with an expiry of ``ttl`` seconds (millisecond precision)."""
+    def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
+        """Store ``value`` with an expiry of ``ttl_s`` seconds (millisecond precision)."""
         text = _encode(value)
         if not self._available():
             return
         try:
-            self._client.set(self.prefix + key, text, px=max(1, round(ttl * 1000)))
+            self._client.set(self.prefix + key, text, px=max(1, round(ttl_s * 1000)))
             self._counters.add("sets")
             self._recovered()
         except self._redis_error as exc:

@@ -53,11 +53,11 @@ class ChatResponseCache:
         self,
         store: ResponseCache,
         *,
-        ttl: float,
+        ttl_s: float,
         on_hit: Callable[[ChatRequest, str, ChatResult], None] | None = None,
     ) -> None:
         self.store = store
-        self.ttl = ttl
+        self.ttl_s = ttl_s
         self.on_hit = on_hit
 
     @staticmethod
@@ -93,7 +93,7 @@ class ChatResponseCache:
         return result
 
     def put(self, request: ChatRequest, model: str, result: ChatResult) -> None:
-        """Keep a complete answer for ``ttl`` seconds."""
+        """Keep a complete answer for ``ttl_s`` seconds."""
         value = {
             "text": result.text,
             "finish_reason": result.finish_reason,
@@ -102,7 +102,7 @@ class ChatResponseCache:
             "endpoint": result.endpoint,
             "request_id": result.request_id,
         }
-        self.store.set(self.key(request, model), value, self.ttl)
+        self.store.set(self.key(request, model), value, self.ttl_s)
 
 
 class AuditHook:
@@ -312,7 +312,7 @@ def _make_chat_describer(llm: LLMSettings) -> Describer:
     cache = None
     if llm.cache.resolved_backend != "off":
         cache = ChatResponseCache(
-            open_cache(llm.cache), ttl=llm.cache.ttl, on_hit=audit_hook.cache_hit
+            open_cache(llm.cache), ttl_s=llm.cache.ttl_s, on_hit=audit_hook.cache_hit
         )
     client = ResilientChatClient(
         endpoints=llm.endpoints,
@@ -321,7 +321,7 @@ def _make_chat_describer(llm: LLMSettings) -> Describer:
         api_key=llm.api_key,
         policy=llm.resilience_policy(),
         client=make_http_client(
-            timeout_s=llm.timeout,
+            timeout_s=llm.timeout_s,
             http2=llm.http2,
             tls_min_version=llm.tls_min_version,
             ca_bundle=llm.ca_bundle,

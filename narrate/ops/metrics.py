@@ -349,7 +349,7 @@ def start_metrics_server(port: int = DEFAULT_PORT, addr: str = "127.0.0.1") -> t
 
 
 def push_to_gateway(
-    url: str, job: str, timeout: float = 10.0, grouping_key: dict[str, str] | None = None
+    url: str, job: str, timeout_s: float = 10.0, grouping_key: dict[str, str] | None = None
 ) -> bool:
     """Push the registry to a Pushgateway; True on success. Failures are logged, never raised.
 
@@ -363,7 +363,7 @@ def push_to_gateway(
     from prometheus_client import push_to_gateway as push
 
     try:
-        push(url, job=job, registry=m.registry, timeout=timeout, grouping_key=grouping_key)
+        push(url, job=job, registry=m.registry, timeout=timeout_s, grouping_key=grouping_key)
     except Exception as exc:  # the run's result matters more than its metrics
         logger.warning(
             "could not push metrics to %s: %s: %s",

@@ -45,7 +45,7 @@ def output_settings(settings: Settings, lang: str) -> dict[str, Any]:
         "temperature": llm.temperature,
         "top_p": llm.top_p,
         "max_tokens": llm.max_tokens,
-        "tts_rate": settings.tts.rate,
+        "tts_rate": settings.tts.rate_wpm,  # the stored key stays: fingerprints must not change
         "voice_en": settings.tts.voice_en,
         "voice_zh": settings.tts.voice_zh,
     }

@@ -46,11 +46,11 @@ def _ocr_engine(
     name: str,
     threads: int,
     deskew: bool,
-    timeout: float,
+    timeout_s: float,
     max_pixels: int,
     min_confidence: float | None,
 ) -> OcrEngine:
-    kwargs: dict[str, Any] = {"timeout": timeout, "max_pixels": max_pixels}
+    kwargs: dict[str, Any] = {"timeout_s": timeout_s, "max_pixels": max_pixels}
     if name != "rapidocr":  # the tesseract knobs
         kwargs.update(threads=threads, deskew=deskew)
     if min_confidence is not None:
@@ -67,7 +67,7 @@ def _synthesizer(tts: TTSSettings) -> SpeechSynthesizer:
     """The speaker for ``tts``: each script run in a voice of its own (see adapters.tts.voices)."""
     from adapters.tts.voices import build_script_voices
 
-    return build_script_voices(tts.engine, tts.rate, tts.voice_en, tts.voice_zh)
+    return build_script_voices(tts.engine, tts.rate_wpm, tts.voice_en, tts.voice_zh)
 
 
 def build_describer(llm: LLMSettings) -> Describer:
@@ -82,7 +82,7 @@ def run_ocr(
 ) -> OcrResult:
     """Read the text in ``image_path`` (language ``auto``, ``en`` or ``zh``)."""
     engine = _ocr_engine(
-        ocr.engine, ocr.threads, ocr.deskew, ocr.timeout, max_pixels, ocr.min_confidence
+        ocr.engine, ocr.threads, ocr.deskew, ocr.timeout_s, max_pixels, ocr.min_confidence
     )
     with time_stage("ocr"):
         return engine.recognize(Path(image_path), language=language)  # type: ignore[arg-type]

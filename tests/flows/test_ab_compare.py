@@ -23,6 +23,15 @@ def test_variant_settings_reject_unknown_and_invalid_values() -> None:
         variant_settings(Settings(), {"temperature": 5})
 
 
+def test_variant_keys_may_name_a_renamed_setting_by_its_old_name() -> None:
+    # deployments' variants are flow parameters: `timeout` keeps working as `timeout_s`
+    assert variant_settings(Settings(), {"timeout": 7}).timeout_s == 7
+    both = variant_settings(Settings(), {"retry_cap": 2, "deadline_s": 9})
+    assert (both.retry_cap_s, both.deadline_s) == (2, 9)
+    with pytest.raises(InputError, match="timeout_s=0"):
+        variant_settings(Settings(), {"timeout": 0})
+
+
 @pytest.mark.slow
 def test_ab_compare_two_variants(
     prefect_harness: None,

@@ -2,7 +2,7 @@
 
 States::
 
-    closed ──(threshold consecutive failures)──> open ──(cool_down passed)──> half-open
+    closed ──(threshold consecutive failures)──> open ──(cooldown_s passed)──> half-open
       ^                                           ^                              │
       └──────────────── probe succeeded ──────────┼──────── probe failed ────────┘
 
@@ -22,17 +22,17 @@ State = Literal["closed", "open", "half-open"]
 
 
 class CircuitBreaker:
-    """Closed -> open after ``threshold`` consecutive failures -> half-open after ``cool_down``."""
+    """Closed -> open after ``threshold`` consecutive failures -> half-open after ``cooldown_s``."""
 
     def __init__(
         self,
         threshold: int = 3,
-        cool_down: float = 30.0,
+        cooldown_s: float = 30.0,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = max(1, int(threshold))
-        self.cool_down = float(cool_down)
+        self.cooldown_s = float(cooldown_s)
         self._clock = clock
         self._lock = threading.Lock()
         self._failures = 0
@@ -52,7 +52,7 @@ class CircuitBreaker:
     def _state(self) -> State:
         if self._opened_at is None:
             return "closed"
-        if self._probing or self._clock() - self._opened_at >= self.cool_down:
+        if self._probing or self._clock() - self._opened_at >= self.cooldown_s:
             return "half-open"
         return "open"
 
@@ -94,15 +94,15 @@ _BREAKERS: dict[str, CircuitBreaker] = {}
 _BREAKERS_LOCK = threading.Lock()
 
 
-def shared_breaker(endpoint: str, threshold: int = 3, cool_down: float = 30.0) -> CircuitBreaker:
+def shared_breaker(endpoint: str, threshold: int = 3, cooldown_s: float = 30.0) -> CircuitBreaker:
     """The process-wide breaker for ``endpoint``; its threshold and cool-down follow the caller."""
     with _BREAKERS_LOCK:
         breaker = _BREAKERS.get(endpoint)
         if breaker is None:
-            breaker = _BREAKERS[endpoint] = CircuitBreaker(threshold, cool_down)
+            breaker = _BREAKERS[endpoint] = CircuitBreaker(threshold, cooldown_s)
         else:
             breaker.threshold = max(1, int(threshold))
-            breaker.cool_down = float(cool_down)
+            breaker.cooldown_s = float(cooldown_s)
         return breaker
 
 

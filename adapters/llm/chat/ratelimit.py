@@ -27,15 +27,15 @@ from typing import Any, Protocol
 class RateLimiter(Protocol):
     """Hands out permission to send one request."""
 
-    def acquire(self, max_wait: float = math.inf) -> bool:
+    def acquire(self, max_wait_s: float = math.inf) -> bool:
         """Wait for a token.
 
         Args:
-            max_wait: the longest wait, in seconds, worth accepting.
+            max_wait_s: the longest wait, in seconds, worth accepting.
 
         Returns:
             True once a token is taken; False at once (nothing taken) when the wait would
-            exceed ``max_wait``.
+            exceed ``max_wait_s``.
         """
         ...
 
@@ -45,13 +45,13 @@ class _Reserving:
 
     _sleep: Callable[[float], None]
 
-    def reserve(self, max_wait: float = math.inf) -> float | None:  # pragma: no cover
+    def reserve(self, max_wait_s: float = math.inf) -> float | None:  # pragma: no cover
         """Book a token; the seconds to wait before using it, or None (nothing booked)."""
         raise NotImplementedError
 
-    def acquire(self, max_wait: float = math.inf) -> bool:
-        """Wait for a token; False at once (nothing taken) if that would take > ``max_wait``."""
-        wait = self.reserve(max_wait)
+    def acquire(self, max_wait_s: float = math.inf) -> bool:
+        """Wait for a token; False at once (nothing taken) if that would take > ``max_wait_s``."""
+        wait = self.reserve(max_wait_s)
         if wait is None:
             return False
         if wait > 0:
@@ -94,26 +94,26 @@ class TokenBucket(_Reserving):
             self.burst = max(1, int(burst))
             self._tokens = min(self._tokens, float(self.burst))
 
-    def reserve(self, max_wait: float = math.inf) -> float | None:
+    def reserve(self, max_wait_s: float = math.inf) -> float | None:
         """Take a token and say how long to wait before using it.
 
         Returns:
             The seconds to wait, or None (nothing taken) when that wait would exceed
-            ``max_wait``.
+            ``max_wait_s``.
         """
         if self.unlimited:
             return 0.0
         with self._lock:
             self._refill()
             wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
-            if wait > max_wait:
+            if wait > max_wait_s:
                 return None
             self._tokens -= 1
             return wait
 
-    async def acquire_async(self, max_wait: float = math.inf) -> bool:
+    async def acquire_async(self, max_wait_s: float = math.inf) -> bool:
         """``acquire`` for asyncio: awaits instead of blocking the event loop."""
-        wait = self.reserve(max_wait)
+        wait = self.reserve(max_wait_s)
         if wait is None:
             return False
         if wait > 0:
@@ -205,10 +205,10 @@ class RedisTokenBucket(_Reserving):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key={self.key!r}, rate={self.rate:g}, burst={self.burst})"
 
-    def reserve(self, max_wait: float = math.inf) -> float | None:
+    def reserve(self, max_wait_s: float = math.inf) -> float | None:
         """Take a token; the seconds to wait before using it, or None (nothing taken)."""
         if self.rate <= 0:
             return 0.0
-        limit = min(max_wait, 1e9)
+        limit = min(max_wait_s, 1e9)
         wait = float(self._script(keys=[self.key], args=[self.rate, self.burst, limit]))
         return None if wait < 0 else wait

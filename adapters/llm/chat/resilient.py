@@ -233,7 +233,7 @@ class ResilientChatClient(HoldsApiKey, HoldsHttpClient):
                 base_url=endpoint,
                 model=model,
                 api_key=self._api_key,
-                timeout=min(10.0, self.policy.timeout_s),
+                timeout_s=min(10.0, self.policy.timeout_s),
                 client=self._http,
             )
             try:
@@ -351,7 +351,7 @@ class ResilientChatClient(HoldsApiKey, HoldsHttpClient):
             state.backoffs += 1
             state.round_failed.clear()
             return None
-        if not self.limiter(model).acquire(max_wait=remaining):
+        if not self.limiter(model).acquire(max_wait_s=remaining):
             self.breaker(endpoint).release()  # give back a probe slot we may hold
             raise self._deadline_error(call, model, "the rate limit leaves no time")
         return endpoint
@@ -578,7 +578,7 @@ class ResilientChatClient(HoldsApiKey, HoldsHttpClient):
             base_url=endpoint,
             model=model,
             api_key=self._api_key,
-            timeout=max(MIN_ATTEMPT_SECONDS, min(self.policy.timeout_s, remaining)),
+            timeout_s=max(MIN_ATTEMPT_SECONDS, min(self.policy.timeout_s, remaining)),
             client=self._http,
         )
         delivered = 0

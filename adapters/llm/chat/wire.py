@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 class OpenAICompatClient(HoldsApiKey, HoldsHttpClient):
     """``ChatClient`` for any OpenAI-compatible ``/chat/completions`` API; one attempt per call."""
 
-    _repr_fields = ("base_url", "model", "timeout")
+    _repr_fields = ("base_url", "model", "timeout_s")
 
     def __init__(
         self,
@@ -74,16 +74,16 @@ class OpenAICompatClient(HoldsApiKey, HoldsHttpClient):
         base_url: str,
         model: str = "qwen3-max",
         api_key: SecretStr | str | None = None,
-        timeout: float = 60,
+        timeout_s: float = 60,
         client: httpx.Client | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.timeout = float(timeout)
+        self.timeout_s = float(timeout_s)
         self._hold_api_key(api_key)
         self._extra_headers = dict(extra_headers or {})
-        self._hold_http(client, self.timeout)
+        self._hold_http(client, self.timeout_s)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -140,7 +140,7 @@ class OpenAICompatClient(HoldsApiKey, HoldsHttpClient):
                 self._url,
                 json=self._payload(request, model),
                 headers=self._headers(request.stream),
-                timeout=self.timeout,
+                timeout=self.timeout_s,
             ) as response:
                 return reader.read(response)
         except httpx.HTTPError as exc:
@@ -157,7 +157,7 @@ class OpenAICompatClient(HoldsApiKey, HoldsHttpClient):
         """
         try:
             response = self._http.get(
-                f"{self.base_url}/models", headers=self._headers(False), timeout=self.timeout
+                f"{self.base_url}/models", headers=self._headers(False), timeout=self.timeout_s
             )
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, self.model, "") from exc
@@ -226,7 +226,7 @@ class OpenAICompatClient(HoldsApiKey, HoldsHttpClient):
             host = urlsplit(self.base_url).hostname or self.base_url
             return ChatPermanentError(self.scrub(f"{where}: {tls_problem(tls, host)}"), **facts)
         if isinstance(exc, httpx.TimeoutException):
-            what = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
+            what = f"timed out after {self.timeout_s:g} s ({type(exc).__name__})"
         elif isinstance(exc, httpx.ConnectError):
             what = (
                 f"could not connect ({exc}) — check the network and NARRATE_LLM_BASE_URL, or "

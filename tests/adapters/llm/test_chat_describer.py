@@ -43,7 +43,7 @@ def _data_url_image(url: str) -> Image.Image:
 
 
 def test_vision_model_gets_the_image(fake_llm: FakeLLMServer, big_image: Path) -> None:
-    client = OpenAICompatClient(base_url=fake_llm.base_url, model="qwen3-vl-plus", timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, model="qwen3-vl-plus", timeout_s=5)
     describer: Describer = ChatDescriber(client)  # mypy checks the conformance
 
     result = describer.describe(_request(big_image))
@@ -62,7 +62,7 @@ def test_vision_model_gets_the_image(fake_llm: FakeLLMServer, big_image: Path) -
 
 
 def test_text_model_gets_no_image(fake_llm: FakeLLMServer, big_image: Path) -> None:
-    client = OpenAICompatClient(base_url=fake_llm.base_url, model="qwen3-max", timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, model="qwen3-max", timeout_s=5)
 
     result = ChatDescriber(client).describe(_request(big_image))
 
@@ -76,7 +76,7 @@ def test_text_model_gets_no_image(fake_llm: FakeLLMServer, big_image: Path) -> N
 
 
 def test_vision_flag_and_model_override(fake_llm: FakeLLMServer, big_image: Path) -> None:
-    client = OpenAICompatClient(base_url=fake_llm.base_url, model="qwen3-max", timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, model="qwen3-max", timeout_s=5)
 
     ChatDescriber(client, model="qwen3-vl-flash").describe(_request(big_image))
     ChatDescriber(client, model="qwen3-vl-flash", vision="off").describe(_request(big_image))
@@ -91,7 +91,7 @@ def test_vision_flag_and_model_override(fake_llm: FakeLLMServer, big_image: Path
 def test_vision_is_not_guessed_from_the_name(fake_llm_factory, big_image: Path) -> None:  # type: ignore[no-untyped-def]
     """A "-vl" model the listing does not declare as taking images gets text only."""
     server = fake_llm_factory(models=["my-vl-lookalike"])  # listed as text-only
-    client = OpenAICompatClient(base_url=server.base_url, model="my-vl-lookalike", timeout=5)
+    client = OpenAICompatClient(base_url=server.base_url, model="my-vl-lookalike", timeout_s=5)
 
     result = ChatDescriber(client, vision="auto").describe(_request(big_image))
 
@@ -120,7 +120,7 @@ def test_a_server_refusing_images_gets_one_text_only_retry(
 
 
 def test_question_uses_the_answer_prompt_and_settings(fake_llm: FakeLLMServer) -> None:
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
     describer = ChatDescriber(client, temperature=0.0, top_p=0.5, max_tokens=50)
 
     result = describer.describe(_request(question="What is the total?"))
@@ -132,7 +132,7 @@ def test_question_uses_the_answer_prompt_and_settings(fake_llm: FakeLLMServer) -
 
 
 def test_streaming_with_deltas(fake_llm: FakeLLMServer) -> None:
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
     deltas: list[str] = []
 
     result = ChatDescriber(client, stream=True, on_delta=deltas.append).describe(_request())
@@ -156,7 +156,7 @@ def test_thinking_is_stripped_and_empty_answer_is_transient(
 @pytest.mark.parametrize("stream", [False, True])
 def test_reasoning_content_is_never_spoken(fake_llm: FakeLLMServer, stream: bool) -> None:
     fake_llm.script("reasoning", "reasoning:0")
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
     deltas: list[str] = []
     describer = ChatDescriber(client, stream=stream, enable_thinking=True)
 
@@ -172,7 +172,7 @@ def test_reasoning_content_is_never_spoken(fake_llm: FakeLLMServer, stream: bool
 def test_length_is_reported_as_truncated_and_says_so(fake_llm: FakeLLMServer) -> None:
     fake_llm.reply = "The receipt is from Harbour Bakery. It lists two coffees and a scone."
     fake_llm.script("length")
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
 
     result = ChatDescriber(client).describe(_request())
 
@@ -185,7 +185,7 @@ def test_length_is_reported_as_truncated_and_says_so(fake_llm: FakeLLMServer) ->
 def test_content_filter_is_marked_and_announced(fake_llm: FakeLLMServer, stream: bool) -> None:
     fake_llm.reply = "The receipt is from Harbour Bakery and the total is 7.20."
     fake_llm.script("filter:6")
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
     deltas: list[str] = []
 
     result = ChatDescriber(client, stream=stream).describe(_request(), deltas.append)
@@ -199,7 +199,7 @@ def test_content_filter_is_marked_and_announced(fake_llm: FakeLLMServer, stream:
 def test_chinese_answer_gets_a_chinese_notice(fake_llm: FakeLLMServer) -> None:
     fake_llm.reply = "这是一张收据。总计七元二角，付款方式"
     fake_llm.script("filter:9")
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
     request = DescriptionRequest(ocr_text="收据", language="zh", features_summary="")
 
     result = ChatDescriber(client).describe(request)
@@ -231,7 +231,7 @@ def test_think_blocks_never_reach_a_streaming_listener(size: int) -> None:
 def test_streamed_think_tags_are_not_delivered(fake_llm_factory) -> None:  # type: ignore[no-untyped-def]
     server = fake_llm_factory(reply="<think>Let me see the receipt.</think>\nA café receipt.")
     deltas: list[str] = []
-    client = OpenAICompatClient(base_url=server.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=server.base_url, timeout_s=5)
 
     result = ChatDescriber(client, stream=True).describe(_request(), deltas.append)
 

@@ -30,9 +30,9 @@ def settings(*servers: FakeLLMServer, **kwargs: object) -> LLMSettings:
         "backend": "openai",
         "base_url": servers[0].base_url,
         "backup_base_urls": ",".join(s.base_url for s in servers[1:]),
-        "timeout": 5.0,
-        "retry_base": 0.05,
-        "retry_cap": 0.2,
+        "timeout_s": 5.0,
+        "retry_base_s": 0.05,
+        "retry_cap_s": 0.2,
         "qps": 0,
     }
     values.update(kwargs)
@@ -138,7 +138,7 @@ def test_resilience_settings_come_from_the_environment(monkeypatch: pytest.Monke
 
     assert llm.endpoints == ("http://primary/v1", "http://sg/v1", "http://us/v1")
     assert llm.fallback_model_list == ("qwen-plus", "offline")
-    assert (llm.qps, llm.burst, llm.max_retries, llm.deadline, llm.stream) == (
+    assert (llm.qps, llm.burst, llm.max_retries, llm.deadline_s, llm.stream) == (
         2.5,
         4,
         1,

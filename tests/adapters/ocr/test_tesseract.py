@@ -247,7 +247,7 @@ def test_hung_tesseract_is_killed_and_not_retried(
     fake_tesseract: Callable[[str], None],
 ) -> None:
     fake_tesseract("exec sleep 30")
-    engine = TesseractOcr(timeout=1)
+    engine = TesseractOcr(timeout_s=1)
     with pytest.raises(PermanentError) as caught:  # a retry would time out the same way
         engine.recognize(sample_path("receipt_en.png"), "en")
     message = str(caught.value)
@@ -272,7 +272,7 @@ def test_failing_tesseract_is_a_permanent_error(fake_tesseract: Callable[[str], 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"threads": 0}, "threads"), ({"timeout": 0}, "timeout"), ({"psm": 14}, "segmentation")],
+    [({"threads": 0}, "threads"), ({"timeout_s": 0}, "timeout"), ({"psm": 14}, "segmentation")],
 )
 def test_invalid_settings_are_config_errors(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -306,7 +306,7 @@ def test_hundred_by_thirty_thousand_screenshot_reads_all_lines(
     image, text = render_long_screenshot()
     path = tmp_path / "scroll.png"
     image.save(path)
-    result = TesseractOcr(timeout=300).recognize(path, "auto")
+    result = TesseractOcr(timeout_s=300).recognize(path, "auto")
     assert word_recall(text, result.text) >= 0.99
 
 
@@ -329,7 +329,7 @@ def test_time_limit_covers_preprocessing_and_is_not_transient(tmp_path: Path) ->
     path = tmp_path / "sign.jpg"
     image.save(path, quality=85)
     with pytest.raises(PermanentError) as caught:
-        TesseractOcr(timeout=1e-4).recognize(path, "en")  # runs out before tesseract starts
+        TesseractOcr(timeout_s=1e-4).recognize(path, "en")  # runs out before tesseract starts
     message = str(caught.value)
     assert "sign.jpg" in message and "1600x1200-pixel" in message
     assert "stopped while estimating" in message and "crop it" in message

@@ -38,9 +38,9 @@ LONG_EN = (
 ZH = "这张照片显示黎明时分一个安静的港口，三条小渔船系在木码头上。"
 
 
-def expected_seconds(words: int, rate: int = RATE) -> float:
-    """Speaking time of ``words`` words (or Mandarin syllables) at ``rate`` words per minute."""
-    return words * 60.0 / rate
+def expected_seconds(words: int, rate_wpm: int = RATE) -> float:
+    """Speaking time of ``words`` words (or Mandarin syllables) at ``rate_wpm`` words per minute."""
+    return words * 60.0 / rate_wpm
 
 
 def assert_speech_wav(result: SpeechResult, expected_s: float) -> None:
@@ -67,7 +67,7 @@ def run_python(code: str, *, stdin: bytes = b"") -> subprocess.CompletedProcess[
 @pytest.fixture(scope="module")
 def synth() -> Pyttsx3Synthesizer:
     """One synthesizer with the default voices at a fixed rate."""
-    return Pyttsx3Synthesizer(rate=RATE)
+    return Pyttsx3Synthesizer(rate_wpm=RATE)
 
 
 # --- interface and construction ---------------------------------------------------------
@@ -76,10 +76,10 @@ def synth() -> Pyttsx3Synthesizer:
 def test_registry_name_resolves() -> None:
     from adapters.registry import load
 
-    assert isinstance(load("tts", "pyttsx3", rate=200), Pyttsx3Synthesizer)
+    assert isinstance(load("tts", "pyttsx3", rate_wpm=200), Pyttsx3Synthesizer)
 
 
-@pytest.mark.parametrize("kwargs", [{"rate": 0}, {"rate": 5000}, {"timeout": 0}])
+@pytest.mark.parametrize("kwargs", [{"rate_wpm": 0}, {"rate_wpm": 5000}, {"timeout_s": 0}])
 def test_bad_settings_are_config_errors(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         Pyttsx3Synthesizer(**kwargs)  # type: ignore[arg-type]
@@ -88,7 +88,7 @@ def test_bad_settings_are_config_errors(kwargs: dict[str, float]) -> None:
 def test_constructor_does_not_start_the_engine() -> None:
     done = run_python(
         "import adapters.tts.pyttsx3_engine as m\n"
-        "m.Pyttsx3Synthesizer(rate=200, voice_en='nope', voice_zh='nope')\n"
+        "m.Pyttsx3Synthesizer(rate_wpm=200, voice_en='nope', voice_zh='nope')\n"
         "import sys; print(m._engine is None, 'pyttsx3' in sys.modules)"
     )
     assert done.returncode == 0, done.stderr
@@ -118,8 +118,8 @@ def test_chinese_uses_a_mandarin_voice(synth: Pyttsx3Synthesizer, tmp_path: Path
 
 
 def test_faster_rate_gives_shorter_audio(tmp_path: Path) -> None:
-    slow = Pyttsx3Synthesizer(rate=120).synthesize(LONG_EN, tmp_path / "slow.wav")
-    fast = Pyttsx3Synthesizer(rate=240).synthesize(LONG_EN, tmp_path / "fast.wav")
+    slow = Pyttsx3Synthesizer(rate_wpm=120).synthesize(LONG_EN, tmp_path / "slow.wav")
+    fast = Pyttsx3Synthesizer(rate_wpm=240).synthesize(LONG_EN, tmp_path / "fast.wav")
     assert fast.duration_s < 0.75 * slow.duration_s
 
 
@@ -185,7 +185,7 @@ def test_first_long_text_in_a_fresh_process(tmp_path: Path) -> None:
     done = run_python(
         "import json, sys\n"
         "from adapters.tts.pyttsx3_engine import Pyttsx3Synthesizer\n"
-        "r = Pyttsx3Synthesizer(rate=170).synthesize(sys.stdin.read(), sys.argv[0])\n"
+        "r = Pyttsx3Synthesizer(rate_wpm=170).synthesize(sys.stdin.read(), sys.argv[0])\n"
         "print(json.dumps({'path': str(r.path), 'duration_s': r.duration_s}))\n".replace(
             "sys.argv[0]", repr(str(out))
         ),
@@ -275,7 +275,7 @@ def test_missing_espeak_is_a_config_error_with_the_install_hint() -> None:
 
 def test_worker_process_writes_a_wav(tmp_path: Path) -> None:
     out = tmp_path / "worker.wav"
-    assert _save_in_subprocess(LONG_EN, "gmw/en-us", RATE, out, timeout=60) is None
+    assert _save_in_subprocess(LONG_EN, "gmw/en-us", RATE, out, timeout_s=60) is None
     assert problem_with_wav(out) is None
     assert rms(out) > RMS_FLOOR
     assert read_wav_info(out).duration_s == pytest.approx(
@@ -284,7 +284,7 @@ def test_worker_process_writes_a_wav(tmp_path: Path) -> None:
 
 
 def test_worker_process_failure_is_reported(tmp_path: Path) -> None:
-    problem = _save_in_subprocess("Hello.", "xx/none", RATE, tmp_path / "w.wav", timeout=60)
+    problem = _save_in_subprocess("Hello.", "xx/none", RATE, tmp_path / "w.wav", timeout_s=60)
     assert problem is not None
     assert "exited with 1" in problem
     assert "xx/none" in problem
@@ -298,14 +298,16 @@ class LosesFirstTexts:
         self.losses = losses
         self.warm_ups = 0
 
-    def save(self, text: str, voice_id: str, rate: int, path: Path, timeout: float) -> str | None:
+    def save(
+        self, text: str, voice_id: str, rate_wpm: int, path: Path, timeout_s: float
+    ) -> str | None:
         if text == _WARM_UP_TEXT:
             self.warm_ups += 1
-            return self.engine.save(text, voice_id, rate, path, timeout)
+            return self.engine.save(text, voice_id, rate_wpm, path, timeout_s)
         if self.losses > 0:
             self.losses -= 1
             return "no file was written"
-        return self.engine.save(text, voice_id, rate, path, timeout)
+        return self.engine.save(text, voice_id, rate_wpm, path, timeout_s)
 
 
 @pytest.mark.parametrize("losses", [1, 2])

@@ -51,13 +51,13 @@ def english_engines() -> list[tuple[str, float]]:
 def test_whisper_hears_the_whole_answer(
     name: str, floor: float, ear: object, tmp_path: Path
 ) -> None:
-    espeak = Pyttsx3Synthesizer(rate=170)
+    espeak = Pyttsx3Synthesizer(rate_wpm=170)
     english: SpeechSynthesizer = espeak
     if name == "piper":
         pytest.importorskip("piper", reason="needs piper-tts")
         from adapters.tts.piper_engine import PiperSynthesizer
 
-        english = PiperSynthesizer(rate=170)
+        english = PiperSynthesizer(rate_wpm=170)
     speech = ScriptVoices(english=english, mandarin=espeak).synthesize(ANSWER, tmp_path / "a.wav")
     assert speech.text == SPOKEN  # the text in the result is what is handed to the engine
     heard = ear.transcribe(speech.path).text  # type: ignore[attr-defined]

@@ -174,7 +174,7 @@ def test_streamed_parts_keep_each_runs_voice_and_the_cleaned_text(tmp_path: Path
     """Issue 12: streamed sentences go through the script voices; the result says what was said."""
     from adapters.tts.voices import ScriptVoices
 
-    espeak = Pyttsx3Synthesizer(rate=170)
+    espeak = Pyttsx3Synthesizer(rate_wpm=170)
     voices = ScriptVoices(english=espeak, mandarin=espeak)
     text = "这是 Harbour Bakery 的通知。\x00The bakery opens at <b>nine</b> today."
     speaker = StreamingSpeaker(voices.synthesize, tmp_path / "a.wav", "en")

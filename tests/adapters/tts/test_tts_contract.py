@@ -33,10 +33,10 @@ def make(name: str) -> SpeechSynthesizer:
     if name in ("piper", "script-voices"):
         pytest.importorskip("piper", reason="needs piper-tts (scripts/install_asr.sh)")
     if name == "script-voices":
-        english = registry.load("tts", "piper", rate=RATE_WPM)
-        mandarin = registry.load("tts", "pyttsx3", rate=RATE_WPM)
+        english = registry.load("tts", "piper", rate_wpm=RATE_WPM)
+        mandarin = registry.load("tts", "pyttsx3", rate_wpm=RATE_WPM)
         return ScriptVoices(english=english, mandarin=mandarin)
-    return registry.load("tts", name, rate=RATE_WPM)
+    return registry.load("tts", name, rate_wpm=RATE_WPM)
 
 
 @pytest.fixture(scope="module", params=ENGINES)

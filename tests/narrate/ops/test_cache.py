@@ -84,10 +84,10 @@ def test_contract_hit_miss_and_stats(cache: ResponseCache) -> None:
     assert isinstance(cache, ResponseCache)
     key = cache_key("qwen3-max", MESSAGES, PARAMS)
     assert cache.get(key) is None
-    cache.set(key, RESPONSE, ttl=60)
+    cache.set(key, RESPONSE, ttl_s=60)
     assert cache.get(key) == RESPONSE
     assert cache.get(cache_key("qwen3-max", MESSAGES, {})) is None
-    cache.set(key, RESPONSE | {"text": "newer"}, ttl=60)
+    cache.set(key, RESPONSE | {"text": "newer"}, ttl_s=60)
     assert cache.get(key)["text"] == "newer"  # type: ignore[index]
     stats = cache.stats
     assert (stats.hits, stats.misses, stats.sets, stats.errors) == (2, 2, 2, 0)
@@ -97,8 +97,8 @@ def test_contract_hit_miss_and_stats(cache: ResponseCache) -> None:
 
 def test_contract_entries_expire(cache: ResponseCache) -> None:
     key = cache_key("qwen3-max", MESSAGES, PARAMS)
-    cache.set(key, RESPONSE, ttl=0.3)
-    cache.set("kept", {"n": 1}, ttl=60)
+    cache.set(key, RESPONSE, ttl_s=0.3)
+    cache.set("kept", {"n": 1}, ttl_s=60)
     assert cache.get(key) == RESPONSE
     time.sleep(0.5)  # correctness only: the entry is gone after its TTL
     assert cache.get(key) is None
@@ -107,7 +107,7 @@ def test_contract_entries_expire(cache: ResponseCache) -> None:
 
 def test_contract_rejects_non_dict_values(cache: ResponseCache) -> None:
     with pytest.raises(TypeError, match="dicts"):
-        cache.set("k", ["not", "a", "dict"], ttl=1)  # type: ignore[arg-type]
+        cache.set("k", ["not", "a", "dict"], ttl_s=1)  # type: ignore[arg-type]
 
 
 # --- SQLite ----------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def test_contract_rejects_non_dict_values(cache: ResponseCache) -> None:
 def test_sqlite_expiry_by_stored_time(tmp_path: Path) -> None:
     clock = FakeClock()
     cache = SQLiteCache(tmp_path / "c.sqlite3", clock=clock)
-    cache.set("k", RESPONSE, ttl=300)
+    cache.set("k", RESPONSE, ttl_s=300)
     clock.now += 299.9
     assert cache.get("k") == RESPONSE
     clock.now += 0.2
@@ -133,7 +133,7 @@ def test_sqlite_threads_share_one_file(tmp_path: Path) -> None:
     def work(n: int) -> None:
         try:
             for i in range(50):
-                cache.set(f"{n}-{i}", {"n": n, "i": i}, ttl=60)
+                cache.set(f"{n}-{i}", {"n": n, "i": i}, ttl_s=60)
                 assert cache.get(f"{n}-{i}") == {"n": n, "i": i}
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -152,13 +152,13 @@ def test_sqlite_threads_share_one_file(tmp_path: Path) -> None:
 def test_sqlite_works_across_processes(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
     cache = SQLiteCache(path)
-    cache.set("from-parent", {"who": "parent"}, ttl=60)
+    cache.set("from-parent", {"who": "parent"}, ttl_s=60)
     script = (
         "import json, sys\n"
         "from narrate.ops.cache import SQLiteCache\n"
         "c = SQLiteCache(sys.argv[1])\n"
         "print(json.dumps(c.get('from-parent')))\n"
-        "c.set('from-child', {'who': 'child'}, ttl=60)\n"
+        "c.set('from-child', {'who': 'child'}, ttl_s=60)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script, str(path)],
@@ -177,7 +177,7 @@ def test_open_cache_falls_back_to_null_when_the_file_cannot_be_opened(
         cache = open_cache(CacheSettings(backend="sqlite", path=blocker / "c.sqlite3"))
     assert isinstance(cache, NullCache)
     assert "caching off" in caplog.text
-    cache.set("k", RESPONSE, ttl=1)
+    cache.set("k", RESPONSE, ttl_s=1)
     assert cache.get("k") is None
 
 
@@ -188,7 +188,7 @@ def test_redis_clear_leaves_other_keys(redis_url: str) -> None:
     import redis
 
     cache = RedisCache(redis_url)
-    cache.set("a", RESPONSE, ttl=60)
+    cache.set("a", RESPONSE, ttl_s=60)
     client = redis.Redis.from_url(redis_url)
     client.set("someone-else", b"1")
     assert client.pttl("narrate:cache:a") > 0  # stored with an expiry (SET ... PX)
@@ -199,10 +199,10 @@ def test_redis_clear_leaves_other_keys(redis_url: str) -> None:
 
 
 def test_redis_down_is_a_miss_without_exception(caplog: pytest.LogCaptureFixture) -> None:
-    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.5)
+    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.5)
     with caplog.at_level(logging.WARNING, logger="narrate.ops.cache"):
         assert cache.get("k") is None
-        cache.set("k", RESPONSE, ttl=60)
+        cache.set("k", RESPONSE, ttl_s=60)
         assert cache.get("k") is None
     assert cache.stats.errors == 1  # later calls skip Redis during the retry interval
     assert cache.stats.misses == 2
@@ -211,11 +211,11 @@ def test_redis_down_is_a_miss_without_exception(caplog: pytest.LogCaptureFixture
 
 def test_redis_going_away_mid_run(redis_server: RedisServer) -> None:
     with RedisServer() as own:
-        cache = RedisCache(own.url, socket_timeout=0.5, retry_interval=0)
-        cache.set("k", RESPONSE, ttl=60)
+        cache = RedisCache(own.url, socket_timeout_s=0.5, retry_interval_s=0)
+        cache.set("k", RESPONSE, ttl_s=60)
         assert cache.get("k") == RESPONSE
     assert cache.get("k") is None  # server stopped: a miss, no exception
-    cache.set("k", RESPONSE, ttl=60)
+    cache.set("k", RESPONSE, ttl_s=60)
     assert cache.stats.errors == 2 and cache.stats.hits == 1
 
 
@@ -231,7 +231,7 @@ def test_open_cache_picks_the_backend(
     monkeypatch.delenv("NARRATE_CACHE_BACKEND", raising=False)  # the suite turns it off
     monkeypatch.setenv("NARRATE_CACHE_PATH", str(tmp_path / "env.sqlite3"))
     settings = CacheSettings()
-    assert settings.ttl == 300 and settings.resolved_backend == "sqlite"
+    assert settings.ttl_s == 300 and settings.resolved_backend == "sqlite"
     cache = open_cache(settings)
     assert isinstance(cache, SQLiteCache) and cache.path == tmp_path / "env.sqlite3"
 
@@ -240,7 +240,7 @@ def test_open_cache_picks_the_backend(
     assert settings.resolved_backend == "redis"
     cache = open_cache(settings)
     assert isinstance(cache, RedisCache)
-    cache.set("via-settings", RESPONSE, ttl=5)
+    cache.set("via-settings", RESPONSE, ttl_s=5)
     assert cache.get("via-settings") == RESPONSE
 
     monkeypatch.setenv("NARRATE_CACHE_BACKEND", "off")

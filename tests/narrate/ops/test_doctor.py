@@ -436,7 +436,7 @@ class _TTS:
     field is not on main yet)."""
 
     def __init__(self, **values: Any) -> None:
-        self.values = {"rate": 170, "voice_en": "gmw/en-us", "voice_zh": "sit/cmn", **values}
+        self.values = {"rate_wpm": 170, "voice_en": "gmw/en-us", "voice_zh": "sit/cmn", **values}
 
     def model_dump(self) -> dict[str, Any]:
         return dict(self.values)

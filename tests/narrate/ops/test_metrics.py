@@ -258,7 +258,7 @@ def _closed_port() -> int:
 def test_push_failure_is_a_warning_without_credentials(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://bob:s3cret@127.0.0.1:{_closed_port()}/?token=t0k"
     with caplog.at_level(logging.WARNING, logger="narrate.ops.metrics"):
-        assert metrics.push_to_gateway(url, job="narrate-cli", timeout=2) is False
+        assert metrics.push_to_gateway(url, job="narrate-cli", timeout_s=2) is False
     assert len(caplog.records) == 1
     message = caplog.records[0].getMessage()
     assert "could not push metrics to http://127.0.0.1:" in message

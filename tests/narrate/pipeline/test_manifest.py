@@ -26,8 +26,8 @@ def test_manifest_survives_a_torn_last_line(tmp_path: Path) -> None:
 def test_fingerprint_follows_the_settings_that_change_the_output() -> None:
     base = Settings()
     warmer = base.model_copy(update={"llm": base.llm.model_copy(update={"temperature": 0.9})})
-    slower = base.model_copy(update={"tts": base.tts.model_copy(update={"rate": 120})})
-    timeout = base.model_copy(update={"llm": base.llm.model_copy(update={"timeout": 5.0})})
+    slower = base.model_copy(update={"tts": base.tts.model_copy(update={"rate_wpm": 120})})
+    timeout = base.model_copy(update={"llm": base.llm.model_copy(update={"timeout_s": 5.0})})
     prints = {settings_fingerprint(s, "auto") for s in (base, warmer, slower)}
     assert len(prints) == 3
     assert settings_fingerprint(base, "en") != settings_fingerprint(base, "auto")

@@ -93,7 +93,7 @@ def test_a_gateway_html_page_becomes_one_line(fake_llm: FakeLLMServer, stream: b
 
 def test_an_html_page_with_status_200_names_its_title(fake_llm: FakeLLMServer) -> None:
     fake_llm.script("html-200")
-    wire = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    wire = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
     with pytest.raises(TransientError) as caught:
         wire.complete(REQUEST)
     assert 'page "Sign in to the guest network"' in str(caught.value)
@@ -142,7 +142,7 @@ def test_an_answer_ending_without_a_finish_reason_is_continued(
 def test_line_separators_inside_a_delta_are_text(fake_llm_factory: Factory, separator: str) -> None:
     reply = f"First line{separator}second line, same paragraph."
     server = fake_llm_factory(reply=reply)
-    wire = OpenAICompatClient(base_url=server.base_url, timeout=5)
+    wire = OpenAICompatClient(base_url=server.base_url, timeout_s=5)
     deltas: list[str] = []
 
     result = wire.stream(REQUEST, on_delta=deltas.append)

@@ -55,9 +55,9 @@ def test_a_wait_longer_than_max_wait_takes_no_token() -> None:
     now = [0.0]
     bucket = TokenBucket(rate=1, burst=1, clock=lambda: now[0])
     assert bucket.reserve() == 0
-    assert bucket.reserve(max_wait=0.5) is None
-    assert bucket.acquire(max_wait=0.5) is False
-    assert bucket.reserve(max_wait=1.0) == pytest.approx(1.0)  # nothing was taken before
+    assert bucket.reserve(max_wait_s=0.5) is None
+    assert bucket.acquire(max_wait_s=0.5) is False
+    assert bucket.reserve(max_wait_s=1.0) == pytest.approx(1.0)  # nothing was taken before
 
 
 def test_zero_rate_means_unlimited() -> None:
@@ -206,6 +206,6 @@ def test_redis_bucket_refuses_a_wait_beyond_max_wait(redis_url: str) -> None:
 
     bucket = RedisTokenBucket(redis.Redis.from_url(redis_url), "narrate:test:b2", 1, 1)
     assert bucket.reserve() == 0.0
-    assert bucket.reserve(max_wait=0.1) is None  # nothing taken
-    wait = bucket.reserve(max_wait=5)
+    assert bucket.reserve(max_wait_s=0.1) is None  # nothing taken
+    wait = bucket.reserve(max_wait_s=5)
     assert wait is not None and 0.8 < wait <= 1.0

@@ -347,7 +347,7 @@ def test_on_attempt_hooks_see_every_attempt(fake_llm: FakeLLMServer) -> None:
 
 def test_breaker_state_machine() -> None:
     now = [0.0]
-    breaker = CircuitBreaker(threshold=2, cool_down=10, clock=lambda: now[0])
+    breaker = CircuitBreaker(threshold=2, cooldown_s=10, clock=lambda: now[0])
     breaker.record_failure()
     assert breaker.state == "closed" and breaker.allow()
     breaker.record_failure()

@@ -187,7 +187,7 @@ def test_parse_retry_after_forms() -> None:
 
 
 def test_ok_answer_reflects_what_the_model_saw(fake_llm: FakeLLMServer) -> None:
-    client = OpenAICompatClient(base_url=fake_llm.base_url, api_key=CANARY, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, api_key=CANARY, timeout_s=5)
 
     result = client.complete(_request())
 
@@ -203,7 +203,7 @@ def test_ok_answer_reflects_what_the_model_saw(fake_llm: FakeLLMServer) -> None:
 
 def test_streaming_deltas_in_order(fake_llm_factory) -> None:  # type: ignore[no-untyped-def]
     server = fake_llm_factory(reply="One two three four five.", tokens_per_second=200)
-    client = OpenAICompatClient(base_url=server.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=server.base_url, timeout_s=5)
     deltas: list[str] = []
 
     result = client.stream(_request(), on_delta=deltas.append)
@@ -218,7 +218,7 @@ def test_streaming_deltas_in_order(fake_llm_factory) -> None:  # type: ignore[no
 
 
 def test_complete_streams_when_asked(fake_llm: FakeLLMServer) -> None:
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
 
     streamed = client.complete(_request(stream=True))
     plain = client.complete(_request())
@@ -237,7 +237,7 @@ def test_retryable_status_is_transient_with_retry_after(
     fake_llm: FakeLLMServer, fault: str, retry_after: float | None, stream: bool
 ) -> None:
     fake_llm.script(fault)
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
 
     with pytest.raises(TransientError) as caught:
         client.complete(_request(stream=stream))
@@ -250,7 +250,7 @@ def test_retryable_status_is_transient_with_retry_after(
 @pytest.mark.parametrize("stream", [False, True])
 def test_insufficient_quota_is_permanent(fake_llm: FakeLLMServer, stream: bool) -> None:
     fake_llm.script("insufficient_quota")
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
 
     with pytest.raises(PermanentError, match="top up or check billing") as caught:
         client.complete(_request(stream=stream))
@@ -259,17 +259,17 @@ def test_insufficient_quota_is_permanent(fake_llm: FakeLLMServer, stream: bool) 
 
 def test_bad_key_is_permanent_and_names_the_variable(fake_llm_factory) -> None:  # type: ignore[no-untyped-def]
     server = fake_llm_factory(api_key="sk-the-right-one")
-    client = OpenAICompatClient(base_url=server.base_url, api_key=CANARY, timeout=5)
+    client = OpenAICompatClient(base_url=server.base_url, api_key=CANARY, timeout_s=5)
 
     with pytest.raises(PermanentError, match="DASHSCOPE_API_KEY"):
         client.complete(_request())
-    good = OpenAICompatClient(base_url=server.base_url, api_key="sk-the-right-one", timeout=5)
+    good = OpenAICompatClient(base_url=server.base_url, api_key="sk-the-right-one", timeout_s=5)
     assert good.complete(_request()).text.startswith("This is a fake answer")
 
 
 def test_unknown_model_is_permanent_404(fake_llm_factory) -> None:  # type: ignore[no-untyped-def]
     server = fake_llm_factory(reject_models=["qwen3-max"])
-    client = OpenAICompatClient(base_url=server.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=server.base_url, timeout_s=5)
 
     with pytest.raises(ChatPermanentError, match="does not exist") as caught:
         client.complete(_request())
@@ -283,7 +283,7 @@ def test_broken_connections_and_bodies_are_transient(
     fake_llm: FakeLLMServer, fault: str, stream: bool
 ) -> None:
     fake_llm.script(fault)
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
     deltas: list[str] = []
 
     with pytest.raises(TransientError) as caught:
@@ -298,7 +298,7 @@ def test_broken_connections_and_bodies_are_transient(
 
 def test_hang_times_out_as_transient(fake_llm: FakeLLMServer) -> None:
     fake_llm.script("hang:3")
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=0.5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=0.5)
 
     with pytest.raises(TransientError, match=r"timed out after 0\.5 s"):
         client.complete(_request())
@@ -308,7 +308,7 @@ def test_hang_times_out_as_transient(fake_llm: FakeLLMServer) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_length_marks_truncated(fake_llm_factory, stream: bool) -> None:  # type: ignore[no-untyped-def]
     server = fake_llm_factory(reply="alpha beta gamma delta", script=["length"])
-    client = OpenAICompatClient(base_url=server.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=server.base_url, timeout_s=5)
 
     result = client.complete(_request(stream=stream))
 
@@ -318,7 +318,7 @@ def test_length_marks_truncated(fake_llm_factory, stream: bool) -> None:  # type
 
 
 def test_max_tokens_cuts_the_answer(fake_llm: FakeLLMServer) -> None:
-    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout=5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
 
     result = client.complete(_request(max_tokens=2))
 
@@ -342,7 +342,7 @@ def test_max_tokens_cuts_the_answer(fake_llm: FakeLLMServer) -> None:
 )
 def test_key_never_leaks(fake_llm: FakeLLMServer, fault: str) -> None:
     fake_llm.script(fault)
-    client = OpenAICompatClient(base_url=fake_llm.base_url, api_key=CANARY, timeout=0.5)
+    client = OpenAICompatClient(base_url=fake_llm.base_url, api_key=CANARY, timeout_s=0.5)
 
     with pytest.raises(Exception) as caught:
         client.complete(_request())
@@ -375,7 +375,7 @@ def test_server_echoing_the_key_is_scrubbed() -> None:
 def test_connection_refused_is_transient() -> None:
     with FakeLLMServer() as server:
         base_url = server.base_url  # the port is free again once the server stops
-    client = OpenAICompatClient(base_url=base_url, timeout=2)
+    client = OpenAICompatClient(base_url=base_url, timeout_s=2)
 
     with pytest.raises(TransientError, match="could not connect"):
         client.complete(_request())
