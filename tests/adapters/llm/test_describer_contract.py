@@ -56,7 +56,7 @@ class TestOfflineDescriberContract(DescriberContract):
 class TestChatDescriberContract(DescriberContract):
     @pytest.fixture
     def describer(self, fake_llm: FakeLLMServer) -> Iterator[Describer]:
-        client = get_class("chat", "openai")(base_url=fake_llm.base_url, timeout=5)
+        client = get_class("chat", "openai")(base_url=fake_llm.base_url, timeout_s=5)
         assert isinstance(client, OpenAICompatClient)
         describer = get_class("llm", "openai")(client)
         assert isinstance(describer, ChatDescriber)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from narrate.config.settings import Settings
-from narrate.pipeline.manifest import Manifest, settings_fingerprint
+from narrate.pipeline.manifest import Manifest, output_settings, settings_fingerprint
 
 
 def test_manifest_survives_a_torn_last_line(tmp_path: Path) -> None:
@@ -32,3 +32,15 @@ def test_fingerprint_follows_the_settings_that_change_the_output() -> None:
     assert len(prints) == 3
     assert settings_fingerprint(base, "en") != settings_fingerprint(base, "auto")
     assert settings_fingerprint(timeout, "auto") == settings_fingerprint(base, "auto")
+
+
+def test_the_fingerprint_keeps_its_stored_keys() -> None:
+    # TTSSettings.rate became rate_wpm; the manifest's key must not, or every finished item
+    # of an existing batch would look unfinished after the upgrade
+    settings = Settings()
+    slower = settings.model_copy(update={"tts": settings.tts.model_copy(update={"rate_wpm": 99})})
+    assert output_settings(slower, "auto")["tts_rate"] == 99
+    assert set(output_settings(settings, "auto")) == {
+        "backend", "model", "lang", "temperature", "top_p", "max_tokens", "tts_rate",
+        "voice_en", "voice_zh",
+    }  # fmt: skip
