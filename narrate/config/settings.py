@@ -34,14 +34,15 @@ def default_cache_dir() -> Path:
 class _Section(BaseSettings):
     """A settings section whose fields were renamed to carry their unit (``ttl`` -> ``ttl_s``).
 
-    The environment variables keep their old names (each renamed field lists the old and the
-    unit-named variable in ``validation_alias``; the old one wins when both are set) and the
-    new field names work as keywords (``validate_by_name``). An old *keyword* would be
-    dropped without a word under ``extra="ignore"``, leaving the default in force, so it is
-    refused instead: ``renamed`` maps each old keyword to its new name.
+    The environment variables keep their old names: a renamed field is read from the old
+    variable or the unit-named one (``_with_unit``; the old one wins when both are set), and
+    the new field name works as a keyword (``validate_by_name``, which pydantic merges into
+    each section's own ``model_config``). An old *keyword* would be dropped without a word
+    under ``extra="ignore"``, leaving the default in force, so it is refused instead:
+    ``renamed`` maps each old keyword to its new name.
     """
 
-    model_config = SettingsConfigDict(validate_by_name=True)  # merged into each section's
+    model_config = SettingsConfigDict(validate_by_name=True)
     renamed: ClassVar[Mapping[str, str]] = {}
 
     @model_validator(mode="before")
@@ -56,6 +57,21 @@ class _Section(BaseSettings):
         return data
 
 
+def _with_unit(
+    default: float,
+    env: str,
+    unit: str,
+    description: str,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+) -> Any:
+    """A field renamed to carry its unit, read from ``env`` (its old name) or ``env_<UNIT>``."""
+    names = AliasChoices(env, f"{env}_{unit.upper()}")
+    return Field(default, gt=gt, ge=ge, le=le, validation_alias=names, description=description)
+
+
 class CacheSettings(_Section):
     """The LLM response cache."""
 
@@ -65,11 +81,8 @@ class CacheSettings(_Section):
     backend: Literal["auto", "sqlite", "redis", "off"] = Field(
         "auto", description="auto = redis when REDIS_URL is set, else sqlite"
     )
-    ttl_s: float = Field(
-        300.0,
-        gt=0,
-        validation_alias=AliasChoices("NARRATE_CACHE_TTL", "NARRATE_CACHE_TTL_S"),
-        description="seconds a cached response stays valid",
+    ttl_s: float = _with_unit(
+        300.0, "NARRATE_CACHE_TTL", "s", "seconds a cached response stays valid", gt=0
     )
     path: Path = Field(
         default_factory=lambda: default_cache_dir() / "responses.sqlite3",
@@ -134,11 +147,8 @@ class LLMSettings(_Section):
         validation_alias=AliasChoices("NARRATE_LLM_API_KEY", "DASHSCOPE_API_KEY"),
         description="NARRATE_LLM_API_KEY or DASHSCOPE_API_KEY",
     )
-    timeout_s: float = Field(
-        60.0,
-        gt=0,
-        validation_alias=AliasChoices("NARRATE_LLM_TIMEOUT", "NARRATE_LLM_TIMEOUT_S"),
-        description="seconds per HTTP request",
+    timeout_s: float = _with_unit(
+        60.0, "NARRATE_LLM_TIMEOUT", "s", "seconds per HTTP request", gt=0
     )
     temperature: float = Field(0.3, ge=0, le=2)
     top_p: float = Field(0.9, gt=0, le=1)
@@ -153,34 +163,20 @@ class LLMSettings(_Section):
     qps: float = Field(5.0, ge=0, description="requests per second per process; 0 = no limit")
     burst: int = Field(5, ge=1, description="requests allowed at once before the QPS applies")
     max_retries: int = Field(4, ge=0, description="retries per model after the first attempt")
-    deadline_s: float = Field(
-        120.0,
-        gt=0,
-        validation_alias=AliasChoices("NARRATE_LLM_DEADLINE", "NARRATE_LLM_DEADLINE_S"),
-        description="seconds for a whole call, waits included",
+    deadline_s: float = _with_unit(
+        120.0, "NARRATE_LLM_DEADLINE", "s", "seconds for a whole call, waits included", gt=0
     )
     stream: bool = Field(False, description="stream the answer over server-sent events")
     max_continuations: int = Field(2, ge=0, description="continuations of a truncated answer")
-    retry_base_s: float = Field(
-        0.5,
-        gt=0,
-        validation_alias=AliasChoices("NARRATE_LLM_RETRY_BASE", "NARRATE_LLM_RETRY_BASE_S"),
-        description="first back-off ceiling, seconds",
+    retry_base_s: float = _with_unit(
+        0.5, "NARRATE_LLM_RETRY_BASE", "s", "first back-off ceiling, seconds", gt=0
     )
-    retry_cap_s: float = Field(
-        8.0,
-        gt=0,
-        validation_alias=AliasChoices("NARRATE_LLM_RETRY_CAP", "NARRATE_LLM_RETRY_CAP_S"),
-        description="largest back-off ceiling, seconds",
+    retry_cap_s: float = _with_unit(
+        8.0, "NARRATE_LLM_RETRY_CAP", "s", "largest back-off ceiling, seconds", gt=0
     )
     breaker_threshold: int = Field(3, ge=1, description="failures in a row that open a region")
-    breaker_cooldown_s: float = Field(
-        30.0,
-        gt=0,
-        validation_alias=AliasChoices(
-            "NARRATE_LLM_BREAKER_COOLDOWN", "NARRATE_LLM_BREAKER_COOLDOWN_S"
-        ),
-        description="seconds before probing it again",
+    breaker_cooldown_s: float = _with_unit(
+        30.0, "NARRATE_LLM_BREAKER_COOLDOWN", "s", "seconds before probing it again", gt=0
     )
     token_budget: int | None = Field(
         None, ge=1, description="LLM tokens one batch may use; the rest waits for a later run"
@@ -265,11 +261,12 @@ class OCRSettings(_Section):
     )
     deskew: bool = False
     threads: int = Field(1, ge=1, description="OMP_THREAD_LIMIT for each tesseract call")
-    timeout_s: float = Field(
+    timeout_s: float = _with_unit(
         60.0,
+        "NARRATE_OCR_TIMEOUT",
+        "s",
+        "seconds for one image, loading and preprocessing included",
         gt=0,
-        validation_alias=AliasChoices("NARRATE_OCR_TIMEOUT", "NARRATE_OCR_TIMEOUT_S"),
-        description="seconds for one image, loading and preprocessing included",
     )
     min_confidence: float | None = Field(
         None, ge=0, le=1, description="0-1; words below it are dropped (default: per engine)"
@@ -282,12 +279,8 @@ class TTSSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="NARRATE_TTS_", extra="ignore")
     renamed = {"rate": "rate_wpm"}
 
-    rate_wpm: int = Field(
-        170,
-        ge=60,
-        le=400,
-        validation_alias=AliasChoices("NARRATE_TTS_RATE", "NARRATE_TTS_RATE_WPM"),
-        description="speaking rate, words per minute",
+    rate_wpm: int = _with_unit(
+        170, "NARRATE_TTS_RATE", "wpm", "speaking rate, words per minute", ge=60, le=400
     )
     voice_en: str = "gmw/en-us"
     voice_zh: str = "sit/cmn"
