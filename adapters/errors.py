@@ -45,8 +45,8 @@ class AdapterError(NarrateError):
 class TransientError(AdapterError):
     """A failure that may go away when the same call is retried."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        self.retry_after = retry_after
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        self.retry_after_s = retry_after_s
         super().__init__(message)
 
 

@@ -2,7 +2,7 @@
 
 ::
 
-    ChatError (AdapterError)           status_code, error_code, endpoint, model, retry_after,
+    ChatError (AdapterError)           status_code, error_code, endpoint, model, retry_after_s,
      │                                 attempts, models_tried, endpoints_tried, partial_text
      ├── ChatTransientError (TransientError)      a retry may help: 429, 5xx, resets, cuts
      │    └── LLMExhaustedError (RetriesExhaustedError)  retries/deadline used up; don't retry
@@ -32,7 +32,7 @@ class ChatError(AdapterError):
         error_code: the server's error code or type (``insufficient_quota``, ...).
         endpoint: the base URL that failed.
         model: the model asked for.
-        retry_after: seconds the server asked to wait, if it did.
+        retry_after_s: seconds the server asked to wait, if it did.
         attempts / models_tried / endpoints_tried: filled in by the resilient client for the
             error that ends a whole call.
         partial_text: answer text received before the failure (already delivered to a
@@ -47,7 +47,7 @@ class ChatError(AdapterError):
         error_code: str | None = None,
         endpoint: str | None = None,
         model: str | None = None,
-        retry_after: float | None = None,
+        retry_after_s: float | None = None,
         attempts: int = 1,
         models_tried: tuple[str, ...] = (),
         endpoints_tried: tuple[str, ...] = (),
@@ -58,7 +58,7 @@ class ChatError(AdapterError):
         self.error_code = error_code
         self.endpoint = endpoint
         self.model = model
-        self.retry_after = retry_after
+        self.retry_after_s = retry_after_s
         self.attempts = attempts
         self.models_tried = models_tried
         self.endpoints_tried = endpoints_tried
@@ -71,7 +71,7 @@ class ChatError(AdapterError):
             "error_code": self.error_code,
             "endpoint": self.endpoint,
             "model": self.model,
-            "retry_after": self.retry_after,
+            "retry_after_s": self.retry_after_s,
             "attempts": self.attempts,
             "models_tried": self.models_tried,
             "endpoints_tried": self.endpoints_tried,

@@ -97,8 +97,8 @@ def backoff_delay(n: int, *, base: float, cap: float, draw: float) -> float:
 
 
 def retry_delay(
-    n: int, policy: ResiliencePolicy, *, draw: float, retry_after: float | None = None
+    n: int, policy: ResiliencePolicy, *, draw: float, retry_after_s: float | None = None
 ) -> float:
-    """Seconds to wait before retry ``n``: full jitter, never less than ``retry_after``."""
+    """Seconds to wait before retry ``n``: full jitter, never less than ``retry_after_s``."""
     delay = backoff_delay(n, base=policy.retry_base_s, cap=policy.retry_cap_s, draw=draw)
-    return delay if retry_after is None else max(delay, retry_after)
+    return delay if retry_after_s is None else max(delay, retry_after_s)

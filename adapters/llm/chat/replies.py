@@ -226,7 +226,7 @@ def classify_status(
     where: str,
     endpoint: str,
     model: str,
-    retry_after: float | None = None,
+    retry_after_s: float | None = None,
     has_image: bool = False,
     is_page: bool = False,
 ) -> ChatError:
@@ -240,7 +240,7 @@ def classify_status(
         where: ``"<base URL> (model <name>)"`` for the message.
         endpoint: the base URL, kept on the error.
         model: the model asked for.
-        retry_after: the server's hint in seconds.
+        retry_after_s: the server's hint in seconds.
         has_image: the request carried image parts.
         is_page: ``message`` summarises an HTML/text page (not the API's own JSON).
 
@@ -301,7 +301,7 @@ def classify_status(
         )
     if status in TRANSIENT_STATUS or status >= 500:
         return ChatTransientError(
-            f"{where} answered {head}{detail}", retry_after=retry_after, **facts
+            f"{where} answered {head}{detail}", retry_after_s=retry_after_s, **facts
         )
     return ChatPermanentError(f"{where} refused the request ({head}){detail}", **facts)
 

@@ -393,7 +393,7 @@ class ResilientChatClient(HoldsApiKey, HoldsHttpClient):
                     call.attempts,
                 )
                 return None
-        self._back_off(call, model, state.backoffs, exc.retry_after, exc.short())
+        self._back_off(call, model, state.backoffs, exc.retry_after_s, exc.short())
         state.backoffs += 1
         if step == "failover":  # the last endpoint standing failed too: a new round
             state.round_failed.clear()
@@ -661,14 +661,14 @@ class ResilientChatClient(HoldsApiKey, HoldsHttpClient):
                 log.exception("on_attempt hook %r failed", hook)
 
     def _back_off(
-        self, call: _Call, model: str, n: int, retry_after: float | None, reason: str
+        self, call: _Call, model: str, n: int, retry_after_s: float | None, reason: str
     ) -> None:
         """Sleep before the next attempt unless that would pass the deadline (then give up)."""
-        delay = retry_delay(n, self.policy, draw=self._random(), retry_after=retry_after)
+        delay = retry_delay(n, self.policy, draw=self._random(), retry_after_s=retry_after_s)
         remaining = call.deadline_at - self._clock()
         if delay + MIN_ATTEMPT_SECONDS > remaining:
             raise self._deadline_error(
-                call, model, f"the next wait ({delay:.2f} s) would pass it", retry_after
+                call, model, f"the next wait ({delay:.2f} s) would pass it", retry_after_s
             )
         log.info(
             "retry: model %s in %.2f s after %s [call %s, attempt %d]",
@@ -684,7 +684,7 @@ class ResilientChatClient(HoldsApiKey, HoldsHttpClient):
     # -- errors -------------------------------------------------------------------------
 
     def _deadline_error(
-        self, call: _Call, model: str, why: str = "", retry_after: float | None = None
+        self, call: _Call, model: str, why: str = "", retry_after_s: float | None = None
     ) -> LLMExhaustedError:
         elapsed = self._clock() - call.started
         last = f"; last error: {call.last_error}" if call.last_error else ""
@@ -698,7 +698,7 @@ class ResilientChatClient(HoldsApiKey, HoldsHttpClient):
             models_tried=tuple(call.models),
             endpoints_tried=tuple(call.endpoints),
             partial_text=call.text,
-            retry_after=retry_after,
+            retry_after_s=retry_after_s,
         )
 
     def _final_error(self, call: _Call, error: ChatError) -> ChatError:

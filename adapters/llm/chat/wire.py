@@ -295,8 +295,8 @@ class _Reader:
             message = page_summary(response.status_code, response.reason_phrase, body)
         else:
             code, kind, message = error_fields(body)
-        retry_after = parse_retry_after(response.headers)
-        return self._classify(response.status_code, code, kind, message, retry_after, page)
+        retry_after_s = parse_retry_after(response.headers)
+        return self._classify(response.status_code, code, kind, message, retry_after_s, page)
 
     def _embedded_error(self, data: Mapping[str, Any], status: int) -> ChatError:
         code, kind, message = error_fields(dict(data))
@@ -308,7 +308,7 @@ class _Reader:
         code: str | None,
         kind: str | None,
         message: str,
-        retry_after: float | None = None,
+        retry_after_s: float | None = None,
         is_page: bool = False,
     ) -> ChatError:
         return classify_status(
@@ -319,7 +319,7 @@ class _Reader:
             where=self.client.where(self.model),
             endpoint=self.client.base_url,
             model=self.model,
-            retry_after=retry_after,
+            retry_after_s=retry_after_s,
             has_image=self.request.has_image,
             is_page=is_page,
         )

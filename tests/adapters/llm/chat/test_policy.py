@@ -33,7 +33,7 @@ def test_next_step(error: ChatError, step: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("n", "draw", "retry_after", "delay"),
+    ("n", "draw", "retry_after_s", "delay"),
     [
         (0, 0.5, None, 0.25),
         (1, 1.0, None, 1.0),
@@ -43,9 +43,9 @@ def test_next_step(error: ChatError, step: str) -> None:
         (2, 0.5, 0.1, 1.0),
     ],
 )
-def test_retry_delay(n: int, draw: float, retry_after: float | None, delay: float) -> None:
+def test_retry_delay(n: int, draw: float, retry_after_s: float | None, delay: float) -> None:
     policy = ResiliencePolicy(retry_base_s=0.5, retry_cap_s=8.0)
-    assert retry_delay(n, policy, draw=draw, retry_after=retry_after) == pytest.approx(delay)
+    assert retry_delay(n, policy, draw=draw, retry_after_s=retry_after_s) == pytest.approx(delay)
     assert backoff_delay(n, base=0.5, cap=8.0, draw=draw) <= 8.0
 
 

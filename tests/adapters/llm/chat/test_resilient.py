@@ -297,7 +297,7 @@ def test_a_retry_after_past_the_deadline_is_not_waited_for(fake_llm: FakeLLMServ
 
     assert time.monotonic() - started < 3
     assert len(fake_llm.requests) == 1
-    assert info.value.retry_after == 30 and "would pass" in str(info.value)
+    assert info.value.retry_after_s == 30 and "would pass" in str(info.value)
 
 
 def test_backoff_is_full_jitter_capped_and_at_least_retry_after(fake_llm: FakeLLMServer) -> None:

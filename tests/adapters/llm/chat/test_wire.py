@@ -230,11 +230,11 @@ def test_complete_streams_when_asked(fake_llm: FakeLLMServer) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize(
-    ("fault", "retry_after"),
+    ("fault", "retry_after_s"),
     [("429:2", 2.0), ("429-ms:1500", 1.5), ("429-bare", None), ("500", None), ("503:3", 3.0)],
 )
 def test_retryable_status_is_transient_with_retry_after(
-    fake_llm: FakeLLMServer, fault: str, retry_after: float | None, stream: bool
+    fake_llm: FakeLLMServer, fault: str, retry_after_s: float | None, stream: bool
 ) -> None:
     fake_llm.script(fault)
     client = OpenAICompatClient(base_url=fake_llm.base_url, timeout_s=5)
@@ -242,7 +242,7 @@ def test_retryable_status_is_transient_with_retry_after(
     with pytest.raises(TransientError) as caught:
         client.complete(_request(stream=stream))
 
-    assert caught.value.retry_after == retry_after
+    assert caught.value.retry_after_s == retry_after_s
     assert isinstance(caught.value, ChatTransientError)
     assert caught.value.status_code == int(fault[:3])
 
