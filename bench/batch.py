@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="narrate-bench-batch-"))
-    fake = FakeLLMServer(latency=args.latency).start()
+    fake = FakeLLMServer(latency_s=args.latency).start()
     server, api_url = start_prefect_server(work / "prefect")
     env = {
         "PREFECT_HOME": str(work / "prefect"),

@@ -127,7 +127,7 @@ def narrate_call(endpoints: list[str], timeout: float) -> Callable[[], object]:
 def start_server(mix: dict[str, float], seed: int) -> FakeLLMServer:
     """A running fault server with the benchmark's latency and a fixed reply."""
     return FakeLLMServer(
-        mix=mix, seed=seed, hang_seconds=HANG_SECONDS, latency=LATENCY, reply=REPLY
+        mix=mix, seed=seed, hang_seconds=HANG_SECONDS, latency_s=LATENCY, reply=REPLY
     ).start()
 
 

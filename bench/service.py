@@ -239,7 +239,7 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="narrate-bench-") as tmp,
         FakeLLMServer(
-            latency=args.latency, reply="A short description of the image for the benchmark."
+            latency_s=args.latency, reply="A short description of the image for the benchmark."
         ) as fake,
     ):
         work = Path(tmp)

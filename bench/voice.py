@@ -152,8 +152,8 @@ def bench_answer(args: argparse.Namespace, out_dir: Path) -> list[tuple[str, lis
     tts = TTSSettings()
     stages.run_tts("Ready to speak.", out_dir / "warm.wav", "en", tts)  # engine start-up
     generation_s = args.ttft + len(tokenize(ANSWER)) / args.tps
-    stream_server = FakeLLMServer(reply=ANSWER, latency=args.ttft, tokens_per_second=args.tps)
-    whole_server = FakeLLMServer(reply=ANSWER, latency=generation_s)
+    stream_server = FakeLLMServer(reply=ANSWER, latency_s=args.ttft, tokens_per_second=args.tps)
+    whole_server = FakeLLMServer(reply=ANSWER, latency_s=generation_s)
     with stream_server, whole_server:
         ways: list[tuple[str, Callable[..., AnswerRun], LLMSettings]] = [
             ("streamed, sentence by sentence", run_streamed, answer_settings(

@@ -113,8 +113,8 @@ def test_run_killed_mid_way_resumes_without_repeating_llm_calls(
 ) -> None:
     from prefect.settings import get_current_settings
 
-    latency = 1.0
-    fake = fake_llm_factory(latency=latency)
+    latency_s = 1.0
+    fake = fake_llm_factory(latency_s=latency_s)
     words = WORDS[:6]
     folder = tmp_path / "in"
     for word in words:
@@ -149,7 +149,7 @@ def test_run_killed_mid_way_resumes_without_repeating_llm_calls(
     finished_before = manifest.read_text().count('"status": "ok"')
     assert 2 <= finished_before < len(words)
     # Answers that arrived well before the kill had been saved (manifest or checkpoint).
-    safe = killed_at - latency - 0.3
+    safe = killed_at - latency_s - 0.3
     answered = {w for w in words if any(t < safe for t in requests_for(fake, w))}
     before = {w: len(requests_for(fake, w)) for w in words}
 

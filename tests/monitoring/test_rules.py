@@ -368,7 +368,7 @@ def test_error_rate_alert_fires_and_dashboard_percentiles_are_numbers(
     from narrate.pipeline.steps import run_features, run_llm, run_ocr
 
     prom = stack.prometheus
-    fake = fake_llm_factory(mix={"ok": 0.8, "500": 0.2}, seed=16, latency=0.05)
+    fake = fake_llm_factory(mix={"ok": 0.8, "500": 0.2}, seed=16, latency_s=0.05)
     monkeypatch.setenv("NARRATE_LLM_BACKEND", "openai")
     monkeypatch.setenv("NARRATE_LLM_BASE_URL", fake.base_url)
     monkeypatch.setenv("NARRATE_LLM_STREAM", "true")  # also times the first token

@@ -6,7 +6,7 @@ seeded probabilistic mix, then the default (``ok``). Faults, with an optional ``
 
     ok                  a deterministic answer that quotes the last user message
     length              finish_reason "length" with half the answer
-    429[:s]             rate limited, ``Retry-After: s`` (default ``retry_after``)
+    429[:s]             rate limited, ``Retry-After: s`` (default ``retry_after_s``)
     429-ms[:ms]         rate limited, ``retry-after-ms: ms``
     429-bare            rate limited, no retry header
     insufficient_quota  429 with error.code "insufficient_quota" (out of credit)
@@ -227,13 +227,13 @@ class FakeLLMServer:
         default: str = "ok",
         mix: Mapping[str, float] | None = None,
         seed: int = 0,
-        latency: float = 0.0,
+        latency_s: float = 0.0,
         tokens_per_second: float = 0.0,
         reply: str | None = None,
         models: Iterable[str] = DEFAULT_MODELS,
         reject_models: Iterable[str] = (),
         api_key: str | None = None,
-        retry_after: float = 1.0,
+        retry_after_s: float = 1.0,
         hang_seconds: float = 30.0,
         stream_cut_after: int = 3,
         honours_partial: bool = True,
@@ -249,13 +249,13 @@ class FakeLLMServer:
         self.default = check_fault(default)
         self.mix = {check_fault(k): float(v) for k, v in (mix or {}).items()}
         self._rng = random.Random(seed)
-        self.latency = latency
+        self.latency_s = latency_s
         self.tokens_per_second = tokens_per_second
         self.reply = reply
         self.models = tuple(models)
         self.reject_models = frozenset(reject_models)
         self.api_key = api_key
-        self.retry_after = retry_after
+        self.retry_after_s = retry_after_s
         self.hang_seconds = hang_seconds
         self.stream_cut_after = stream_cut_after
         self.honours_partial = honours_partial
@@ -493,7 +493,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._error(404, "not_found", f"no route for POST {self.path}", "invalid_request_error")
             return
-        fake.sleep(fake.latency)
+        fake.sleep(fake.latency_s)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             self._error(400, "invalid_parameter", "body must be JSON with a messages list")
             return
@@ -526,7 +526,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(body, model, stream=stream, force_length=name == "length")
         elif name in ("429", "429-ms"):  # Retry-After in seconds, or retry-after-ms
             in_ms = name == "429-ms"
-            wait = fake.retry_after * (1000 if in_ms else 1) if arg is None else arg
+            wait = fake.retry_after_s * (1000 if in_ms else 1) if arg is None else arg
             self._error(
                 429,
                 "Throttling.RateQuota" if in_ms else "limit_requests",
@@ -821,12 +821,12 @@ def main(argv: list[str] | None = None) -> None:
         default=args.default,
         mix=_parse_mix(args.mix),
         seed=args.seed,
-        latency=args.latency,
+        latency_s=args.latency,
         tokens_per_second=args.tokens_per_second,
         reply=args.reply,
         reject_models=args.reject_model,
         api_key=args.api_key,
-        retry_after=args.retry_after,
+        retry_after_s=args.retry_after,
         hang_seconds=args.hang_seconds,
         honours_partial=not args.no_partial,
         honours_continue=not args.no_continue,

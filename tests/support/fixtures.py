@@ -32,7 +32,7 @@ def counted_llm(monkeypatch: pytest.MonkeyPatch, fake_llm: FakeLLMServer) -> Fak
 def fake_llm_factory() -> Iterator[Callable[..., FakeLLMServer]]:
     """Start any number of fake servers (e.g. one per region); all are stopped afterwards.
 
-    ``fake_llm_factory(script=["503"], latency=0.1)`` takes ``FakeLLMServer``'s keyword
+    ``fake_llm_factory(script=["503"], latency_s=0.1)`` takes ``FakeLLMServer``'s keyword
     arguments and returns a running server.
     """
     servers: list[FakeLLMServer] = []

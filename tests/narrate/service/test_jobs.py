@@ -23,7 +23,7 @@ def _llm_env(fake_llm) -> dict[str, str]:
 
 
 def test_queue_full_is_503_and_every_accepted_request_completes(serve_api, fake_llm, tmp_path):
-    fake_llm.latency = 1.5
+    fake_llm.latency_s = 1.5
     fake_llm.reply = "A cafe receipt; the total is 7.20."
     audit_dir = tmp_path / "audit"
     served = serve_api(
