@@ -1,14 +1,14 @@
 """Client-side rate limiting: a token bucket (requests per second + burst) per process.
 
-``TokenBucket`` hands out tokens at ``rate`` per second and holds at most ``burst`` of them.
+``TokenBucket`` hands out tokens at ``qps`` per second and holds at most ``burst`` of them.
 It reserves tokens under a lock (a negative balance is a queue of reservations), so callers
 are served in arrival order and, over any window of ``t`` seconds, at most
-``burst + rate * t`` acquisitions complete. Threads call ``acquire()`` (it sleeps), asyncio
+``burst + qps * t`` acquisitions complete. Threads call ``acquire()`` (it sleeps), asyncio
 code awaits ``acquire_async()`` (it awaits ``asyncio.sleep``); both draw on the same tokens.
 
-``shared_bucket(key, rate, burst)`` returns the ONE bucket of this process for ``key`` (e.g.
+``shared_bucket(key, qps, burst)`` returns the ONE bucket of this process for ``key`` (e.g.
 the endpoint list and the model), so every ``ResilientChatClient`` with the same key, in any
-thread or event loop, shares one limit. ``rate <= 0`` means unlimited.
+thread or event loop, shares one limit. ``qps <= 0`` means unlimited.
 
 ``RedisTokenBucket`` keeps the same bucket in Redis, updated by one atomic Lua script, so
 every process and Prefect worker pointed at the same Redis and key shares one limit.
@@ -60,11 +60,11 @@ class _Reserving:
 
 
 class TokenBucket(_Reserving):
-    """Thread-safe token bucket; ``rate`` tokens per second, at most ``burst`` banked."""
+    """Thread-safe token bucket; ``qps`` tokens per second, at most ``burst`` banked."""
 
     def __init__(
         self,
-        rate: float,
+        qps: float,
         burst: int = 1,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -73,24 +73,24 @@ class TokenBucket(_Reserving):
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
-        self.rate = float(rate)
+        self.qps = float(qps)
         self.burst = max(1, int(burst))
         self._tokens = float(self.burst)
         self._updated = clock()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(rate={self.rate:g}, burst={self.burst})"
+        return f"{type(self).__name__}(qps={self.qps:g}, burst={self.burst})"
 
     @property
     def unlimited(self) -> bool:
-        """True when the bucket never makes anyone wait (``rate <= 0``)."""
-        return self.rate <= 0
+        """True when the bucket never makes anyone wait (``qps <= 0``)."""
+        return self.qps <= 0
 
-    def configure(self, rate: float, burst: int) -> None:
+    def configure(self, qps: float, burst: int) -> None:
         """Change the rate and burst in place (banked tokens are kept, up to the new burst)."""
         with self._lock:
             self._refill()
-            self.rate = float(rate)
+            self.qps = float(qps)
             self.burst = max(1, int(burst))
             self._tokens = min(self._tokens, float(self.burst))
 
@@ -105,7 +105,7 @@ class TokenBucket(_Reserving):
             return 0.0
         with self._lock:
             self._refill()
-            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.qps
             if wait > max_wait_s:
                 return None
             self._tokens -= 1
@@ -124,22 +124,22 @@ class TokenBucket(_Reserving):
         now = self._clock()
         elapsed = max(0.0, now - self._updated)
         self._updated = now
-        if self.rate > 0:
-            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+        if self.qps > 0:
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.qps)
 
 
 _BUCKETS: dict[Hashable, TokenBucket] = {}
 _BUCKETS_LOCK = threading.Lock()
 
 
-def shared_bucket(key: Hashable, rate: float, burst: int) -> TokenBucket:
+def shared_bucket(key: Hashable, qps: float, burst: int) -> TokenBucket:
     """The process-wide bucket for ``key``; created on first use, re-configured if changed."""
     with _BUCKETS_LOCK:
         bucket = _BUCKETS.get(key)
         if bucket is None:
-            bucket = _BUCKETS[key] = TokenBucket(rate, burst)
-        elif bucket.rate != float(rate) or bucket.burst != max(1, int(burst)):
-            bucket.configure(rate, burst)
+            bucket = _BUCKETS[key] = TokenBucket(qps, burst)
+        elif bucket.qps != float(qps) or bucket.burst != max(1, int(burst)):
+            bucket.configure(qps, burst)
         return bucket
 
 
@@ -183,7 +183,7 @@ return tostring(wait)
 class RedisTokenBucket(_Reserving):
     """A token bucket shared by every process through Redis (atomic Lua script).
 
-    Same contract as ``TokenBucket``: at most ``burst + rate * t`` acquisitions complete in
+    Same contract as ``TokenBucket``: at most ``burst + qps * t`` acquisitions complete in
     any ``t`` seconds, now summed over every process using ``key``.
     """
 
@@ -191,24 +191,24 @@ class RedisTokenBucket(_Reserving):
         self,
         redis_client: Any,
         key: str,
-        rate: float,
+        qps: float,
         burst: int = 1,
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.key = key
-        self.rate = float(rate)
+        self.qps = float(qps)
         self.burst = max(1, int(burst))
         self._sleep = sleep
         self._script = redis_client.register_script(_REDIS_BUCKET_LUA)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(key={self.key!r}, rate={self.rate:g}, burst={self.burst})"
+        return f"{type(self).__name__}(key={self.key!r}, qps={self.qps:g}, burst={self.burst})"
 
     def reserve(self, max_wait_s: float = math.inf) -> float | None:
         """Take a token; the seconds to wait before using it, or None (nothing taken)."""
-        if self.rate <= 0:
+        if self.qps <= 0:
             return 0.0
         limit = min(max_wait_s, 1e9)
-        wait = float(self._script(keys=[self.key], args=[self.rate, self.burst, limit]))
+        wait = float(self._script(keys=[self.key], args=[self.qps, self.burst, limit]))
         return None if wait < 0 else wait

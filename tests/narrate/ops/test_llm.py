@@ -354,5 +354,5 @@ def test_redis_configured_means_one_shared_bucket(
 
     assert limiter is not None
     bucket = limiter("qwen3-max")
-    assert isinstance(bucket, RedisTokenBucket) and bucket.rate == 6
+    assert isinstance(bucket, RedisTokenBucket) and bucket.qps == 6
     assert limiter("qwen3-max") is bucket and limiter("qwen-plus") is not bucket

@@ -44,7 +44,7 @@ def worst_excess(times: list[float], rate: float, burst: int) -> float:
 
 def test_reservations_follow_rate_and_burst_on_a_fake_clock() -> None:
     now = [0.0]
-    bucket = TokenBucket(rate=2, burst=2, clock=lambda: now[0])
+    bucket = TokenBucket(qps=2, burst=2, clock=lambda: now[0])
     waits = [bucket.reserve() for _ in range(5)]
     assert waits == pytest.approx([0, 0, 0.5, 1.0, 1.5])
     now[0] = 10.0  # a long pause refills only up to the burst
@@ -53,7 +53,7 @@ def test_reservations_follow_rate_and_burst_on_a_fake_clock() -> None:
 
 def test_a_wait_longer_than_max_wait_takes_no_token() -> None:
     now = [0.0]
-    bucket = TokenBucket(rate=1, burst=1, clock=lambda: now[0])
+    bucket = TokenBucket(qps=1, burst=1, clock=lambda: now[0])
     assert bucket.reserve() == 0
     assert bucket.reserve(max_wait_s=0.5) is None
     assert bucket.acquire(max_wait_s=0.5) is False
@@ -61,7 +61,7 @@ def test_a_wait_longer_than_max_wait_takes_no_token() -> None:
 
 
 def test_zero_rate_means_unlimited() -> None:
-    bucket = TokenBucket(rate=0, burst=1)
+    bucket = TokenBucket(qps=0, burst=1)
     started = time.monotonic()
     assert all(bucket.acquire() for _ in range(1000))
     assert bucket.unlimited and time.monotonic() - started < 1
