@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from adapters import registry
 from adapters.ocr.base import OcrEngine, OcrResult
 from tests import images as gen
 from tests.images import cjk_recall, recall, word_recall
@@ -89,14 +88,3 @@ def test_twelve_megapixel_sign_and_its_dark_twin(
     result = engine.recognize(_save(tmp_path, "sign12mp.jpg", image, quality=90), "auto")
     assert _lines(result) == list(gen.SIGN_LINES), result.text
     assert result.image_size == (4032, 3024)
-
-
-def test_rapidocr_refuses_a_hairline_image_with_a_clear_error(tmp_path: Path) -> None:
-    from PIL import Image
-
-    from adapters.errors import PermanentError
-
-    path = tmp_path / "hairline.png"
-    Image.new("RGB", (40, 30000), "white").save(path)
-    with pytest.raises(PermanentError, match=r"hairline\.png: RapidOCR cannot read a 40x30000"):
-        registry.load("ocr", "rapidocr").recognize(path, "auto")

@@ -1,0 +1,100 @@
+"""``auto`` OCR (adapters/ocr/auto.py): when it asks RapidOCR too, and which read it keeps.
+
+The decision is tested with scripted engine results (each row one case of the rule in the
+module docstring); the engines themselves are tested on real images in
+``test_ocr_contract.py`` and ``test_real_world.py``, where ``auto`` is one of the engines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from adapters.ocr.auto import HINT, SURE, AutoOcr
+from adapters.ocr.base import OcrResult, WordBox
+from assets import SAMPLES_DIR
+
+
+def _read(text: str, confidence: float, *, size: tuple[int, int] = (800, 600)) -> OcrResult:
+    boxes = tuple(
+        WordBox(word, 10 + 60 * i, 10, 50, 20, confidence) for i, word in enumerate(text.split())
+    )
+    return OcrResult(text, "en", confidence if boxes else 0.0, boxes, image_size=size)
+
+
+def _nothing_kept(dropped: str, confidence: float) -> OcrResult:
+    box = WordBox(dropped, 10, 10, 50, 20, confidence)
+    return OcrResult("", "en", 0.0, (), image_size=(800, 600), dropped=(box,))
+
+
+@dataclass
+class _Scripted:
+    result: OcrResult
+    calls: list[Path] = field(default_factory=list)
+
+    def recognize(self, image_path: Path, language: str = "auto") -> OcrResult:
+        self.calls.append(image_path)
+        return self.result
+
+
+def _auto(page: OcrResult, scene: OcrResult) -> tuple[AutoOcr, _Scripted]:
+    auto = AutoOcr()
+    rapid = _Scripted(scene)
+    auto.tesseract = _Scripted(page)  # type: ignore[assignment]
+    auto.rapidocr = rapid  # type: ignore[assignment]
+    return auto, rapid
+
+
+UNUSED = _read("never asked", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("page", "scene", "kept", "choice", "asked"),
+    [
+        pytest.param(
+            _read("OPEN DAILY", SURE + 0.05), UNUSED, "OPEN DAILY", "tesseract", False,
+            id="sure tesseract read: RapidOCR never runs",
+        ),
+        pytest.param(
+            _nothing_kept("}~", 0.9), UNUSED, "", "tesseract", False,
+            id="nothing word-like read (a photo without text): no second read",
+        ),
+        pytest.param(
+            _read("0PEN DA1LY", 0.6), _read("OPEN DAILY", 0.95), "OPEN DAILY",
+            "rapidocr (tesseract unsure", True,
+            id="unsure: both read, RapidOCR's more confident text wins",
+        ),
+        pytest.param(
+            _read("OPEN DAILY NOW", 0.8), _read("OPEN", 0.95), "OPEN DAILY NOW",
+            "tesseract (unsure", True,
+            id="unsure: both read, tesseract read more",
+        ),
+        pytest.param(
+            _nothing_kept("EXIT", HINT + 0.1), _read("EXIT", 0.95), "EXIT",
+            "rapidocr (tesseract nothing kept", True,
+            id="a word-like word dropped with some confidence: ask RapidOCR",
+        ),
+        pytest.param(
+            _read("LINE ONE", 0.6, size=(100, 30000)), UNUSED, "LINE ONE",
+            "tesseract (long image)", False,
+            id="long images stay with tesseract (RapidOCR's detector loses their lines)",
+        ),
+    ],
+)  # fmt: skip
+def test_auto_asks_rapidocr_only_when_tesseract_is_unsure(
+    page: OcrResult, scene: OcrResult, kept: str, choice: str, asked: bool
+) -> None:
+    auto, rapid = _auto(page, scene)
+    result = auto.recognize(Path("sign.jpg"), "auto")
+    assert result.text == kept
+    assert result.details["engine_choice"].startswith(choice)
+    assert bool(rapid.calls) is asked
+
+
+@pytest.mark.slow
+def test_auto_on_the_receipt_sample_reads_with_tesseract_alone() -> None:
+    result = AutoOcr().recognize(SAMPLES_DIR / "receipt_en.png", "auto")
+    assert result.details["engine_choice"] == "tesseract"
+    assert "TOTAL" in result.text.upper()

@@ -1,0 +1,72 @@
+"""OCR preprocessing (adapters/ocr/preprocess.py) on generated images with known geometry.
+
+The engines' tests read words; these pin the estimates the preprocessing decides with: the
+glyph height that sets the working resolution, the tilt, the polarity and the deadline.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from adapters.ocr.preprocess import Deadline, estimate_glyph_height, estimate_skew, prepare
+from tests.images import FONT_SANS
+
+
+def _page(
+    cap_px: int, *, dark_mode: bool = False, size: tuple[int, int] = (900, 500)
+) -> Image.Image:
+    """Three lines of capitals about ``cap_px`` tall."""
+    ink, paper = ((235, 235, 235), (18, 18, 18)) if dark_mode else ((20, 20, 20), (250, 250, 250))
+    image = Image.new("RGB", size, paper)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(str(FONT_SANS), int(cap_px / 0.72))  # cap height ~0.72 em
+    for row, line in enumerate(("OPEN DAILY", "NINE TO FIVE", "CLOSED MONDAY")):
+        draw.text((40, 40 + row * int(cap_px * 2.2)), line, fill=ink, font=font)
+    return image
+
+
+@pytest.mark.parametrize("cap_px", [14, 30, 60])
+def test_glyph_height_is_the_capital_height(cap_px: int) -> None:
+    gray = np.asarray(_page(cap_px).convert("L"))
+    height = estimate_glyph_height(gray)
+    assert height is not None and abs(height - cap_px) <= 0.25 * cap_px
+
+
+def test_glyph_height_of_a_blank_or_noisy_page_is_unknown() -> None:
+    assert estimate_glyph_height(np.full((300, 400), 250, np.uint8)) is None
+    specks = np.full((300, 400), 250, np.uint8)
+    specks[::37, ::41] = 0  # isolated dots are not glyphs
+    assert estimate_glyph_height(specks) is None
+
+
+@pytest.mark.parametrize("tilt", [-4.0, 0.0, 3.0])
+def test_skew_is_found_to_a_few_tenths_of_a_degree(tilt: float) -> None:
+    page = _page(24).rotate(tilt, expand=True, fillcolor=(250, 250, 250))
+    # undoing the tilt means turning the other way
+    assert estimate_skew(page) == pytest.approx(-tilt, abs=0.4)
+
+
+def test_dark_mode_comes_out_dark_text_on_light() -> None:
+    light, dark = prepare(_page(30)), prepare(_page(30, dark_mode=True))
+    for prepared in (light, dark):
+        assert np.median(prepared.image) > 200  # the ground is light
+        assert (prepared.image < 100).mean() > 0.01  # and there is dark ink on it
+
+
+def test_big_text_is_read_at_a_smaller_working_resolution_and_maps_back() -> None:
+    prepared = prepare(_page(120, size=(3000, 1400)))
+    assert prepared.scale < 0.5  # capitals ~120 px tall are brought to tesseract's size
+    assert prepared.to_original(0, 0, *prepared.image.shape[::-1]) == (0, 0, 3000, 1400)
+
+
+def test_deadline_checks_raise_once_past() -> None:
+    deadline = Deadline(0.05)
+    deadline.check("still in time")
+    assert 0 < deadline.remaining() <= 0.05
+    time.sleep(0.06)
+    with pytest.raises(TimeoutError, match="too late"):
+        deadline.check("too late")
