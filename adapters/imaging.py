@@ -14,6 +14,7 @@ text on a transparent background) on black, anything else on white.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,19 @@ def check_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     return size
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """An upright image as decoded, possibly at a reduced resolution, and its full size."""
+
+    image: Image.Image  # 8-bit RGB or L, upright (EXIF orientation applied)
+    full_size: tuple[int, int]  # (width, height) of the whole upright image, in pixels
+
+    @property
+    def scale(self) -> float:
+        """Decoded pixels per full-size pixel: 1, or 1/2, 1/4, 1/8 for a reduced JPEG."""
+        return self.image.width / self.full_size[0]
+
+
 def load_image(
     path: str | Path,
     *,
@@ -98,6 +112,43 @@ def load_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Image.Image:
     """Open ``path`` as an upright 8-bit RGB image, or raise ``InputError`` saying why not."""
+    return decode_image(path, max_pixels=max_pixels, max_bytes=max_bytes).image
+
+
+def decode_image(
+    path: str | Path,
+    *,
+    mode: str = "RGB",
+    min_pixels: int = 0,
+    min_side: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Decoded:
+    """Open ``path`` as an upright 8-bit image, decoding a JPEG at a reduced size when asked.
+
+    A JPEG can be decoded at 1/2, 1/4 or 1/8 of its size by scaling its DCT blocks
+    (libjpeg's ``scale_num/scale_denom``, Pillow's ``Image.draft``), which costs a fraction
+    of a full decode followed by a resize; in mode ``L`` only the luma is decoded. The
+    largest reduction that keeps at least ``min_pixels`` pixels and a longest side of at
+    least ``min_side`` is used; other formats are decoded whole. Size limits apply to the
+    file's full size.
+
+    Args:
+        path: the image file.
+        mode: ``RGB``, or ``L`` for 8-bit grayscale (ITU-R 601 luma).
+        min_pixels: the fewest pixels the decoded image may have (0: no reduction).
+        min_side: the shortest the decoded image's longest side may be (0: no reduction).
+        max_pixels: images with more pixels are refused (decompression bombs).
+        max_bytes: larger files are refused.
+
+    Returns:
+        The upright image (transparency laid on a contrasting ground) and its full size.
+
+    Raises:
+        InputError: the file is missing, empty, too large, not an image, or corrupt.
+    """
+    if mode not in ("RGB", "L"):
+        raise ValueError(f"mode must be RGB or L, got {mode!r}")
     path = Path(path)
     check_file(path, max_bytes=max_bytes)
     try:
@@ -110,7 +161,7 @@ def load_image(
         head = path.read_bytes()[:64]
         fmt = _image_format(head)
         if fmt == "TIFF":
-            return _check_pixels(path, load_tiff(path), max_pixels)
+            return _whole(_check_pixels(path, load_tiff(path), max_pixels), mode)
         if fmt is not None:  # the header is cut short or damaged
             raise InputError(
                 path, f"{fmt} image is truncated or corrupt; re-export or re-download it"
@@ -123,9 +174,9 @@ def load_image(
     except OSError as exc:
         raise InputError(path, f"cannot open the image ({exc})") from exc
 
-    with image:
+    with image:  # closes the file; the decoded pixels stay usable
         if image.format == "TIFF" and _pillow_misreads_tiff(path):
-            return _check_pixels(path, load_tiff(path), max_pixels)
+            return _whole(_check_pixels(path, load_tiff(path), max_pixels), mode)
         width, height = image.size
         if width * height > max_pixels:
             raise InputError(
@@ -137,16 +188,50 @@ def load_image(
         if width == 0 or height == 0:
             raise InputError(path, "image has no pixels (0 width or height)")
         try:
+            turned = image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+            if image.format == "JPEG" and (min_pixels or min_side):
+                reduction = _jpeg_reduction(width, height, min_pixels, min_side)
+                if reduction > 1:
+                    wanted = (-(-width // reduction), -(-height // reduction))
+                    image.draft(mode, wanted)
             image.seek(0)  # GIF, APNG, multi-page TIFF: the first frame
             image.load()
-            upright = ImageOps.exif_transpose(image) or image
-            return to_rgb(upright)
+            ImageOps.exif_transpose(image, in_place=True)
+            full = (height, width) if turned else (width, height)
+            return Decoded(_as_mode(image, mode), full)
         except (OSError, SyntaxError, ValueError) as exc:
             if image.format == "TIFF":  # a variant Pillow cannot decode: tifffile, or its name
-                return _check_pixels(path, load_tiff(path), max_pixels)
+                return _whole(_check_pixels(path, load_tiff(path), max_pixels), mode)
             raise InputError(
                 path, f"image data is truncated or corrupt ({exc}); re-export or re-download it"
             ) from exc
+
+
+_EXIF_ORIENTATION = 0x0112  # values 5-8 turn the image a quarter: width and height swap
+
+
+def _jpeg_reduction(width: int, height: int, min_pixels: int, min_side: int) -> int:
+    """The largest of 8, 4, 2, 1 that keeps ``min_pixels`` pixels and ``min_side``."""
+    for reduction in (8, 4, 2):
+        w, h = -(-width // reduction), -(-height // reduction)
+        if w * h >= min_pixels and max(w, h) >= min_side:
+            return reduction
+    return 1
+
+
+def _as_mode(image: Image.Image, mode: str) -> Image.Image:
+    """``image`` in 8-bit ``mode`` (RGB or L), itself when it already is."""
+    if image.mode == mode:
+        return image
+    if mode == "L" and image.mode in ("RGB", "1"):
+        return image.convert("L")
+    rgb = to_rgb(image)
+    return rgb if mode == "RGB" else rgb.convert("L")
+
+
+def _whole(image: Image.Image, mode: str) -> Decoded:
+    """A fully decoded RGB image as ``Decoded`` in ``mode``."""
+    return Decoded(_as_mode(image, mode), image.size)
 
 
 def _check_pixels(path: Path, image: Image.Image, max_pixels: int) -> Image.Image:

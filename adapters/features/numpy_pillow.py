@@ -38,7 +38,7 @@ from PIL import Image
 
 from adapters.errors import ConfigError
 from adapters.features.base import DominantColour, ImageFeatures
-from adapters.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image, to_rgb
+from adapters.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image, to_rgb
 from adapters.ocr.base import WordBox
 
 #: Length of ``ImageFeatures.vector``:
@@ -93,16 +93,33 @@ class NumpyFeatureExtractor:
             raise ConfigError(f"n_colours must be between 1 and 16, got {self.n_colours}")
 
     def extract(self, image_path: Path, text_boxes: Sequence[WordBox] = ()) -> ImageFeatures:
-        """Measure ``image_path``; ``text_boxes`` (OCR, original pixels) give the text coverage."""
-        image = load_image(image_path, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
-        return self.extract_from_image(image, text_boxes)
+        """Measure ``image_path``; ``text_boxes`` (OCR, original pixels) give the text coverage.
+
+        A big JPEG is decoded at 1/2, 1/4 or 1/8 of its size by DCT scaling, never below
+        ``analysis_size`` on its longest side (a 4032x3024 photo at 1008x756), then resampled
+        to ``analysis_size`` as any image is: the measurements see the same 512-px image up
+        to resampling noise, at a fraction of a full decode's cost.
+        """
+        decoded = decode_image(
+            image_path,
+            min_side=self.analysis_size,
+            max_pixels=self.max_pixels,
+            max_bytes=self.max_bytes,
+        )
+        return self._measure(decoded.image, decoded.full_size, text_boxes)
 
     def extract_from_image(
         self, image: Image.Image, text_boxes: Sequence[WordBox] = ()
     ) -> ImageFeatures:
         """Measure an image already in memory (any Pillow mode; ``load_image`` output is RGB)."""
-        width, height = image.size
-        small = downscale(to_rgb(image), self.analysis_size)
+        return self._measure(to_rgb(image), image.size, text_boxes)
+
+    def _measure(
+        self, image: Image.Image, full_size: tuple[int, int], text_boxes: Sequence[WordBox]
+    ) -> ImageFeatures:
+        """Measure ``image`` (RGB, possibly reduced) of the ``full_size`` image."""
+        width, height = full_size
+        small = downscale(image, self.analysis_size)
         rgb = np.asarray(small, dtype=np.float64).reshape(small.height, small.width, 3)
         luma = rgb @ np.array([0.299, 0.587, 0.114])
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import cv2
@@ -129,14 +130,26 @@ def prepare(
     normalise: bool = True,
     deskew: bool = False,
     deadline: Deadline | None = None,
+    full_size: tuple[int, int] | None = None,
+    finer: Callable[[float], Image.Image] | None = None,
 ) -> Prepared:
     """Grayscale, fix polarity, even out the light, rescale to the text size, deskew.
+
+    ``rgb`` may be a reduced decode of the image (a JPEG decoded at 1/2 by DCT scaling,
+    ``adapters.imaging.decode_image``): the estimates need only ``ANALYSIS_PIXELS``, and
+    when the working resolution is no finer than ``rgb`` it is made from ``rgb`` alone, so
+    a 12-megapixel photo is never decoded whole. When it is finer, ``finer(scale)`` gives
+    the image decoded at ``scale`` or more of the full size.
 
     Args:
         rgb: the upright image (any Pillow mode; converted to grayscale).
         normalise: False hands the grayscale image on as it is (no other step).
         deskew: search and undo a tilt of up to 10 degrees.
         deadline: raises ``TimeoutError`` between steps once it has passed.
+        full_size: (width, height) of the whole image when ``rgb`` is a reduced decode of
+            it (default: ``rgb.size``); the result maps to these pixels.
+        finer: decodes the image at a given scale or more (1 = whole), for a working
+            resolution finer than ``rgb``; without it ``rgb`` is upscaled.
 
     Returns:
         The prepared image (uint8, dark text on light) and its mapping to the original.
@@ -144,13 +157,15 @@ def prepare(
     Raises:
         TimeoutError: ``deadline`` passed during preparation.
     """
-    gray = np.asarray(rgb.convert("L"))
-    height, width = gray.shape
+    gray = np.asarray(rgb if rgb.mode == "L" else rgb.convert("L"))
+    width, height = full_size or rgb.size
+    decoded = gray.shape[1] / width  # 1, or the reduction of a reduced decode
     steps = ["grayscale"]
     if not normalise:
-        return Prepared(gray, (width, height), rotated_size=(width, height), steps=tuple(steps))
-    factor = min(1.0, math.sqrt(ANALYSIS_PIXELS / max(1, width * height)))
-    small = _resize(gray, factor)
+        full = _at_scale(gray, decoded, 1.0, (width, height), finer)
+        return Prepared(full, (width, height), rotated_size=(width, height), steps=tuple(steps))
+    factor = min(decoded, math.sqrt(ANALYSIS_PIXELS / max(1, width * height)))
+    small = _resize(gray, factor / decoded)
     if deadline:
         deadline.check("estimating the background")
 
@@ -177,7 +192,7 @@ def prepare(
     text_px = None if text_px_small is None else text_px_small / factor
     scale = _working_scale(text_px, width, height)
 
-    work = _resize(gray, scale)
+    work = _at_scale(gray, decoded, scale, (width, height), finer)
     if inverted_share > 0:
         mask = cv2.resize(
             light_text.astype(np.uint8),
@@ -214,6 +229,26 @@ def prepare(
         steps=tuple(steps),
         text_height_px=text_px,
     )
+
+
+def _at_scale(
+    gray: np.ndarray,
+    decoded: float,
+    scale: float,
+    full_size: tuple[int, int],
+    finer: Callable[[float], Image.Image] | None,
+) -> np.ndarray:
+    """The image at ``scale`` of ``full_size``, from ``gray`` (at ``decoded``) or ``finer``."""
+    size = (max(1, round(full_size[0] * scale)), max(1, round(full_size[1] * scale)))
+    source = gray
+    if scale > decoded * 1.001 and finer is not None:
+        image = finer(scale)
+        source = np.asarray(image if image.mode == "L" else image.convert("L"))
+    if (source.shape[1], source.shape[0]) == size:
+        return source
+    down = source.shape[1] > size[0]
+    method = cv2.INTER_AREA if down else cv2.INTER_CUBIC
+    return cv2.resize(source, size, interpolation=method)
 
 
 def _odd(n: int) -> int:

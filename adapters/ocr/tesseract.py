@@ -1,7 +1,8 @@
 """OCR with the tesseract command line program: preprocessing, layout and language, word boxes.
 
-``TesseractOcr.recognize`` loads the image with ``adapters.imaging.load_image`` (EXIF
-orientation applied, transparency laid on a contrasting ground), prepares it with OpenCV
+``TesseractOcr.recognize`` loads the image with ``adapters.imaging.decode_image`` (EXIF
+orientation applied, transparency laid on a contrasting ground, a big JPEG decoded reduced
+by DCT scaling as far as the text size allows), prepares it with OpenCV
 (``adapters.ocr.preprocess``: polarity, illumination, working resolution from the text size),
 then reads it:
 
@@ -23,6 +24,7 @@ Tesseract runs through pytesseract (``image_to_data``, TSV; ``image_to_osd``).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -35,7 +37,7 @@ import pytesseract
 from PIL import Image
 
 from adapters.errors import ConfigError, PermanentError, TransientError
-from adapters.imaging import DEFAULT_MAX_PIXELS, load_image
+from adapters.imaging import DEFAULT_MAX_PIXELS, decode_image
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
     CJK,
@@ -43,7 +45,7 @@ from adapters.ocr.filtering import (
     looks_like_text,
     split_words,
 )
-from adapters.ocr.preprocess import Deadline, Prepared, estimate_skew, prepare
+from adapters.ocr.preprocess import ANALYSIS_PIXELS, Deadline, Prepared, estimate_skew, prepare
 
 __all__ = ["INSTALL_HINT", "TesseractOcr", "estimate_skew"]
 
@@ -196,14 +198,32 @@ class TesseractOcr:
                 f"unknown OCR language {language!r}; use auto, en or zh (eng, chi_sim)"
             ) from None
         deadline = Deadline(self.timeout_s)
-        original = load_image(image_path, max_pixels=self.max_pixels)
+        # A big JPEG is decoded at 1/2, 1/4 or 1/8 (DCT scaling) as long as the estimates
+        # keep their pixels; a finer decode follows only when the text needs it.
+        decoded = decode_image(
+            image_path, mode="L", min_pixels=ANALYSIS_PIXELS, max_pixels=self.max_pixels
+        )
+
+        def finer(scale: float) -> Image.Image:
+            return decode_image(
+                image_path,
+                mode="L",
+                min_pixels=math.ceil(scale * scale * decoded.full_size[0] * decoded.full_size[1]),
+                max_pixels=self.max_pixels,
+            ).image
+
         try:
             prepared = prepare(
-                original, normalise=self.preprocess, deskew=self.deskew, deadline=deadline
+                decoded.image,
+                normalise=self.preprocess,
+                deskew=self.deskew,
+                deadline=deadline,
+                full_size=decoded.full_size,
+                finer=finer,
             )
             read, prepared = self._read(prepared, wanted, deadline)
         except TimeoutError as exc:
-            width, height = original.size
+            width, height = decoded.full_size
             raise PermanentError(
                 f"{image_path}: OCR did not finish within {self.timeout_s:g} s on this "
                 f"{width}x{height}-pixel image (stopped while {exc or 'reading'}); crop it to "

@@ -1,7 +1,8 @@
 """``narrate models import``: bring faster-whisper checkpoints into openai-whisper's format.
 
-The conversion and the pinned packages live in ``adapters.asr.model_import``; this module is
-only the command line around them.
+The conversion lives in ``adapters.asr.model_import`` and the pinned packages in
+``adapters.asr.pinned``; this module is only the command line around them. The converter
+(numpy) and the settings are imported when the command runs, not when the CLI starts.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from adapters.asr.model_import import PINNED_MODELS, fetch_pinned, import_ctranslate2_whisper
-from adapters.errors import InputError, NarrateError
-from narrate.config.settings import ASRSettings
+from adapters.asr.pinned import PINNED_MODELS
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run_models(args: argparse.Namespace) -> int:
     """Run a ``models`` subcommand; prints the written path, returns the exit status."""
+    from adapters.asr.model_import import fetch_pinned, import_ctranslate2_whisper
+    from adapters.errors import InputError, NarrateError
+    from narrate.config.settings import ASRSettings
+
     if getattr(args, "models_command", None) != "import":
         print("usage: narrate models import SOURCE [--out PATH.pt]", file=sys.stderr)
         return 2

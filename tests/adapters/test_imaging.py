@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from adapters.errors import InputError
-from adapters.imaging import load_image
+from adapters.imaging import decode_image, load_image
 
 SIZE = (64, 48)
 RED, BLUE, WHITE = (200, 30, 30), (30, 30, 200), (255, 255, 255)
@@ -113,6 +113,53 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     path = tmp_path / "turned.jpg"
     upright.transpose(Image.Transpose.ROTATE_270).save(path, quality=95, exif=exif)
     _assert_halves(load_image(path), RED, BLUE, 20)
+
+
+def _turned_photo(tmp_path: Path) -> tuple[Path, Image.Image]:
+    """A 1600x1200 upright scene saved turned a quarter, with EXIF orientation 6."""
+    yy, xx = np.mgrid[0:1200, 0:1600]
+    upright = np.stack([xx * 255 // 1600, yy * 255 // 1200, np.full_like(xx, 60)], axis=2)
+    upright[100:300, 100:500] = (250, 250, 250)  # a white panel near the top left
+    image = Image.fromarray(upright.astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "turned.jpg"
+    image.transpose(Image.Transpose.ROTATE_90).save(path, quality=95, exif=exif)
+    return path, image
+
+
+@pytest.mark.parametrize(
+    ("options", "size"),
+    [
+        ({}, (1600, 1200)),
+        ({"min_pixels": 400_000}, (800, 600)),  # 1/2 keeps 480,000 pixels, 1/4 would not
+        ({"min_side": 200}, (200, 150)),  # 1/8
+        ({"min_side": 201}, (400, 300)),
+    ],
+)
+def test_jpeg_is_decoded_reduced_upright_and_reports_its_full_size(
+    tmp_path: Path, options: dict[str, int], size: tuple[int, int]
+) -> None:
+    path, upright = _turned_photo(tmp_path)
+    for mode in ("RGB", "L"):
+        decoded = decode_image(path, mode=mode, **options)
+        assert decoded.image.mode == mode
+        assert decoded.image.size == size
+        assert decoded.full_size == (1600, 1200)
+        assert decoded.scale == size[0] / 1600
+        expected = upright.convert(mode).resize(size, Image.Resampling.BOX)
+        diff = np.abs(np.asarray(decoded.image, float) - np.asarray(expected, float))
+        assert diff.mean() < 3  # same content, same way up (a turned image differs by ~100)
+
+
+def test_reduction_applies_to_jpeg_only_and_limits_use_the_full_size(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (1600, 1200), (10, 20, 30)).save(path)
+    decoded = decode_image(path, mode="L", min_side=200)
+    assert decoded.image.size == decoded.full_size == (1600, 1200)
+    jpeg, _ = _turned_photo(tmp_path)
+    with pytest.raises(InputError, match="1200x1600 = 1,920,000 pixels"):
+        decode_image(jpeg, min_side=100, max_pixels=1_000_000)
 
 
 # ---- bad input: an InputError whose message names the file and the reason -----------------

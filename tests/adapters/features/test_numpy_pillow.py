@@ -19,6 +19,7 @@ from adapters.features.numpy_pillow import (
     hamming_distance,
     text_coverage,
 )
+from adapters.imaging import load_image
 from adapters.ocr.base import WordBox
 from adapters.registry import get_class
 
@@ -458,3 +459,29 @@ def test_large_image_is_measured_on_its_downsample(tmp_path: Path) -> None:
     assert a.sharpness == pytest.approx(b.sharpness, rel=1e-6)
     assert a.phash == b.phash
     assert a.dominant_colours == b.dominant_colours
+
+
+def test_big_jpeg_decoded_reduced_measures_like_the_full_decode(tmp_path: Path) -> None:
+    # A 4032x3024 phone-size JPEG is decoded at 1/4 (DCT scaling) before the 512-px
+    # analysis copy is made; the features must match those of the whole decoded image.
+    rng = np.random.default_rng(5)
+    noisy = np.asarray(scene(4032, 3024), dtype=np.int16) + rng.normal(0, 6, (3024, 4032, 3))
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(path, quality=90)
+    boxes = (WordBox("HOUSE", 600, 1650, 800, 300, 0.9),)
+    extractor = NumpyFeatureExtractor()
+    full = extractor.extract_from_image(load_image(path), boxes)
+    reduced = extractor.extract(path, boxes)
+    assert (reduced.width, reduced.height) == (4032, 3024)
+    assert reduced.text_coverage == full.text_coverage
+    assert reduced.layout == full.layout
+    assert reduced.brightness == pytest.approx(full.brightness, abs=0.005)
+    assert reduced.contrast == pytest.approx(full.contrast, abs=0.005)
+    assert reduced.colourfulness == pytest.approx(full.colourfulness, rel=0.02)
+    assert reduced.sharpness == pytest.approx(full.sharpness, rel=0.05)
+    assert reduced.edge_density == pytest.approx(full.edge_density, abs=0.01)
+    assert hamming_distance(reduced.phash, full.phash) <= 2
+    assert [c.name for c in reduced.dominant_colours[:3]] == [
+        c.name for c in full.dominant_colours[:3]
+    ]
+    assert float(np.dot(reduced.vector, full.vector)) > 0.999
