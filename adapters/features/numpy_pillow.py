@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import colorsys
 import math
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +86,12 @@ class NumpyFeatureExtractor:
     max_bytes: int = DEFAULT_MAX_BYTES
     analysis_size: int = 512
     n_colours: int = 5
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+    _prefetched: dict[tuple[str, int, int], Future[_Measured]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         """Check the options; nothing heavy happens here."""
@@ -98,25 +106,52 @@ class NumpyFeatureExtractor:
         A big JPEG is decoded at 1/2, 1/4 or 1/8 of its size by DCT scaling, never below
         ``analysis_size`` on its longest side (a 4032x3024 photo at 1008x756), then resampled
         to ``analysis_size`` as any image is: the measurements see the same 512-px image up
-        to resampling noise, at a fraction of a full decode's cost.
+        to resampling noise, at a fraction of a full decode's cost. What does not depend on
+        the text is reused from a ``prefetch`` of the same unchanged file.
         """
-        decoded = decode_image(
-            image_path,
-            min_side=self.analysis_size,
-            max_pixels=self.max_pixels,
-            max_bytes=self.max_bytes,
-        )
-        return self._measure(decoded.image, decoded.full_size, text_boxes)
+        path = Path(image_path)
+        key = _file_key(path)
+        with self._lock:
+            pending = self._prefetched.pop(key, None) if key else None
+        measured = pending.result() if pending is not None else self._measure_file(path)
+        return measured.with_text(text_boxes)
+
+    def prefetch(self, image_path: Path) -> None:
+        """Measure what does not depend on the text now (e.g. on a thread while OCR runs).
+
+        The next ``extract`` of the same unchanged file finishes from it (waiting for it
+        when it is still running); errors surface there. At most ``_PREFETCHED`` images are
+        kept.
+        """
+        path = Path(image_path)
+        key = _file_key(path)
+        if key is None:
+            return  # extract will say what is wrong with the file
+        pending: Future[_Measured] = Future()
+        with self._lock:
+            if key in self._prefetched:
+                return
+            self._prefetched[key] = pending
+            while len(self._prefetched) > _PREFETCHED:
+                self._prefetched.pop(next(iter(self._prefetched)))
+        try:
+            pending.set_result(self._measure_file(path))
+        except BaseException as exc:
+            pending.set_exception(exc)
 
     def extract_from_image(
         self, image: Image.Image, text_boxes: Sequence[WordBox] = ()
     ) -> ImageFeatures:
         """Measure an image already in memory (any Pillow mode; ``load_image`` output is RGB)."""
-        return self._measure(to_rgb(image), image.size, text_boxes)
+        return self._measure(to_rgb(image), image.size).with_text(text_boxes)
 
-    def _measure(
-        self, image: Image.Image, full_size: tuple[int, int], text_boxes: Sequence[WordBox]
-    ) -> ImageFeatures:
+    def _measure_file(self, path: Path) -> _Measured:
+        decoded = decode_image(
+            path, min_side=self.analysis_size, max_pixels=self.max_pixels, max_bytes=self.max_bytes
+        )
+        return self._measure(decoded.image, decoded.full_size)
+
+    def _measure(self, image: Image.Image, full_size: tuple[int, int]) -> _Measured:
         """Measure ``image`` (RGB, possibly reduced) of the ``full_size`` image."""
         width, height = full_size
         small = downscale(image, self.analysis_size)
@@ -125,40 +160,59 @@ class NumpyFeatureExtractor:
 
         brightness = float(luma.mean() / 255.0)
         contrast = float(luma.std() / 255.0)
-        colourfulness = hasler_colourfulness(rgb)
-        colours = dominant_colours(rgb, self.n_colours)
-
         edge_luma = _resize_luma(luma, EDGE_ANALYSIS_SIZE)
-        sharpness = laplacian_variance(edge_luma)
         edges = sobel_edges(edge_luma)
-        edge_density = float(edges.mean())
-
-        coverage = text_coverage(text_boxes, width, height)
-        text_mask = _text_mask(text_boxes, width, height, edges.shape)
-        edge_count = int(edges.sum())
-        text_edge_share = float((edges & text_mask).sum() / edge_count) if edge_count else 1.0
-        layout = classify_layout(coverage, edge_density, contrast, text_edge_share)
-
-        aspect = width / height
         features = ImageFeatures(
             width=width,
             height=height,
-            aspect_ratio=aspect,
+            aspect_ratio=width / height,
             orientation=orientation(width, height),
             brightness=brightness,
             contrast=contrast,
-            colourfulness=colourfulness,
-            dominant_colours=colours,
-            sharpness=sharpness,
-            edge_density=edge_density,
-            text_coverage=coverage,
-            layout=layout,
+            colourfulness=hasler_colourfulness(rgb),
+            dominant_colours=dominant_colours(rgb, self.n_colours),
+            sharpness=laplacian_variance(edge_luma),
+            edge_density=float(edges.mean()),
+            text_coverage=0.0,
+            layout="",
             phash=perceptual_hash(small),
             vector=(),
             summary="",
         )
-        vector = _feature_vector(features, rgb, luma)
-        return replace(features, vector=vector, summary=summarize(features))
+        return _Measured(features, edges, _vector_parts(features, rgb, luma))
+
+
+_PREFETCHED = 4  # prefetched measurements kept per extractor
+
+
+def _file_key(path: Path) -> tuple[str, int, int] | None:
+    """The file's path, size and change time (its content, cheaply); None if unreadable."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """An image's features before the text is known: all but coverage, layout and summary."""
+
+    features: ImageFeatures
+    edges: np.ndarray  # Sobel edge map at EDGE_ANALYSIS_SIZE
+    vector_parts: np.ndarray  # see _vector_parts
+
+    def with_text(self, text_boxes: Sequence[WordBox]) -> ImageFeatures:
+        """The finished features, given the OCR word boxes (original pixels)."""
+        f, edges = self.features, self.edges
+        coverage = text_coverage(text_boxes, f.width, f.height)
+        text_mask = _text_mask(text_boxes, f.width, f.height, edges.shape)
+        edge_count = int(edges.sum())
+        text_edge_share = float((edges & text_mask).sum() / edge_count) if edge_count else 1.0
+        layout = classify_layout(coverage, f.edge_density, f.contrast, text_edge_share)
+        done = replace(f, text_coverage=coverage, layout=layout)
+        vector = _normalised(self.vector_parts, coverage)
+        return replace(done, vector=vector, summary=summarize(done))
 
 
 def downscale(image: Image.Image, longest_side: int) -> Image.Image:
@@ -441,7 +495,7 @@ def perceptual_hash(image: Image.Image) -> str:
     pixels = np.asarray(grey, dtype=np.float64)
     block = (_DCT @ pixels @ _DCT.T)[:_PHASH_BLOCK, :_PHASH_BLOCK]
     block = np.round(block, 6)  # a uniform image has AC terms of ~1e-13: make them 0
-    median = np.median(block.flatten()[1:])
+    median = np.partition(block.flatten()[1:], 31)[31]  # of 63 (np.median imports numpy.ma)
     value = 0
     for bit in (block > median).flatten():
         value = (value << 1) | int(bit)
@@ -465,6 +519,15 @@ def _feature_vector(
     features: ImageFeatures, rgb: np.ndarray, luma: np.ndarray
 ) -> tuple[float, ...]:
     """The 64-dim L2-normalised vector laid out as ``FEATURE_VECTOR_LENGTH`` documents."""
+    return _normalised(_vector_parts(features, rgb, luma), features.text_coverage)
+
+
+_COVERAGE_SLOT = 5  # the text coverage's place among the scalars
+
+
+def _vector_parts(features: ImageFeatures, rgb: np.ndarray, luma: np.ndarray) -> np.ndarray:
+    """The vector before normalisation, with the text coverage's slot left at 0."""
+    features = replace(features, text_coverage=0.0)
     pixels = rgb.reshape(-1, 3) / 255.0
     top = pixels.max(axis=1)
     chroma = top - pixels.min(axis=1)
@@ -497,7 +560,13 @@ def _feature_vector(
     ).astype(np.float64)
     hue_block = np.sqrt(np.append(hue_hist, (~chromatic).sum()) / len(pixels))
 
-    vector = np.concatenate([scalars, rgb_hist, grid_values, hue_block])
+    return np.concatenate([scalars, rgb_hist, grid_values, hue_block])
+
+
+def _normalised(parts: np.ndarray, coverage: float) -> tuple[float, ...]:
+    """``parts`` with the text coverage put in its slot, L2-normalised."""
+    vector = parts.copy()
+    vector[_COVERAGE_SLOT] = min(max(coverage, 0.0), 1.0) / math.sqrt(8)
     norm = float(np.linalg.norm(vector))
     if not math.isfinite(norm) or norm == 0:
         vector = np.zeros(FEATURE_VECTOR_LENGTH)

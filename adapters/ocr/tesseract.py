@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytesseract
 from PIL import Image
@@ -343,9 +346,8 @@ class TesseractOcr:
         if remaining <= 0:
             raise TimeoutError("detecting the orientation")
         try:
-            osd = pytesseract.image_to_osd(
-                Image.fromarray(image), config="--psm 0", timeout=remaining
-            )
+            with _pgm_file(image) as path:
+                osd = pytesseract.image_to_osd(path, config="--psm 0", timeout=remaining)
         except pytesseract.TesseractError:
             return 0  # too few characters, or osd.traineddata missing: leave it as it is
         except RuntimeError as exc:
@@ -374,12 +376,10 @@ class TesseractOcr:
         if remaining <= 0:
             raise TimeoutError(f"reading with {pack}")
         try:
-            tsv = pytesseract.image_to_data(
-                Image.fromarray(image),
-                lang=pack,
-                config=f"--psm {psm or self.psm}",
-                timeout=remaining,
-            )
+            with _pgm_file(image) as path:
+                tsv = pytesseract.image_to_data(
+                    path, lang=pack, config=f"--psm {psm or self.psm}", timeout=remaining
+                )
         except pytesseract.TesseractNotFoundError as exc:
             raise ConfigError(
                 "the tesseract program is not installed or not on PATH; "
@@ -421,6 +421,21 @@ class TesseractOcr:
             details=details,
             dropped=_boxes(dropped, prepared),
         )
+
+
+@contextmanager
+def _pgm_file(image: np.ndarray) -> Iterator[str]:
+    """``image`` (uint8 grayscale) written to a temporary PGM file, for tesseract to read.
+
+    PGM costs about a millisecond to write where pytesseract's PNG takes ~90 ms for a
+    1000x750 image; like PNG it carries no resolution, so tesseract reads it the same way
+    (identical TSV output).
+    """
+    with tempfile.TemporaryDirectory(prefix="narrate-ocr-") as folder:
+        path = os.path.join(folder, "page.pgm")
+        if not cv2.imwrite(path, image):
+            raise TransientError(f"could not write the image for tesseract to {path}")
+        yield path
 
 
 def _rescue_in_sure_lines(

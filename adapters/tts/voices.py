@@ -54,6 +54,18 @@ class ScriptVoices:
         self.english = english
         self.mandarin = mandarin
 
+    def warm_up(self) -> None:
+        """Start both engines and load the text-cleaning tables now (e.g. while OCR runs).
+
+        Raises:
+            ConfigError: An engine or voice is missing.
+        """
+        prepare("Ready.", "en")
+        for engine in (self.english, self.mandarin):
+            warm = getattr(engine, "warm_up", None)
+            if warm is not None:
+                warm()
+
     def synthesize(self, text: str, out_path: Path, language: str = "en") -> SpeechResult:
         """Speak ``text`` into ``out_path``, each run in the voice of its own script.
 

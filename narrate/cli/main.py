@@ -88,7 +88,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     else:
         from narrate.pipeline.sequence import describe_one, plain_steps
 
-        steps = plain_steps(settings.llm.cache)
+        steps = plain_steps(settings.llm.cache, warm_up=True)
 
         def run(image: Path, stem: str) -> Any:
             return describe_one(

@@ -24,7 +24,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters import registry
 from adapters.llm.base import Describer, Description, DescriptionRequest, OnDelta
@@ -35,7 +35,9 @@ from narrate.config.settings import LLMSettings
 from narrate.ops import metrics
 from narrate.ops.audit import AuditLog, NullAuditLog, open_audit_log
 from narrate.ops.cache import ResponseCache, cache_key, open_cache
-from narrate.ops.pii import Anonymizer
+
+if TYPE_CHECKING:  # phonenumbers and friends load when text is first anonymised
+    from narrate.ops.pii import Anonymizer
 
 log = logging.getLogger("narrate.llm")
 
@@ -235,6 +237,8 @@ class AnonymizingDescriber:
 
     def describe(self, request: DescriptionRequest, on_delta: OnDelta | None = None) -> Description:
         """Describe with anonymised text; restore the placeholders in the answer."""
+        from narrate.ops.pii import Anonymizer
+
         anonymizer = Anonymizer()
         safe = dataclasses.replace(
             request,

@@ -124,11 +124,23 @@ class LlmTtsStep(Protocol):
         ...
 
 
+class WarmUpStep(Protocol):
+    """``narrate.pipeline.steps.warm_up``."""
+
+    def __call__(
+        self, image_path: Path, llm: LLMSettings, tts: TTSSettings, *, max_pixels: int = ...
+    ) -> None:
+        """Ready the later steps; see ``narrate.pipeline.steps.warm_up``."""
+        ...
+
+
 @dataclass(frozen=True)
 class Steps:
     """The step callables, one per step of the vocabulary (ocr, features, llm, tts, asr).
 
     ``llm_tts`` streams the answer and speaks each sentence as it comes (optional);
+    ``warm_up`` readies the steps after OCR on a second thread while OCR runs (optional: a
+    one-image run gains from it, a batch that already overlaps images does not);
     ``submit(step, *args)`` starts a step in the background and returns something with
     ``.result()``: a thread pool for plain functions, ``task.submit`` for Prefect tasks.
     """
@@ -140,14 +152,17 @@ class Steps:
     asr: AsrStep | None = None
     llm_tts: LlmTtsStep | None = None
     submit: Callable[..., Pending] = _submit_in_thread
+    warm_up: WarmUpStep | None = None
 
 
-def plain_steps(cache: CacheSettings | None = None) -> Steps:
+def plain_steps(cache: CacheSettings | None = None, *, warm_up: bool = False) -> Steps:
     """The steps as plain functions (no Prefect).
 
     Args:
         cache: when given (and not ``off``), OCR and features are cached by the image's
             bytes in the response cache's store, as the Prefect tasks are.
+        warm_up: ready the later steps on a second thread while OCR runs (for images
+            described one at a time).
 
     Returns:
         The ``Steps`` of the direct engine.
@@ -168,6 +183,7 @@ def plain_steps(cache: CacheSettings | None = None) -> Steps:
         tts=steps.run_tts,
         asr=steps.run_asr,
         llm_tts=steps.run_llm_tts,
+        warm_up=steps.warm_up if warm_up else None,
     )
 
 
@@ -198,11 +214,20 @@ def describe_one(
     wav_path, json_path = output_paths(image_path, out_dir, stem)
     timings: dict[str, float] = {}
 
+    warming = None
+    if steps.warm_up is not None:
+        warming = steps.submit(
+            steps.warm_up, image_path, settings.llm, settings.tts,
+            max_pixels=settings.max_image_pixels,
+        )  # fmt: skip
+
     start = time.perf_counter()
     ocr = steps.ocr(image_path, lang, settings.ocr, max_pixels=settings.max_image_pixels)
     timings["ocr_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    if warming is not None:
+        warming.result()  # the steps below reuse what it built (it never raises)
     features = steps.features(image_path, ocr.boxes, max_pixels=settings.max_image_pixels)
     timings["features_s"] = time.perf_counter() - start
 

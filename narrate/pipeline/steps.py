@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -23,7 +23,7 @@ from adapters.features.base import DominantColour, FeatureExtractor, ImageFeatur
 from adapters.files import file_sha256
 from adapters.llm.base import Describer, Description, DescriptionRequest
 from adapters.ocr.base import OcrEngine, OcrResult, WordBox
-from adapters.tts.base import SpeechResult, SpeechSynthesizer
+from adapters.tts.base import SpeechResult
 from adapters.tts.streaming import StreamedSpeech
 from narrate.config.settings import (
     ASRSettings,
@@ -35,6 +35,9 @@ from narrate.config.settings import (
 from narrate.ops.cache import NullCache, ResponseCache, canonical_json, open_cache
 from narrate.ops.metrics import time_stage
 from narrate.pipeline.results import to_jsonable
+
+if TYPE_CHECKING:
+    from adapters.tts.voices import ScriptVoices
 
 log = logging.getLogger("narrate.pipeline.steps")
 T = TypeVar("T")
@@ -63,7 +66,7 @@ def _feature_extractor(max_pixels: int) -> FeatureExtractor:
     return registry.load("features", "numpy", max_pixels=max_pixels)
 
 
-def _synthesizer(tts: TTSSettings) -> SpeechSynthesizer:
+def _synthesizer(tts: TTSSettings) -> ScriptVoices:
     """The speaker for ``tts``: each script run in a voice of its own (see adapters.tts.voices)."""
     from adapters.tts.voices import build_script_voices
 
@@ -75,6 +78,30 @@ def build_describer(llm: LLMSettings) -> Describer:
     from narrate.ops.llm import build_describer as build
 
     return build(llm)
+
+
+def warm_up(
+    image_path: Path, llm: LLMSettings, tts: TTSSettings, *, max_pixels: int = 50_000_000
+) -> None:
+    """Ready the steps after OCR while OCR runs: the image's features, the describer, the voices.
+
+    For one image run in a fresh process (``narrate describe``): on a second thread this
+    measures what of the features does not need the text, builds the describer and starts
+    the speech engines, all kept for the steps themselves, while OCR (mostly waiting for the
+    tesseract process) runs. A failure here is left for the step to report.
+    """
+    extractor = _feature_extractor(max_pixels)
+    prefetch = getattr(extractor, "prefetch", None)
+    jobs: list[tuple[str, Callable[[], object]]] = [
+        ("features", lambda: prefetch(Path(image_path)) if prefetch else None),
+        ("llm", lambda: build_describer(llm)),
+        ("tts", lambda: _synthesizer(tts).warm_up()),
+    ]
+    for step, job in jobs:
+        try:
+            job()
+        except Exception as exc:  # the step itself will fail with the proper error
+            log.debug("warming up the %s step failed: %s", step, exc)
 
 
 def run_ocr(

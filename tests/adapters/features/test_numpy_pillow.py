@@ -485,3 +485,30 @@ def test_big_jpeg_decoded_reduced_measures_like_the_full_decode(tmp_path: Path) 
         c.name for c in full.dominant_colours[:3]
     ]
     assert float(np.dot(reduced.vector, full.vector)) > 0.999
+
+
+def test_prefetch_is_reused_once_for_the_same_unchanged_file(tmp_path: Path) -> None:
+    path = save(scene(800, 600), tmp_path / "scene.png")
+    boxes = (WordBox("SIGN", 100, 100, 300, 80, 0.9),)
+    extractor = NumpyFeatureExtractor()
+    expected = NumpyFeatureExtractor().extract(path, boxes)
+    extractor.prefetch(path)
+    assert len(extractor._prefetched) == 1
+    assert extractor.extract(path, boxes) == expected  # the text part is added to it
+    assert not extractor._prefetched  # used once, then dropped
+    extractor.prefetch(path)
+    save(checkerboard(), path)  # the file changes after the prefetch
+    fresh = extractor.extract(path)
+    assert (fresh.width, fresh.height) == (256, 256)
+
+
+def test_prefetch_of_a_bad_file_fails_in_extract_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "notes.png"
+    path.write_text("not an image")
+    extractor = NumpyFeatureExtractor()
+    extractor.prefetch(path)  # records the failure, raises nothing
+    with pytest.raises(InputError, match=r"notes\.png"):
+        extractor.extract(path)
+    extractor.prefetch(tmp_path / "missing.png")  # nothing to measure: extract will say so
+    with pytest.raises(InputError, match=r"missing\.png"):
+        extractor.extract(tmp_path / "missing.png")

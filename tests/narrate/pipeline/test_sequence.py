@@ -54,6 +54,39 @@ def test_describe_one_runs_the_steps_in_order_and_writes_json(
     assert set(saved["timings"]) == {"ocr_s", "features_s", "llm_s", "tts_s"}
 
 
+def test_warm_up_runs_beside_ocr_and_changes_nothing_in_the_result(
+    settings: Settings, tmp_path: Path
+) -> None:
+    warmed: list[Path] = []
+    steps = plain_steps()
+    warm = plain_steps(warm_up=True)
+    assert steps.warm_up is None and warm.warm_up is not None
+    inner = warm.warm_up
+
+    def watched_warm_up(image_path: Path, *args: Any, **kwargs: Any) -> None:
+        warmed.append(image_path)
+        inner(image_path, *args, **kwargs)
+
+    warm = dataclasses.replace(warm, warm_up=watched_warm_up)
+    plain = describe_one(
+        RECEIPT, out_dir=tmp_path / "a", lang="auto", settings=settings, steps=steps
+    )
+    fast = describe_one(RECEIPT, out_dir=tmp_path / "b", lang="auto", settings=settings, steps=warm)
+    assert warmed == [RECEIPT]
+    assert fast.ocr_text == plain.ocr_text and "TOTAL" in fast.ocr_text
+    assert fast.features == plain.features
+    assert fast.description == plain.description
+
+
+def test_a_failing_warm_up_leaves_the_error_to_the_step(settings: Settings, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.png"
+    with pytest.raises(InputError, match=r"missing\.png"):
+        describe_one(
+            missing, out_dir=tmp_path, lang="auto", settings=settings,
+            steps=plain_steps(warm_up=True),
+        )  # fmt: skip
+
+
 def test_answer_one_needs_exactly_one_question(settings: Settings, tmp_path: Path) -> None:
     kwargs: dict[str, Any] = {"out_dir": tmp_path, "lang": "auto", "settings": settings}
     with pytest.raises(InputError, match="exactly one question"):
