@@ -1,9 +1,10 @@
 """Preparing a photo or screenshot for OCR with OpenCV, at a cost near-linear in pixels.
 
 ``prepare(rgb)`` returns the grayscale image an OCR engine should read and how to map its
-pixels back to the original. Every estimate is made on a small copy (about 1.5 megapixels)
-and only one resize touches the full image (inversion and division run at the working
-resolution), so a 12-megapixel photo costs well under a second of CPU:
+pixels back to the original. Every estimate is made on a small copy (about 0.75 megapixels)
+and only one resize makes the working image (inversion and division run at the working
+resolution); a big JPEG is decoded at 1/2-1/8 of its size by DCT scaling (the caller's
+``adapters.imaging.decode_image``), so a 12-megapixel photo costs ~0.1 s of CPU here:
 
 1. **polarity**: a median filter of the small copy (wider than a text line) gives the ground
    around each pixel; where pixels well above it (light strokes) outnumber pixels well below
@@ -14,8 +15,10 @@ resolution), so a 12-megapixel photo costs well under a second of CPU:
    and the paper is clamped to white below its noise level;
 3. **working resolution**: the upper-quartile height of the ink's glyph-like connected
    components on the small copy gives the text size (about a capital's height);
-   tesseract reads best with capitals about 20-40 px tall, so big text is downscaled (a
-   phone photo shrinks ~4x) and small text upscaled (at most 4x and 40 megapixels);
+   tesseract reads best with capitals about 20-40 px tall, so big text (over 48 px) is
+   downscaled to 24 px (a phone photo shrinks ~5x: fewer pixels for tesseract, as sure a
+   read on the benchmark's photos; 20 px made it unsure) and small text (under 10 px)
+   upscaled to 28 px (at most 4x and 40 megapixels);
 4. optional **deskew** by a projection-profile search over small angles.
 
 OpenCV (``opencv-python-headless``) does the resizing, morphology and arithmetic: it is the
@@ -35,10 +38,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-ANALYSIS_PIXELS = 1_500_000  # the small copy every estimate is made on
+ANALYSIS_PIXELS = 750_000  # the small copy every estimate is made on
 SMALL_TEXT_PX = 10.0  # glyph height (upper quartile: ~capitals) below which text is upscaled
 LARGE_TEXT_PX = 48.0  # ... above which it is downscaled
-TARGET_TEXT_PX = 28.0  # the glyph height aimed at when rescaling
+TARGET_TEXT_PX = 28.0  # the glyph height aimed at when upscaling
+DOWNSCALE_TARGET_TEXT_PX = 24.0  # ... when downscaling: fewer pixels, as sure a read (bench)
 MAX_UPSCALE = 4.0
 UPSCALE_PIXEL_BUDGET = 40_000_000
 EVEN_LIGHT_RATIO = 0.75  # darkest/brightest paper above this: lighting is even enough
@@ -365,7 +369,7 @@ def _working_scale(text_px: float | None, width: int, height: int) -> float:
     """The scale that brings the text into the size tesseract reads best (1 when it is)."""
     if text_px is None or SMALL_TEXT_PX <= text_px <= LARGE_TEXT_PX:
         return 1.0
-    scale = TARGET_TEXT_PX / text_px
+    scale = (TARGET_TEXT_PX if text_px < SMALL_TEXT_PX else DOWNSCALE_TARGET_TEXT_PX) / text_px
     if scale > 1:
         budget = math.sqrt(UPSCALE_PIXEL_BUDGET / max(1, width * height))
         scale = min(scale, MAX_UPSCALE, budget)

@@ -201,6 +201,8 @@ class TesseractOcr:
                 f"unknown OCR language {language!r}; use auto, en or zh (eng, chi_sim)"
             ) from None
         deadline = Deadline(self.timeout_s)
+        if self._version is None:  # ask ``tesseract --version`` while the image is prepared
+            threading.Thread(target=lambda: self.version, name="tesseract-version").start()
         # A big JPEG is decoded at 1/2, 1/4 or 1/8 (DCT scaling) as long as the estimates
         # keep their pixels; a finer decode follows only when the text needs it.
         decoded = decode_image(

@@ -32,6 +32,7 @@ from narrate.config.settings import (
     OCRSettings,
     TTSSettings,
 )
+from narrate.ops import metrics
 from narrate.ops.cache import NullCache, ResponseCache, canonical_json, open_cache
 from narrate.ops.metrics import time_stage
 from narrate.pipeline.results import to_jsonable
@@ -83,7 +84,7 @@ def build_describer(llm: LLMSettings) -> Describer:
 def warm_up(
     image_path: Path, llm: LLMSettings, tts: TTSSettings, *, max_pixels: int = 50_000_000
 ) -> None:
-    """Ready the steps after OCR while OCR runs: the image's features, the describer, the voices.
+    """Ready the steps after OCR while OCR runs: the image's features, describer, voices, metrics.
 
     For one image run in a fresh process (``narrate describe``): on a second thread this
     measures what of the features does not need the text, builds the describer and starts
@@ -96,6 +97,7 @@ def warm_up(
         ("features", lambda: prefetch(Path(image_path)) if prefetch else None),
         ("llm", lambda: build_describer(llm)),
         ("tts", lambda: _synthesizer(tts).warm_up()),
+        ("metrics", metrics.enabled),  # prometheus_client, imported on first use
     ]
     for step, job in jobs:
         try:
