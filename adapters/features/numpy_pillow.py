@@ -30,8 +30,7 @@ from __future__ import annotations
 import colorsys
 import math
 import threading
-from collections.abc import Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,7 +39,13 @@ from PIL import Image
 
 from adapters.errors import ConfigError
 from adapters.features.base import DominantColour, ImageFeatures
-from adapters.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image, to_rgb
+from adapters.imaging import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    Decoded,
+    decode_image,
+    to_rgb,
+)
 from adapters.ocr.base import WordBox
 
 #: Length of ``ImageFeatures.vector``:
@@ -89,7 +94,7 @@ class NumpyFeatureExtractor:
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
-    _prefetched: dict[tuple[str, int, int], Future[_Measured]] = field(
+    _prefetched: dict[tuple[str, int, int], _Prefetched] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -107,37 +112,41 @@ class NumpyFeatureExtractor:
         ``analysis_size`` on its longest side (a 4032x3024 photo at 1008x756), then resampled
         to ``analysis_size`` as any image is: the measurements see the same 512-px image up
         to resampling noise, at a fraction of a full decode's cost. What does not depend on
-        the text is reused from a ``prefetch`` of the same unchanged file.
+        the text is taken from a ``prefetch`` of the same unchanged file.
         """
         path = Path(image_path)
         key = _file_key(path)
         with self._lock:
-            pending = self._prefetched.pop(key, None) if key else None
-        measured = pending.result() if pending is not None else self._measure_file(path)
+            prefetched = self._prefetched.pop(key, None) if key else None
+        measured = prefetched.result() if prefetched else self._measure_file(path)
         return measured.with_text(text_boxes)
 
-    def prefetch(self, image_path: Path) -> None:
-        """Measure what does not depend on the text now (e.g. on a thread while OCR runs).
+    def prefetch(self, image_path: Path) -> Callable[[], None]:
+        """Decode ``image_path`` now; return the measurement of what does not need the text.
 
-        The next ``extract`` of the same unchanged file finishes from it (waiting for it
-        when it is still running); errors surface there. At most ``_PREFETCHED`` images are
-        kept.
+        The returned function is meant for another thread while OCR reads the image: it
+        runs numpy only and imports nothing (the decoding here has loaded every module it
+        needs; importing on two threads at once can hand one a half-initialised module in
+        Python 3.11). The next ``extract`` of the same unchanged file finishes from it,
+        waiting for it while it runs, running it if it never started. A bad file's error
+        surfaces in ``extract``. At most ``_PREFETCHED`` images are kept.
         """
         path = Path(image_path)
         key = _file_key(path)
         if key is None:
-            return  # extract will say what is wrong with the file
-        pending: Future[_Measured] = Future()
+            return _nothing  # extract will say what is wrong with the file
+        try:
+            decoded = self._decode(path)
+        except Exception as exc:
+            error = exc
+            job = _Prefetched(lambda: _raise(error))
+        else:
+            job = _Prefetched(lambda: self._measure(decoded.image, decoded.full_size))
         with self._lock:
-            if key in self._prefetched:
-                return
-            self._prefetched[key] = pending
+            self._prefetched[key] = job
             while len(self._prefetched) > _PREFETCHED:
                 self._prefetched.pop(next(iter(self._prefetched)))
-        try:
-            pending.set_result(self._measure_file(path))
-        except BaseException as exc:
-            pending.set_exception(exc)
+        return job.run
 
     def extract_from_image(
         self, image: Image.Image, text_boxes: Sequence[WordBox] = ()
@@ -145,10 +154,13 @@ class NumpyFeatureExtractor:
         """Measure an image already in memory (any Pillow mode; ``load_image`` output is RGB)."""
         return self._measure(to_rgb(image), image.size).with_text(text_boxes)
 
-    def _measure_file(self, path: Path) -> _Measured:
-        decoded = decode_image(
+    def _decode(self, path: Path) -> Decoded:
+        return decode_image(
             path, min_side=self.analysis_size, max_pixels=self.max_pixels, max_bytes=self.max_bytes
         )
+
+    def _measure_file(self, path: Path) -> _Measured:
+        decoded = self._decode(path)
         return self._measure(decoded.image, decoded.full_size)
 
     def _measure(self, image: Image.Image, full_size: tuple[int, int]) -> _Measured:
@@ -192,6 +204,40 @@ def _file_key(path: Path) -> tuple[str, int, int] | None:
     except OSError:
         return None
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _raise(error: Exception) -> _Measured:
+    raise error
+
+
+class _Prefetched:
+    """A measurement run once, by whichever thread comes first; the others wait for it."""
+
+    def __init__(self, measure: Callable[[], _Measured]) -> None:
+        self._measure = measure
+        self._lock = threading.Lock()
+        self._outcome: _Measured | Exception | None = None
+
+    def run(self) -> None:
+        """Measure, unless it is done (waits while another thread measures)."""
+        with self._lock:
+            if self._outcome is None:
+                try:
+                    self._outcome = self._measure()
+                except Exception as exc:
+                    self._outcome = exc
+
+    def result(self) -> _Measured:
+        """The measurement (made now if no thread has run it); re-raises its error."""
+        self.run()
+        if isinstance(self._outcome, Exception):
+            raise self._outcome
+        assert self._outcome is not None
+        return self._outcome
 
 
 @dataclass(frozen=True)

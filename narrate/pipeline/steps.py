@@ -83,18 +83,21 @@ def build_describer(llm: LLMSettings) -> Describer:
 
 def warm_up(
     image_path: Path, llm: LLMSettings, tts: TTSSettings, *, max_pixels: int = 50_000_000
-) -> None:
-    """Ready the steps after OCR while OCR runs: the image's features, describer, voices, metrics.
+) -> Callable[[], None]:
+    """Ready the steps after OCR; return the part to run beside OCR, on a second thread.
 
-    For one image run in a fresh process (``narrate describe``): on a second thread this
-    measures what of the features does not need the text, builds the describer and starts
-    the speech engines, all kept for the steps themselves, while OCR (mostly waiting for the
-    tesseract process) runs. A failure here is left for the step to report.
+    For one image in a fresh process (``narrate describe``). Here, in the caller's thread:
+    build the describer, start the speech engines and the metrics, decode the image for the
+    features: everything that imports modules, since importing on two threads at once can
+    hand one of them a half-initialised module (Python 3.11). The returned function
+    measures the features that do not need the text (numpy only) while OCR runs, mostly
+    waiting for the tesseract process; the features step finishes from it. A failure here
+    is left for the step itself to report.
     """
+    background: Callable[[], None] = _nothing
     extractor = _feature_extractor(max_pixels)
     prefetch = getattr(extractor, "prefetch", None)
     jobs: list[tuple[str, Callable[[], object]]] = [
-        ("features", lambda: prefetch(Path(image_path)) if prefetch else None),
         ("llm", lambda: build_describer(llm)),
         ("tts", lambda: _synthesizer(tts).warm_up()),
         ("metrics", metrics.enabled),  # prometheus_client, imported on first use
@@ -104,6 +107,13 @@ def warm_up(
             job()
         except Exception as exc:  # the step itself will fail with the proper error
             log.debug("warming up the %s step failed: %s", step, exc)
+    if prefetch is not None:
+        background = prefetch(Path(image_path))
+    return background
+
+
+def _nothing() -> None:
+    return None
 
 
 def run_ocr(

@@ -492,10 +492,13 @@ def test_prefetch_is_reused_once_for_the_same_unchanged_file(tmp_path: Path) -> 
     boxes = (WordBox("SIGN", 100, 100, 300, 80, 0.9),)
     extractor = NumpyFeatureExtractor()
     expected = NumpyFeatureExtractor().extract(path, boxes)
-    extractor.prefetch(path)
+    measure = extractor.prefetch(path)
     assert len(extractor._prefetched) == 1
+    measure()  # as on the second thread
     assert extractor.extract(path, boxes) == expected  # the text part is added to it
     assert not extractor._prefetched  # used once, then dropped
+    extractor.prefetch(path)  # never run: extract measures itself
+    assert extractor.extract(path, boxes) == expected
     extractor.prefetch(path)
     save(checkerboard(), path)  # the file changes after the prefetch
     fresh = extractor.extract(path)
@@ -506,7 +509,7 @@ def test_prefetch_of_a_bad_file_fails_in_extract_naming_it(tmp_path: Path) -> No
     path = tmp_path / "notes.png"
     path.write_text("not an image")
     extractor = NumpyFeatureExtractor()
-    extractor.prefetch(path)  # records the failure, raises nothing
+    extractor.prefetch(path)()  # records the failure, raises nothing
     with pytest.raises(InputError, match=r"notes\.png"):
         extractor.extract(path)
     extractor.prefetch(tmp_path / "missing.png")  # nothing to measure: extract will say so

@@ -63,9 +63,9 @@ def test_warm_up_runs_beside_ocr_and_changes_nothing_in_the_result(
     assert steps.warm_up is None and warm.warm_up is not None
     inner = warm.warm_up
 
-    def watched_warm_up(image_path: Path, *args: Any, **kwargs: Any) -> None:
+    def watched_warm_up(image_path: Path, *args: Any, **kwargs: Any) -> Any:
         warmed.append(image_path)
-        inner(image_path, *args, **kwargs)
+        return inner(image_path, *args, **kwargs)
 
     warm = dataclasses.replace(warm, warm_up=watched_warm_up)
     plain = describe_one(
@@ -73,6 +73,7 @@ def test_warm_up_runs_beside_ocr_and_changes_nothing_in_the_result(
     )
     fast = describe_one(RECEIPT, out_dir=tmp_path / "b", lang="auto", settings=settings, steps=warm)
     assert warmed == [RECEIPT]
+    assert set(fast.timings) == {"warm_up_s", "ocr_s", "features_s", "llm_s", "tts_s"}
     assert fast.ocr_text == plain.ocr_text and "TOTAL" in fast.ocr_text
     assert fast.features == plain.features
     assert fast.description == plain.description
