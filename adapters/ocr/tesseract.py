@@ -71,6 +71,7 @@ _OSD_MIN_CONFIDENCE = 1.5  # tesseract's orientation confidence worth acting on
 _BAND_PX = 1800  # band height of a long image, working pixels
 _BAND_OVERLAP_PX = 160  # must exceed twice the tallest line
 _LONG_ASPECT = 6.0  # height / width above which (and over 2 bands) an image is cut
+_BANDS_PER_WORKER = 2
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ class TesseractOcr:
         """A long image in overlapping bands, read in parallel, each word kept once."""
         height = prepared.image.shape[0]
         # Two bands per worker balance the load; each tesseract start costs ~0.2 s, so no more.
-        band_px = max(_BAND_PX, -(-height // (2 * self.workers)) + _BAND_OVERLAP_PX)
+        band_px = max(_BAND_PX, -(-height // (_BANDS_PER_WORKER * self.workers)) + _BAND_OVERLAP_PX)
         step = band_px - _BAND_OVERLAP_PX
         starts = list(range(0, max(1, height - _BAND_OVERLAP_PX), step))
         half = _BAND_OVERLAP_PX // 2
