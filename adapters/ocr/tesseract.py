@@ -177,6 +177,13 @@ class TesseractOcr:
                     self._version = "unknown"
             return self._version
 
+    def _ask_version(self) -> None:
+        """Learn ``version`` in the background; a broken tesseract is reported by the read."""
+        try:
+            _ = self.version
+        except BaseException:  # pytesseract raises SystemExit on an unparsable version
+            return
+
     def recognize(self, image_path: Path, language: OcrLanguage | str = "auto") -> OcrResult:
         """Read the text in ``image_path``.
 
@@ -203,7 +210,9 @@ class TesseractOcr:
             ) from None
         deadline = Deadline(self.timeout_s)
         if self._version is None:  # ask ``tesseract --version`` while the image is prepared
-            threading.Thread(target=lambda: self.version, name="tesseract-version").start()
+            threading.Thread(
+                target=self._ask_version, name="tesseract-version", daemon=True
+            ).start()
         # A big JPEG is decoded at 1/2, 1/4 or 1/8 (DCT scaling) as long as the estimates
         # keep their pixels; a finer decode follows only when the text needs it.
         decoded = decode_image(
