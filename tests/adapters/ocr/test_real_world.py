@@ -79,6 +79,22 @@ def test_phone_photo_with_light_fall_off_tilt_and_noise(engine: OcrEngine, tmp_p
     assert platform and platform[0].top < 1512 // 3  # boxes are in original pixels
 
 
+def test_phone_photo_stored_turned_with_exif_orientation(engine: OcrEngine, tmp_path: Path) -> None:
+    # Phones store the sensor's pixels and an EXIF tag saying how to turn them; tesseract
+    # and the features decode a big JPEG reduced (DCT scaling) and must turn it all the same.
+    from PIL import Image
+
+    image, text = gen.render_sign_photo(size=(2016, 1512))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    stored = image.transpose(Image.Transpose.ROTATE_90)
+    result = engine.recognize(_save(tmp_path, "turned.jpg", stored, quality=90, exif=exif))
+    assert recall(text, result.text) >= 0.95, result.text
+    assert result.image_size == (2016, 1512)  # upright
+    platform = [b for b in result.boxes if "PLATFORM" in b.text]
+    assert platform and platform[0].top < 1512 // 3 and platform[0].left < 2016 // 2
+
+
 @pytest.mark.slow  # a 12-megapixel photo and its dark twin: rendering alone takes seconds
 @pytest.mark.parametrize("dark", [False, True])
 def test_twelve_megapixel_sign_and_its_dark_twin(
