@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from adapters.ocr.preprocess import Deadline, estimate_glyph_height, estimate_skew, prepare
+from adapters.ocr.preprocess import (
+    Deadline,
+    estimate_glyph_height,
+    estimate_skew,
+    prepare,
+    quantiles,
+)
 from tests.images import FONT_SANS
 
 
@@ -61,6 +67,36 @@ def test_big_text_is_read_at_a_smaller_working_resolution_and_maps_back() -> Non
     prepared = prepare(_page(120, size=(3000, 1400)))
     assert prepared.scale < 0.5  # capitals ~120 px tall are brought to tesseract's size
     assert prepared.to_original(0, 0, *prepared.image.shape[::-1]) == (0, 0, 3000, 1400)
+
+
+@pytest.mark.parametrize(("cap_px", "finer_needed"), [(120, False), (20, True)])
+def test_a_reduced_decode_is_enough_unless_the_text_needs_more_pixels(
+    cap_px: int, finer_needed: bool
+) -> None:
+    # What decode_image gives for a big JPEG: the image at half size, and the full size.
+    full = _page(cap_px, size=(3000, 1400)).convert("L")
+    half = full.resize((1500, 700), Image.Resampling.BOX)
+    asked: list[float] = []
+
+    def finer(scale: float) -> Image.Image:
+        asked.append(scale)
+        return full
+
+    prepared = prepare(half, full_size=(3000, 1400), finer=finer)
+    whole = prepare(full)
+    assert bool(asked) == finer_needed  # 20-px capitals are read at full size
+    assert prepared.scale == whole.scale
+    assert prepared.image.shape == whole.image.shape
+    assert prepared.original_size == (3000, 1400)
+    assert prepared.to_original(0, 0, *prepared.image.shape[::-1]) == (0, 0, 3000, 1400)
+
+
+@pytest.mark.parametrize("qs", [(0.5,), (0.02, 0.98), (0.005,), (0.75,)])
+def test_quantiles_are_numpys_linear_quantiles(qs: tuple[float, ...]) -> None:
+    rng = np.random.default_rng(7)
+    for values in (rng.integers(0, 256, (101, 37), dtype=np.uint8), rng.random(1000), [3.0]):
+        expected = np.atleast_1d(np.quantile(np.asarray(values, dtype=np.float64), qs))
+        assert quantiles(np.asarray(values), qs) == pytest.approx(list(expected), abs=1e-9)
 
 
 def test_deadline_checks_raise_once_past() -> None:
