@@ -28,6 +28,7 @@ from flows._outcome import BAD_INPUT, ab_compare_run_name, bad_input, batch_stat
 from flows._setup import flow_settings
 from narrate.config.settings import LLMSettings, Settings
 from narrate.pipeline.compare import ocr_mention_share, summarise_variant, variant_label
+from narrate.pipeline.results import on_disk, readable
 from tasks.features import features_task
 from tasks.llm import llm_task
 from tasks.ocr import ocr_task
@@ -83,7 +84,8 @@ def ab_compare(
     Returns one row per variant (latency, tokens, length, OCR-mention share).
 
     Args:
-        images: image paths.
+        images: image paths; a non-UTF-8 file name may be given as ``readable`` shows it
+            (Latin-1 bytes read as Latin-1), as the flow's JSON parameters must be.
         variants: LLM setting overrides, one dict per variant; an optional ``name`` labels it.
         out_dir: where the CSVs go; default ``NARRATE_OUT_DIR`` or ``./narrate-out``.
         lang: the language of the text in the images (``auto``, ``en``, ``zh``).
@@ -98,21 +100,22 @@ def ab_compare(
     except BAD_INPUT as exc:
         return bad_input(exc)
     items: list[dict[str, Any]] = []
-    for image in map(Path, images):
+    for name in images:
+        image, shown = on_disk(name), readable(name)  # any file name (see ``on_disk``)
         try:
             ocr = ocr_task(image, lang, settings.ocr, max_pixels=settings.max_image_pixels)
             features = features_task(image, ocr.boxes, max_pixels=settings.max_image_pixels)
         except NarrateError as exc:
-            items += [{"variant": label, "image": str(image), "status": "failed",
-                       "reason": str(exc)} for label, _ in plans]  # fmt: skip
+            items += [{"variant": label, "image": shown, "status": "failed",
+                       "reason": readable(str(exc))} for label, _ in plans]  # fmt: skip
             continue
         for label, llm in plans:
-            row: dict[str, Any] = {"variant": label, "image": str(image)}
+            row: dict[str, Any] = {"variant": label, "image": shown}
             started = time.perf_counter()
             try:
                 description = llm_task(ocr, features, llm, image_path=image)
             except NarrateError as exc:
-                items.append({**row, "status": "failed", "reason": str(exc)})
+                items.append({**row, "status": "failed", "reason": readable(str(exc))})
                 continue
             share = ocr_mention_share(ocr.text, description.text)
             items.append(
@@ -150,5 +153,6 @@ if __name__ == "__main__":
     parser.add_argument("--variants", default=json.dumps(DEFAULT_VARIANTS), help="JSON list")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    for variant_row in ab_compare(args.images, json.loads(args.variants), args.out):
+    names = [readable(image) for image in args.images]  # flow parameters travel as JSON
+    for variant_row in ab_compare(names, json.loads(args.variants), args.out):
         print(variant_row)

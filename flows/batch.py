@@ -36,6 +36,7 @@ from narrate.config.settings import Settings
 from narrate.ops.metrics import push_to_gateway
 from narrate.pipeline.batch import BatchRun, ItemOutcome, WorkItem, drive, process_item
 from narrate.pipeline.budget import TokenBudget
+from narrate.pipeline.results import on_disk
 from narrate.pipeline.sequence import plain_steps
 
 DEFAULT_CONCURRENCY = 8
@@ -211,7 +212,7 @@ def batch_describe(
     """
     try:
         settings = flow_settings()
-        out = Path(out_dir) if out_dir else settings.out_dir
+        out = on_disk(out_dir) if out_dir else settings.out_dir
         concurrency = max(1, int(concurrency))
         batch = BatchRun(inputs, out, settings=settings, lang=lang, token_budget=token_budget)
     except BAD_INPUT as exc:

@@ -221,7 +221,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         from flows.batch import batch_describe
+        from narrate.pipeline.results import readable
 
+        # Flow parameters travel as JSON: a non-UTF-8 name goes as ``readable`` shows it,
+        # and the flow finds the file by that name (``narrate.pipeline.results.on_disk``).
+        inputs, out_dir = [readable(i) for i in inputs], Path(readable(str(out_dir)))
         with progress_listener(_ProgressBar()):
             state = batch_describe(
                 inputs if len(inputs) > 1 else inputs[0], out_dir=out_dir,

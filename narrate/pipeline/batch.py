@@ -46,7 +46,7 @@ from narrate.pipeline.manifest import (
     save_description,
     settings_fingerprint,
 )
-from narrate.pipeline.results import DescribeResult
+from narrate.pipeline.results import DescribeResult, on_disk, readable
 from narrate.pipeline.sequence import Steps, describe_one
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
@@ -110,7 +110,7 @@ def iter_sources(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> It
     skip = Path(out_dir).resolve()
     for spec in specs:
         text = str(spec)
-        path = Path(text).expanduser()
+        path = on_disk(Path(text).expanduser())  # also a non-UTF-8 name given readably
         if path.is_dir():
             for found in _walk(path, skip):
                 yield Source(found, path)
@@ -311,7 +311,7 @@ class BatchSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in vars(self).items()}
+        return {k: readable(str(v)) if isinstance(v, Path) else v for k, v in vars(self).items()}
 
 
 class BatchRun:
@@ -363,6 +363,7 @@ class BatchRun:
         except ValueError:
             relative = Path(source.path.name)
         name = PurePosixPath(*relative.with_suffix("").parts).as_posix() or "image"
+        name = readable(name)  # a non-UTF-8 name gets a UTF-8 one, as describe's outputs do
         owner = self.manifest.names.get(name)
         if owner is not None and owner != item:
             name = f"{name}-{digest[:8]}"
@@ -373,13 +374,17 @@ class BatchRun:
         """Each input in turn: a ``WorkItem`` to run, or an outcome decided without it.
 
         The outcome is ``skipped`` when the item is already done, ``failed`` when unreadable.
+        Item and output names are UTF-8 (``readable``): a non-UTF-8 file name (Latin-1 bytes
+        from an old zip) is kept as far as it can be represented in the summaries, the
+        manifest and the artifacts, while ``WorkItem.path`` stays the file's real path.
         """
         for index, source in enumerate(iter_sources(self.inputs, self.out_dir)):
-            item = str(source.path)
+            item = readable(str(source.path))
             digest = file_sha256(source.path)
             if digest is None:  # missing or unreadable: the image loader words the reason
                 key = f"unreadable-{index}"
-                yield WorkItem(index, source.path, item, source.path.stem or "image", key)
+                stem = readable(source.path.stem) or "image"
+                yield WorkItem(index, source.path, item, stem, key)
                 continue
             key = f"{digest}-{self.fingerprint}"
             finished = self.manifest.done(key)
@@ -410,7 +415,7 @@ class BatchRun:
         return ItemOutcome(
             item=work.item,
             status="failed",
-            reason=reason,
+            reason=readable(reason),  # it may quote a non-UTF-8 file name
             backend=self.settings.llm.resolved_backend,
             seconds=seconds,
             key=work.key,

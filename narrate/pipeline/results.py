@@ -34,6 +34,33 @@ def readable(text: str) -> str:
     return text
 
 
+def on_disk(path: str | Path) -> Path:
+    r"""The file ``path`` names, also when it is given by its ``readable`` name.
+
+    A Prefect flow's parameters travel as JSON, so a non-UTF-8 file name reaches a flow as
+    ``readable`` made it (``reçu_café.png`` for the Latin-1 bytes ``re\xe7u_caf\xe9.png``).
+    Each part of ``path`` that does not exist is looked up among its folder's entries by
+    readable name. Returns ``path`` unchanged when it exists or nothing matches (the loader
+    then says "file not found").
+    """
+    path = Path(path)
+    if os.path.lexists(path):
+        return path
+    found = Path(path.anchor)
+    for part in path.parts[1:] if path.anchor else path.parts:
+        candidate = found / part
+        if not os.path.lexists(candidate):
+            try:
+                names = [n for n in os.listdir(found) if readable(n) == part]
+            except OSError:
+                return path
+            if len(names) != 1:
+                return path
+            candidate = found / names[0]
+        found = candidate
+    return found
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn dataclasses, paths and tuples into plain JSON types, recursively.
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from adapters.errors import InputError
+from assets import SAMPLES_DIR
 from flows.ab_compare import variant_settings
 from narrate.config.settings import Settings
+from narrate.pipeline.results import readable
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.word_images import text_image
 
@@ -72,3 +76,31 @@ def test_ab_compare_two_variants(
         items = list(csv.DictReader(fh))
     assert len(items) == 4
     assert any("ALPHA" in i["description"] for i in items if i["variant"] == "offline")
+
+
+@pytest.mark.slow
+def test_ab_compare_keeps_a_latin1_image_name(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.ab_compare import ab_compare
+
+    monkeypatch.setenv("NARRATE_LLM_BACKEND", "offline")
+    monkeypatch.setenv("NARRATE_CACHE_BACKEND", "off")
+    image = os.fsdecode(os.fsencode(tmp_path) + b"/re\xe7u_caf\xe9.png")  # Latin-1 bytes
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", image)
+    broken = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9_cass\xe9.png")
+    Path(broken).write_bytes(b"not an image")
+
+    # Flow parameters travel as JSON: the names go as ``readable`` shows them (UTF-8), as
+    # the UI, the script and the CLI pass them; the flow finds the files by them.
+    names = [readable(image), readable(broken)]
+    assert names[0].endswith("reçu_café.png") and not os.path.exists(names[0])
+    table = ab_compare(names, [{"name": "only"}], out_dir=tmp_path / "out")
+
+    assert table[0]["images"] == 2 and table[0]["failed"] == 1
+    with open(tmp_path / "out" / "ab_compare_items.csv", newline="", encoding="utf-8") as fh:
+        items = {Path(r["image"]).name: r for r in csv.DictReader(fh)}
+    assert items["reçu_café.png"]["status"] == "ok"
+    assert "CORNER CAFE" in items["reçu_café.png"]["description"].upper()
+    assert items["café_cassé.png"]["status"] == "failed"
+    assert "café_cassé.png" in items["café_cassé.png"]["reason"]
