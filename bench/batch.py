@@ -59,7 +59,7 @@ def make_images(folder: Path, count: int) -> list[Path]:
 def naive(images: list[Path], out: Path) -> dict[str, float]:
     """The stage functions in a plain loop; returns wall time and time per stage kind."""
     from narrate.config.settings import load_settings
-    from narrate.pipeline.sequence import steps as stages
+    from narrate.pipeline import steps as stages
 
     settings = load_settings()
     local = llm = 0.0

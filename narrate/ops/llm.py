@@ -271,13 +271,13 @@ def _settings_key(llm: LLMSettings) -> str:
 
 def build_describer(llm: LLMSettings) -> Describer:
     """The describer ``llm`` asks for, built once per distinct settings (see module doc)."""
-    if llm.resolved_backend == "offline":
-        return registry.load("llm", "offline")
-    key = _settings_key(llm)
+    offline = llm.resolved_backend == OFFLINE
+    key = OFFLINE if offline else _settings_key(llm)
     with _DESCRIBERS_LOCK:
         describer = _DESCRIBERS.get(key)
         if describer is None:
-            describer = _DESCRIBERS[key] = _make_chat_describer(llm)
+            made = registry.load("llm", OFFLINE) if offline else _make_chat_describer(llm)
+            describer = _DESCRIBERS[key] = made
         return describer
 
 

@@ -1,7 +1,8 @@
 """The pipeline's steps as plain functions: each builds its adapter from settings and calls it.
 
 Prefect tasks (``tasks/``) wrap these one-to-one; the CLI's direct engine calls them without
-Prefect. Adapters are built once per process and settings (they may hold loaded models).
+Prefect. Adapters are built once per process and settings (they may hold loaded models), also when
+several threads ask at once; a Dask worker process builds each once for all its tasks.
 Nothing here imports Prefect, so a one-image CLI run does not pay for it.
 """
 
@@ -11,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -45,7 +47,25 @@ T = TypeVar("T")
 STEP_CACHE_TTL_S = 7 * 24 * 3600.0  # OCR and features of an image's bytes, kept a week
 
 
-@functools.cache
+def _built_once(build: Callable[..., T]) -> Callable[..., T]:
+    """``build`` cached per process and arguments, and never run twice for the same ones.
+
+    ``functools.cache`` alone lets two threads that ask at the same moment (the first images
+    of a batch) both build: two OCR engines, each loading its models.
+    """
+    cached = functools.cache(build)
+    lock = threading.Lock()
+
+    @functools.wraps(build)
+    def get(*args: Any) -> T:
+        with lock:
+            return cached(*args)
+
+    get.cache_info = cached.cache_info  # type: ignore[attr-defined]
+    return get
+
+
+@_built_once
 def _ocr_engine(
     name: str,
     threads: int,
@@ -62,16 +82,21 @@ def _ocr_engine(
     return registry.load("ocr", name, **kwargs)
 
 
-@functools.cache
+@_built_once
 def _feature_extractor(max_pixels: int) -> FeatureExtractor:
     return registry.load("features", "numpy", max_pixels=max_pixels)
 
 
 def _synthesizer(tts: TTSSettings) -> ScriptVoices:
     """The speaker for ``tts``: each script run in a voice of its own (see adapters.tts.voices)."""
+    return _script_voices(tts.engine, tts.rate_wpm, tts.voice_en, tts.voice_zh)
+
+
+@_built_once
+def _script_voices(engine: str, rate_wpm: int, voice_en: str, voice_zh: str) -> ScriptVoices:
     from adapters.tts.voices import build_script_voices
 
-    return build_script_voices(tts.engine, tts.rate_wpm, tts.voice_en, tts.voice_zh)
+    return build_script_voices(engine, rate_wpm, voice_en, voice_zh)
 
 
 def build_describer(llm: LLMSettings) -> Describer:
@@ -180,7 +205,7 @@ def run_tts(text: str, out_path: Path, language: str, tts: TTSSettings) -> Speec
         return _synthesizer(tts).synthesize(text, Path(out_path), language=language)
 
 
-@functools.cache
+@_built_once
 def _transcriber(engine: str, model: str, language: str | None) -> Transcriber:
     return registry.load("asr", engine, model=model, language=language)
 

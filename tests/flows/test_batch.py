@@ -232,3 +232,78 @@ def test_local_dask_workers_get_the_flows_api_url() -> None:
     assert kwargs["processes"] is True
     assert kwargs["env"]["PREFECT_API_URL"] == "http://127.0.0.1:4321/api"
     assert kwargs["n_workers"] * kwargs["threads_per_worker"] >= 8
+    assert kwargs["config"]["distributed"]["worker"]["profile"]["enabled"] is False
+    assert "admin" in kwargs["config"]["distributed"]  # the rest of the config goes too
+
+
+def _count_adapter_loads() -> None:
+    """In a Dask worker: count every adapter ``registry.load`` from now on."""
+    from collections import Counter
+
+    from adapters import registry
+
+    loads: Counter[str] = Counter()
+    original = registry.load
+
+    def counted(capability: str, name: str, **kwargs: object) -> object:
+        loads[f"{capability}:{name}"] += 1
+        return original(capability, name, **kwargs)  # type: ignore[call-overload]
+
+    registry.load = counted  # type: ignore[assignment]
+    registry.loads_seen = loads  # type: ignore[attr-defined]
+
+
+def _adapter_loads() -> dict[str, int]:
+    from adapters import registry
+
+    return dict(registry.loads_seen)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_dask_workers_load_adapters_once_and_tasks_travel_small(
+    prefect_harness: None, counted_llm: FakeLLMServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import cloudpickle
+    import distributed
+    from distributed import Client, LocalCluster
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.batch import batch_describe
+
+    folder = tmp_path / "in"
+    for word in WORDS:
+        text_image(folder / f"{word.lower()}.png", word)
+    payloads: list[tuple[int, int]] = []  # bytes pickled per task: all, our parameters
+    submit = distributed.Client.submit
+
+    def measured_submit(self: Client, func: object, *args: object, **kwargs: object) -> object:
+        ours = len(cloudpickle.dumps(kwargs["parameters"]))
+        payloads.append((len(cloudpickle.dumps((func, args, kwargs))), ours))
+        return submit(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "submit", measured_submit)
+    env = {"PREFECT_API_URL": str(PREFECT_API_URL.value()), "OMP_THREAD_LIMIT": "1"}
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None,
+                     env=env) as cluster,
+        Client(cluster) as client,
+    ):  # fmt: skip
+        client.run(_count_adapter_loads)
+        summary = batch_describe(
+            str(folder), out_dir=tmp_path / "out", concurrency=4, runner="dask",
+            dask_address=cluster.scheduler_address,
+        )  # fmt: skip
+        loads = client.run(_adapter_loads)
+
+    assert (summary["ok"], summary["failed"]) == (len(WORDS), 0)
+    assert len(counted_llm.requests) == len(WORDS)
+    assert len(loads) == 2  # two worker processes
+    # Each worker process built each adapter at most once, whatever number of images it did.
+    for worker, counts in loads.items():
+        assert counts and all(n == 1 for n in counts.values()), (worker, counts)
+    # What travels per task: the settings and the item (~2.6 kB), not a loaded model; the
+    # rest (~20 kB) is Prefect's task and flow-run context.
+    assert len(payloads) == len(WORDS)
+    assert max(ours for _, ours in payloads) < 4_000, payloads
+    assert max(total for total, _ in payloads) < 40_000, payloads

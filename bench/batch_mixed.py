@@ -1,0 +1,244 @@
+"""Mixed real-world batch: direct engine vs the machine's limit, the flow on threads and Dask.
+
+The inputs are the images people hand in (issue 11), generated with fixed seeds by
+``tests/images.py`` and each stamped with its number so that no two are alike (response and
+step caches off, fresh output folders: every image is read, described and spoken):
+12-megapixel phone photos of a sign (4032x3024 JPEG, light fall-off, tilt, noise) and its
+dark-mode twin, a dark-mode settings screenshot, a 100x30000 scrolling screenshot, scans
+(a clean page, the uneven-light page, the receipt, the Chinese notice) and text-free photos.
+The loopback fake LLM answers after 300 ms; the client's token bucket caps requests at
+``--qps`` (default 5, burst 1). A real ``prefect server`` runs for the flow rows.
+
+Rows, each config run ``--rounds`` times in turn (direct, thread, dask, direct, ...):
+
+* naive: the stage functions in a plain loop (once): its CPU seconds give the limit;
+* limit = max(naive CPU seconds / cores, N / QPS);
+* direct: ``narrate.pipeline.batch.run_direct`` (threads, no Prefect);
+* flow, thread runner: ``batch_describe`` on a ``ThreadPoolTaskRunner``;
+* flow, dask: ``batch_describe(runner="dask")`` on a LocalCluster of two worker processes
+  that the flow starts (its start-up is in the wall time, as a user waits for it).
+
+CPU seconds are this process and its children (``getrusage`` SELF + CHILDREN: tesseract
+subprocesses and the Dask worker processes once they have ended) and, separately, the
+Prefect server's. Utilisation = CPU seconds / wall seconds / cores. The machine may be
+shared: the load average (``os.getloadavg``) is printed before and after each run.
+
+Note: the token bucket is per process, so the two Dask workers could together send up to
+2x ``--qps`` (``NARRATE_LLM_RATE_LIMIT_REDIS_URL`` shares one bucket); on this mix the
+local CPU, not the QPS cap, is the bound, so it does not change the figures.
+
+    flock /tmp/bench.lock .venv/bin/python bench/batch_mixed.py [--images 12] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.batch import FONT, naive, start_prefect_server  # noqa: E402
+from tests import images as gen  # noqa: E402
+from tests.images import sample_path  # noqa: E402
+from tests.support.fake_llm import FakeLLMServer  # noqa: E402
+
+
+def _sign(index: int, dark: bool = False) -> Any:
+    return gen.render_sign_photo(dark=dark, seed=100 + index)[0]
+
+
+def _sample(name: str) -> Callable[[int], Any]:
+    def render(index: int) -> Any:
+        from PIL import Image
+
+        return Image.open(sample_path(name)).convert("RGB")
+
+    return render
+
+
+# (kind, render(index) -> PIL image, file suffix); the batch cycles through them in order.
+KINDS: tuple[tuple[str, Callable[[int], Any], str], ...] = (
+    ("phone photo 4032x3024", _sign, ".jpg"),
+    ("scan: page", lambda i: gen.render_page(), ".png"),
+    ("text-free photo", lambda i: gen.render_textfree_photo(seed=200 + i), ".jpg"),
+    ("long screenshot 100x30000", lambda i: gen.render_long_screenshot()[0], ".png"),
+    ("dark-mode screenshot", lambda i: gen.render_dark_screenshot()[0], ".png"),
+    ("scan: uneven light", _sample("page_uneven_light.jpg"), ".jpg"),
+    ("phone photo, dark mode", lambda i: _sign(i, dark=True), ".jpg"),
+    ("scan: receipt", _sample("receipt_en.png"), ".png"),
+    ("text-free photo", lambda i: gen.render_textfree_photo(seed=300 + i), ".jpg"),
+    ("scan: Chinese notice", _sample("notice_zh.png"), ".png"),
+    ("phone photo 4032x3024", _sign, ".jpg"),
+    ("dark-mode screenshot", lambda i: gen.render_dark_screenshot()[0], ".png"),
+)
+
+
+def make_mixed(folder: Path, count: int) -> list[tuple[str, Path]]:
+    """``count`` distinct images of the kinds above, in turn; returns (kind, path) pairs."""
+    from PIL import ImageDraw, ImageFont
+
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for i in range(count):
+        kind, render, suffix = KINDS[i % len(KINDS)]
+        image = render(i).convert("RGB")
+        font = ImageFont.truetype(FONT, 12 if image.width < 400 else 16)
+        ImageDraw.Draw(image).text((4, image.height - 20), f"#{i:03d}", fill=(128,) * 3, font=font)
+        path = folder / f"{i:03d}_{kind.split()[0].strip(':,')}{suffix}"
+        image.save(path, quality=90) if suffix == ".jpg" else image.save(path)
+        made.append((kind, path))
+    return made
+
+
+@dataclass
+class Measured:
+    """Wall and CPU seconds of one run (CPU: this process + children; the Prefect server)."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    server_cpu_s: float = 0.0
+    load_before: float = 0.0
+    load_after: float = 0.0
+
+    def utilisation(self, cores: int) -> float:
+        """Share of the machine's cores this run's own processes kept busy."""
+        return self.cpu_s / self.wall_s / cores if self.wall_s else 0.0
+
+
+def _own_cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@contextmanager
+def measured(server_pid: int | None = None) -> Iterator[Measured]:
+    """Time the block: wall, own CPU (with ended children), the Prefect server's CPU."""
+    import psutil
+
+    server = psutil.Process(server_pid) if server_pid else None
+
+    def server_cpu() -> float:
+        if server is None:
+            return 0.0
+        times = server.cpu_times()
+        return times.user + times.system
+
+    result = Measured(load_before=os.getloadavg()[0])
+    cpu0, server0, start = _own_cpu_s(), server_cpu(), time.perf_counter()
+    yield result
+    result.wall_s = time.perf_counter() - start
+    result.cpu_s = _own_cpu_s() - cpu0
+    result.server_cpu_s = server_cpu() - server0
+    result.load_after = os.getloadavg()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--qps", type=float, default=5.0)
+    parser.add_argument("--latency", type=float, default=0.3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--configs", default="direct,thread,dask")
+    parser.add_argument("--no-naive", action="store_true", help="limit from --cpu-s instead")
+    parser.add_argument("--cpu-s", type=float, default=0.0)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="narrate-bench-mixed-"))
+    fake = FakeLLMServer(latency=args.latency).start()
+    server, api_url = start_prefect_server(work / "prefect")
+    os.environ.update(
+        {
+            "PREFECT_HOME": str(work / "prefect"),
+            "PREFECT_API_URL": api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "OMP_THREAD_LIMIT": "1",
+            "NARRATE_LLM_BACKEND": "openai",
+            "NARRATE_LLM_BASE_URL": fake.base_url,
+            "NARRATE_LLM_QPS": str(args.qps),
+            "NARRATE_LLM_BURST": "1",
+            "NARRATE_CACHE_BACKEND": "off",  # every image is read and reaches the LLM
+        }
+    )
+    cores = os.cpu_count() or 1
+    try:
+        made = make_mixed(work / "in", args.images)
+        print(f"{args.images} images, LLM {args.latency * 1000:.0f} ms/call, QPS cap "
+              f"{args.qps:g}, {cores} cores, concurrency {args.concurrency}")  # fmt: skip
+        for kind in dict.fromkeys(k for k, _ in made):
+            print(f"  {sum(k == kind for k, _ in made)} x {kind}")
+
+        from flows.batch import batch_describe
+        from narrate.config.settings import load_settings
+        from narrate.pipeline.batch import run_direct
+
+        if args.no_naive:
+            naive_cpu = args.cpu_s
+        else:
+            (work / "naive").mkdir()
+            with measured() as m:
+                base = naive([p for _, p in made], work / "naive")
+            naive_cpu = m.cpu_s
+            print(f"naive loop      {m.wall_s:6.1f} s wall, {m.cpu_s:6.1f} CPU s "
+                  f"(local stages {base['local']:.1f} s, LLM {base['llm']:.1f} s), "
+                  f"load {m.load_before:.1f}->{m.load_after:.1f}")  # fmt: skip
+        limit = max(naive_cpu / cores, args.images / args.qps)
+        print(f"limit           {limit:6.1f} s = max({naive_cpu:.1f} CPU s / {cores} cores, "
+              f"{args.images} / {args.qps:g} QPS)")  # fmt: skip
+
+        batch_describe(str(made[1][1]), out_dir=work / "warm")  # first flow run in process
+
+        def run(config: str, out: Path) -> int:
+            if config == "direct":
+                summary = run_direct(work / "in", out, settings=load_settings(),
+                                     concurrency=args.concurrency)  # fmt: skip
+                return summary.ok
+            flow = batch_describe(str(work / "in"), out_dir=out, concurrency=args.concurrency,
+                                  runner=config)  # type: ignore[arg-type]  # fmt: skip
+            return int(flow["ok"])
+
+        configs = args.configs.split(",")
+        walls: dict[str, list[float]] = {c: [] for c in configs}
+        for round_ in range(args.rounds):
+            for config in configs:
+                with measured(server.pid) as m:
+                    ok = run(config, work / f"{config}-{round_}")
+                walls[config].append(m.wall_s)
+                extra = f", server {m.server_cpu_s:.1f} CPU s" if config != "direct" else ""
+                print(
+                    f"{config:7s} round {round_ + 1}: {m.wall_s:6.1f} s ({ok} ok), "
+                    f"{args.images / m.wall_s:.2f} img/s, {limit / m.wall_s:.2f} of the limit, "
+                    f"CPU {m.cpu_s:.1f} s = {m.utilisation(cores):.2f} of {cores} cores{extra}, "
+                    f"load {m.load_before:.1f}->{m.load_after:.1f}",
+                    flush=True,
+                )
+        print("\nmedian wall (s) and ratios:")
+        best = {c: statistics.median(w) for c, w in walls.items()}
+        for config, wall in best.items():
+            line = f"  {config:7s} {wall:6.1f} s  {limit / wall:.2f} of the limit"
+            if config != "direct" and "direct" in best:
+                line += f", {best['direct'] / wall:.2f} of direct"
+            print(line)
+    finally:
+        fake.stop()
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
