@@ -46,3 +46,29 @@ def test_off_means_every_call_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(ConfigError, match="tesseract"):
         steps.ocr(RECEIPT, "en", OCRSettings())
     assert not (tmp_path / "cache.sqlite3").exists()
+
+
+def test_an_adapter_asked_for_by_many_threads_at_once_is_built_once() -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from narrate.pipeline.steps import _built_once
+
+    built: list[int] = []
+    gate = threading.Barrier(4)
+
+    @_built_once
+    def build(size: int) -> object:
+        built.append(size)
+        time.sleep(0.05)  # a model load: long enough for the other threads to ask too
+        return object()
+
+    def ask(size: int) -> object:
+        gate.wait()
+        return build(size)
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(ask, [1, 1, 1, 1]))
+    assert built == [1] and all(g is got[0] for g in got)
+    assert build(2) is not got[0] and built == [1, 2]
