@@ -27,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -122,17 +124,17 @@ def start_prefect_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("prefect server did not start")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--qps", type=float, default=4.0)
-    parser.add_argument("--latency", type=float, default=0.3)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--memory-sizes", default="12,48")
-    args = parser.parse_args()
+@contextmanager
+def batch_bench(
+    prefix: str, latency: float, qps: float
+) -> Iterator[tuple[Path, FakeLLMServer, dict[str, str]]]:
+    """A work folder, the loopback fake LLM and a Prefect server, in this process's env.
 
-    work = Path(tempfile.mkdtemp(prefix="narrate-bench-batch-"))
-    fake = FakeLLMServer(latency_s=args.latency).start()
+    Yields the folder, the fake server and the environment set (Prefect on the server,
+    LLM calls to the fake at ``qps`` with burst 1, caches off, ``OMP_THREAD_LIMIT=1``).
+    """
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    fake = FakeLLMServer(latency_s=latency).start()
     server, api_url = start_prefect_server(work / "prefect")
     env = {
         "PREFECT_HOME": str(work / "prefect"),
@@ -142,13 +144,32 @@ def main() -> None:
         "OMP_THREAD_LIMIT": "1",
         "NARRATE_LLM_BACKEND": "openai",
         "NARRATE_LLM_BASE_URL": fake.base_url,
-        "NARRATE_LLM_QPS": str(args.qps),
+        "NARRATE_LLM_QPS": str(qps),
         "NARRATE_LLM_BURST": "1",
-        "NARRATE_CACHE_BACKEND": "off",  # every image must reach the LLM
+        "NARRATE_CACHE_BACKEND": "off",  # every image is read and reaches the LLM
+        "BENCH_PREFECT_SERVER_PID": str(server.pid),
     }
     os.environ.update(env)
-    cores = os.cpu_count() or 1
     try:
+        yield work, fake, env
+    finally:
+        fake.stop()
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--qps", type=float, default=4.0)
+    parser.add_argument("--latency", type=float, default=0.3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--memory-sizes", default="12,48")
+    args = parser.parse_args()
+
+    cores = os.cpu_count() or 1
+    with batch_bench("narrate-bench-batch-", args.latency, args.qps) as (work, fake, env):
         images = make_images(work / "in", args.images)
         print(f"{args.images} images, LLM {args.latency * 1000:.0f} ms/call, "
               f"QPS cap {args.qps:g}, {cores} cores, concurrency {args.concurrency}")  # fmt: skip
@@ -200,11 +221,6 @@ def main() -> None:
                                   args.concurrency)  # fmt: skip
             print(f"peak RSS, {size:3d} images: {peak['rss_mib']:6.0f} MiB "
                   f"(flow process; {peak['ok']} ok in {peak['wall']:.1f} s)")  # fmt: skip
-    finally:
-        fake.stop()
-        server.terminate()
-        server.wait(30)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

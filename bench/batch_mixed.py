@@ -35,10 +35,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,10 +47,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.batch import FONT, naive, start_prefect_server  # noqa: E402
+from bench.batch import FONT, batch_bench, naive  # noqa: E402
 from tests import images as gen  # noqa: E402
 from tests.images import sample_path  # noqa: E402
-from tests.support.fake_llm import FakeLLMServer  # noqa: E402
 
 
 def _sign(index: int, dark: bool = False) -> Any:
@@ -157,25 +154,9 @@ def main() -> None:
     parser.add_argument("--cpu-s", type=float, default=0.0)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="narrate-bench-mixed-"))
-    fake = FakeLLMServer(latency=args.latency).start()
-    server, api_url = start_prefect_server(work / "prefect")
-    os.environ.update(
-        {
-            "PREFECT_HOME": str(work / "prefect"),
-            "PREFECT_API_URL": api_url,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "OMP_THREAD_LIMIT": "1",
-            "NARRATE_LLM_BACKEND": "openai",
-            "NARRATE_LLM_BASE_URL": fake.base_url,
-            "NARRATE_LLM_QPS": str(args.qps),
-            "NARRATE_LLM_BURST": "1",
-            "NARRATE_CACHE_BACKEND": "off",  # every image is read and reaches the LLM
-        }
-    )
     cores = os.cpu_count() or 1
-    try:
+    with batch_bench("narrate-bench-mixed-", args.latency, args.qps) as (work, _, env):
+        server_pid = int(env["BENCH_PREFECT_SERVER_PID"])
         made = make_mixed(work / "in", args.images)
         print(f"{args.images} images, LLM {args.latency * 1000:.0f} ms/call, QPS cap "
               f"{args.qps:g}, {cores} cores, concurrency {args.concurrency}")  # fmt: skip
@@ -215,7 +196,7 @@ def main() -> None:
         walls: dict[str, list[float]] = {c: [] for c in configs}
         for round_ in range(args.rounds):
             for config in configs:
-                with measured(server.pid) as m:
+                with measured(server_pid) as m:
                     ok = run(config, work / f"{config}-{round_}")
                 walls[config].append(m.wall_s)
                 extra = f", server {m.server_cpu_s:.1f} CPU s" if config != "direct" else ""
@@ -233,11 +214,6 @@ def main() -> None:
             if config != "direct" and "direct" in best:
                 line += f", {best['direct'] / wall:.2f} of direct"
             print(line)
-    finally:
-        fake.stop()
-        server.terminate()
-        server.wait(30)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
