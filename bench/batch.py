@@ -159,12 +159,18 @@ def batch_bench(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--qps", type=float, default=4.0)
-    parser.add_argument("--latency", type=float, default=0.3)
+def batch_parser(doc: str, *, images: int, qps: float) -> argparse.ArgumentParser:
+    """The options every batch benchmark takes: batch size, the LLM's pace, concurrency."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--images", type=int, default=images)
+    parser.add_argument("--qps", type=float, default=qps, help="the client's request cap")
+    parser.add_argument("--latency", type=float, default=0.3, help="fake LLM seconds/answer")
     parser.add_argument("--concurrency", type=int, default=8)
+    return parser
+
+
+def main() -> None:
+    parser = batch_parser(__doc__, images=16, qps=4.0)
     parser.add_argument("--memory-sizes", default="12,48")
     args = parser.parse_args()
 

@@ -32,7 +32,6 @@ local CPU, not the QPS cap, is the bound, so it does not change the figures.
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import statistics
@@ -47,7 +46,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.batch import FONT, batch_bench, naive  # noqa: E402
+from bench.batch import FONT, batch_bench, batch_parser, naive  # noqa: E402
 from tests import images as gen  # noqa: E402
 from tests.images import sample_path  # noqa: E402
 
@@ -143,11 +142,7 @@ def measured(server_pid: int | None = None) -> Iterator[Measured]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=12)
-    parser.add_argument("--qps", type=float, default=5.0)
-    parser.add_argument("--latency", type=float, default=0.3)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser = batch_parser(__doc__, images=12, qps=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--configs", default="direct,thread,dask")
     parser.add_argument("--no-naive", action="store_true", help="limit from --cpu-s instead")
