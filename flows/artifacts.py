@@ -15,7 +15,7 @@ from urllib.parse import quote
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from narrate.config.settings import Settings
-from narrate.pipeline.results import AnswerResult, DescribeResult
+from narrate.pipeline.results import AnswerResult, DescribeResult, readable
 
 
 def artifact_key(prefix: str, name: str) -> str:
@@ -90,7 +90,7 @@ def publish_artifacts(
         settings: where outputs are served (``output``), for the links.
         task_cache: per step (``ocr``, ``features``), whether Prefect's task cache answered.
     """
-    name = result.image_path.name
+    name = readable(result.image_path.name)  # artifacts are UTF-8: any file name is shown
     if isinstance(result, AnswerResult):
         markdown = _answer_markdown(result, settings)
         markdown_key, timings_key, title = "answer", "answer-timings", f"narrate Q&A: {name}"
@@ -98,7 +98,7 @@ def publish_artifacts(
         markdown = _describe_markdown(result, settings)
         markdown_key, timings_key, title = "description", "timings", f"narrate: {name}"
     create_markdown_artifact(
-        markdown=markdown, key=artifact_key(markdown_key, name), description=title
+        markdown=readable(markdown), key=artifact_key(markdown_key, name), description=title
     )
     create_table_artifact(
         table=_timing_rows(result, task_cache),

@@ -17,7 +17,7 @@ from prefect import flow
 from flows._outcome import BAD_INPUT, bad_input, completed, describe_run_name, opening
 from flows._setup import flow_settings
 from flows.artifacts import publish_artifacts
-from narrate.pipeline.results import DescribeResult
+from narrate.pipeline.results import DescribeResult, on_disk
 from narrate.pipeline.sequence import Steps, describe_one
 from tasks.features import features_task
 from tasks.llm import llm_task
@@ -71,7 +71,8 @@ def run_watched(
     Args:
         run: the pipeline call (``describe_one`` or ``answer_one``).
         steps: the flow's Prefect steps; OCR and features are watched for task-cache hits.
-        image_path: the image, as the flow received it.
+        image_path: the image, as the flow received it (a non-UTF-8 file name may come as
+            ``readable`` shows it: flow parameters travel as JSON; see ``on_disk``).
         out_dir: where the WAV and JSON go; ``None`` for the settings' ``out_dir``.
         lang: ``auto``, ``en`` or ``zh``.
         spoken: the text the WAV says (description or answer), for the state message.
@@ -85,7 +86,7 @@ def run_watched(
     try:
         settings = flow_settings()
         result = run(
-            Path(image_path),
+            on_disk(image_path),
             out_dir=Path(out_dir) if out_dir else settings.out_dir,
             lang=lang,
             settings=settings,

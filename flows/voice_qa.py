@@ -16,7 +16,7 @@ from prefect import flow
 
 from flows._outcome import voice_qa_run_name
 from flows.image_to_speech import PREFECT_STEPS, run_watched
-from narrate.pipeline.results import AnswerResult
+from narrate.pipeline.results import AnswerResult, on_disk
 from narrate.pipeline.sequence import answer_one
 from tasks.asr import asr_task
 from tasks.llm import llm_tts_task
@@ -66,7 +66,7 @@ def voice_qa(
         lang,
         spoken=lambda result: result.answer,
         question_text=question_text or None,
-        question_audio=Path(question_audio) if question_audio else None,
+        question_audio=on_disk(question_audio) if question_audio else None,
     )
 
 

@@ -73,6 +73,21 @@ def _unique_stems(images: Sequence[str]) -> list[str]:
     return stems
 
 
+def _readable(name: str) -> str:
+    from narrate.pipeline.results import readable
+
+    return readable(name)
+
+
+def _for_flow(path: Path) -> Path:
+    """``path`` as a flow parameter.
+
+    Flow parameters travel as JSON, so a non-UTF-8 name goes as ``readable`` shows it, and the
+    flow finds the file by that name (``narrate.pipeline.results.on_disk``).
+    """
+    return Path(_readable(str(path)))
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     """Describe each image aloud; one failure does not stop the others."""
     from narrate.config.settings import load_settings
@@ -84,7 +99,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
         from flows.image_to_speech import image_to_speech
 
         def run(image: Path, stem: str) -> Any:
-            return image_to_speech(image, out_dir=out_dir, lang=args.lang, stem=stem)
+            return image_to_speech(
+                _for_flow(image), out_dir=_for_flow(out_dir), lang=args.lang, stem=_readable(stem)
+            )
     else:
         from narrate.pipeline.sequence import describe_one, plain_steps
 
@@ -135,8 +152,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             from flows.voice_qa import voice_qa
 
             result = voice_qa(
-                image, question_audio=audio, question_text=args.question, out_dir=out_dir,
-                lang=args.lang,
+                _for_flow(image), question_audio=_for_flow(audio) if audio else None,
+                question_text=args.question, out_dir=_for_flow(out_dir), lang=args.lang,
             )  # fmt: skip
         else:
             from narrate.pipeline.sequence import answer_one, plain_steps
@@ -221,11 +238,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         from flows.batch import batch_describe
-        from narrate.pipeline.results import readable
 
-        # Flow parameters travel as JSON: a non-UTF-8 name goes as ``readable`` shows it,
-        # and the flow finds the file by that name (``narrate.pipeline.results.on_disk``).
-        inputs, out_dir = [readable(i) for i in inputs], Path(readable(str(out_dir)))
+        inputs, out_dir = [_readable(i) for i in inputs], _for_flow(out_dir)
         with progress_listener(_ProgressBar()):
             state = batch_describe(
                 inputs if len(inputs) > 1 else inputs[0], out_dir=out_dir,

@@ -111,3 +111,35 @@ def test_bad_input_ends_failed_with_the_reason_as_its_message(
     assert state.is_failed()
     assert state.message.startswith(f"{not_an_image}: not an image file")
     assert "\n" not in state.message and "Traceback" not in state.message
+
+
+def test_a_latin1_file_name_given_as_the_cli_gives_it(
+    prefect_harness: None, offline_env: None, tmp_path: Path
+) -> None:
+    """Flow parameters travel as JSON: the CLI passes a non-UTF-8 name readably (``readable``)
+    and both flows find the file (``on_disk``); outputs and artifacts are UTF-8."""
+    import os
+    import shutil
+
+    from flows.image_to_speech import image_to_speech
+    from flows.voice_qa import voice_qa
+    from narrate.pipeline.results import readable
+
+    image = os.fsdecode(os.fsencode(tmp_path) + b"/re\xe7u_caf\xe9.png")  # Latin-1 bytes
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", image)
+    shown = Path(readable(image))
+    assert shown.name == "reçu_café.png" and not shown.exists()
+
+    state = image_to_speech(shown, out_dir=tmp_path / "out", return_state=True)
+    result = state.result()
+    assert "TOTAL 7.20" in result.ocr_text
+    assert result.audio_path == tmp_path / "out" / "reçu_café.wav"
+    assert wav_stats(result.audio_path)[0] > 1.0
+    saved = json.loads((tmp_path / "out" / "reçu_café.json").read_text(encoding="utf-8"))
+    assert saved["image_path"].endswith("reçu_café.png")
+    markdown = artifact_data("description-re-u-caf-png", state.state_details.flow_run_id)
+    assert "# reçu_café.png" in markdown and "TOTAL 7.20" in markdown
+
+    answer = voice_qa(shown, question_text="What is the total?", out_dir=tmp_path / "out")
+    assert "7.20" in answer.answer
+    assert (tmp_path / "out" / "reçu_café.answer.wav").stat().st_size > 1000
