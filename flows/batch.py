@@ -106,7 +106,14 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
     import distributed  # noqa: F401  (loads its part of the Dask config)
 
     workers = max(1, min(os.cpu_count() or 1, concurrency))
-    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OMP_THREAD_LIMIT": "1"}
+    # The workers share the cores: each runs OCR and features on its share of them only
+    # (NARRATE_CPU_SLOTS), however many threads it has for images waiting on the LLM.
+    slots = max(1, (os.cpu_count() or 1) // workers)
+    env = {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "OMP_THREAD_LIMIT": "1",
+        "NARRATE_CPU_SLOTS": str(slots),
+    }
     if api_url:
         env["PREFECT_API_URL"] = api_url
     no_profiler = {"worker": {"profile": {"enabled": False}}}

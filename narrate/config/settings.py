@@ -449,6 +449,10 @@ class Settings(BaseSettings):
         50_000_000, gt=0, description="larger images are refused as decompression bombs"
     )
     max_file_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    cpu_slots: int | None = Field(
+        None, ge=1, description="images whose OCR and features run at once in one process "
+        "(batch, serve); default: the cores"
+    )  # fmt: skip
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ocr: OCRSettings = Field(default_factory=OCRSettings)
     tts: TTSSettings = Field(default_factory=TTSSettings)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import glob
 import json
 import os
@@ -29,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from adapters.files import atomic_write, file_sha256
-from narrate.config.settings import Settings
+from narrate.config.settings import Settings, load_settings
 from narrate.ops import metrics
 from narrate.pipeline.budget import (
     BUDGET_REASON,
@@ -53,9 +54,18 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", "
 SUMMARY_FIELDS = ("item", "status", "reason", "backend", "tokens", "seconds", "output")
 Status = Literal["ok", "skipped", "failed"]
 
-# OCR and feature extraction are CPU-bound: at most one per core at a time in this process,
-# however many items are in flight (most of them wait for the LLM).
-_CPU_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+@functools.cache
+def cpu_slots() -> threading.BoundedSemaphore:
+    """This process's slots for the CPU-bound steps: how many images may be in OCR or features.
+
+    OCR and feature extraction are CPU-bound: one image per core at a time, however many are
+    in flight (most of them wait for the LLM). ``NARRATE_CPU_SLOTS`` (``Settings.cpu_slots``)
+    overrides the count, read from this process's own environment: Dask worker processes
+    sharing the cores get their share that way, while the settings they are handed come from
+    the flow's process. One semaphore per process, shared by every batch and request in it.
+    """
+    return threading.BoundedSemaphore(load_settings().cpu_slots or os.cpu_count() or 1)
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -166,9 +176,11 @@ class ItemOutcome:
         return {k: data[k] for k in SUMMARY_FIELDS}
 
 
-def _cpu_bound(step: Callable[..., Any]) -> Callable[..., Any]:
+def cpu_bound(step: Callable[..., Any], slots: threading.BoundedSemaphore) -> Callable[..., Any]:
+    """``step`` run only while holding one of ``slots`` (see ``cpu_slots``)."""
+
     def run(*args: Any, **kwargs: Any) -> Any:
-        with _CPU_SLOTS:
+        with slots:
             return step(*args, **kwargs)
 
     return run
@@ -221,8 +233,8 @@ def process_item(
     checkpoint = checkpoint_path(out_dir, work.key)
     item_steps = dataclasses.replace(
         steps,
-        ocr=_cpu_bound(steps.ocr),
-        features=_cpu_bound(steps.features),
+        ocr=cpu_bound(steps.ocr, cpu_slots()),
+        features=cpu_bound(steps.features, cpu_slots()),
         llm=_checkpointed(_budgeted(steps.llm, budget), checkpoint),
     )
     try:

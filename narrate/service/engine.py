@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +28,6 @@ EngineName = Literal["direct", "prefect"]
 
 # OCR and features are CPU-bound: one per core at a time, however many jobs are in flight
 # (most of them wait for the LLM) - the limit a batch run keeps too.
-_CPU_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 def resolve_engine(choice: str) -> EngineName:
@@ -53,14 +50,6 @@ def resolve_engine(choice: str) -> EngineName:
     return choice  # type: ignore[return-value]
 
 
-def _cpu_bound(step: Callable[..., Any]) -> Callable[..., Any]:
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with _CPU_SLOTS:
-            return step(*args, **kwargs)
-
-    return run
-
-
 class PipelineRunner:
     """Does a job's work with the chosen engine (the ``JobQueue``'s work function)."""
 
@@ -69,11 +58,12 @@ class PipelineRunner:
         self.engine = engine
         self.steps: Any = None
         if engine == "direct":
+            from narrate.pipeline.batch import cpu_bound, cpu_slots
             from narrate.pipeline.sequence import plain_steps
 
-            steps = plain_steps(settings.llm.cache)
-            self.steps = dataclasses.replace(
-                steps, ocr=_cpu_bound(steps.ocr), features=_cpu_bound(steps.features)
+            steps, slots = plain_steps(settings.llm.cache), cpu_slots()
+            self.steps = dataclasses.replace(  # OCR and features share the batch's slots
+                steps, ocr=cpu_bound(steps.ocr, slots), features=cpu_bound(steps.features, slots)
             )
 
     def __call__(self, job: Job) -> None:

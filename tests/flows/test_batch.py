@@ -232,6 +232,9 @@ def test_local_dask_workers_get_the_flows_api_url() -> None:
     assert kwargs["processes"] is True
     assert kwargs["env"]["PREFECT_API_URL"] == "http://127.0.0.1:4321/api"
     assert kwargs["n_workers"] * kwargs["threads_per_worker"] >= 8
+    # the worker processes share the cores for OCR and features instead of each taking all
+    cores = os.cpu_count() or 1
+    assert kwargs["n_workers"] * int(kwargs["env"]["NARRATE_CPU_SLOTS"]) <= max(cores, 2)
     assert kwargs["config"]["distributed"]["worker"]["profile"]["enabled"] is False
     assert "admin" in kwargs["config"]["distributed"]  # the rest of the config goes too
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,25 @@ def test_a_finished_description_is_never_asked_for_again(
     saved = json.loads((out / "golf.json").read_text())
     assert "GOLF" in saved["ocr_text"] and saved["image_path"] == str(image)
     assert saved["description"].startswith("This is a fake answer")
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, os.cpu_count() or 1), ("3", 3)])
+def test_cpu_slots_are_the_cores_or_narrate_cpu_slots(
+    monkeypatch: pytest.MonkeyPatch, env: str | None, expected: int
+) -> None:
+    from narrate.pipeline.batch import cpu_slots
+
+    if env is None:
+        monkeypatch.delenv("NARRATE_CPU_SLOTS", raising=False)
+    else:
+        monkeypatch.setenv("NARRATE_CPU_SLOTS", env)
+    cpu_slots.cache_clear()
+    try:
+        slots = cpu_slots()
+        assert cpu_slots() is slots  # one per process
+        taken = 0
+        while slots.acquire(blocking=False):
+            taken += 1
+        assert taken == expected
+    finally:
+        cpu_slots.cache_clear()  # the next caller builds its own from its environment
