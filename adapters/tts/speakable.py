@@ -79,8 +79,6 @@ def clean_text(text: str) -> str:
         The cleaned text: single spaces, lines kept, no control/format characters, markup
         or emoji.
     """
-    import emoji
-
     text = unicodedata.normalize("NFC", text)
     text = _ANSI.sub(" ", text)
     text = _TAG.sub(" ", text)
@@ -88,7 +86,10 @@ def clean_text(text: str) -> str:
     text = _MD_LINK.sub(r"\1", text)
     text = _MD_EMPHASIS.sub(r"\2", text)
     text = _MD_LINE_START.sub("", text)
-    text = emoji.replace_emoji(text, " ")
+    if not text.isascii():  # an emoji is never ASCII: skip the library's import (~50 ms)
+        import emoji
+
+        text = emoji.replace_emoji(text, " ")
     out: list[str] = []
     for ch in text:
         category = unicodedata.category(ch)

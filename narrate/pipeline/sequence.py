@@ -8,16 +8,17 @@ Prefect's start-up. The order and the data handed between steps are therefore id
 
 from __future__ import annotations
 
+import _imp
+import contextlib
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.asr.base import Transcript
-from adapters.asr.refusal import ensure_question
 from adapters.errors import InputError
 from adapters.features.base import ImageFeatures
 from adapters.files import set_file_mode, write_json_atomic
@@ -124,6 +125,14 @@ class LlmTtsStep(Protocol):
         ...
 
 
+class ReadyOcrStep(Protocol):
+    """``narrate.pipeline.steps.ready_ocr`` (bound to the step cache's settings)."""
+
+    def __call__(self, ocr: OCRSettings, *, max_pixels: int = ...) -> None:
+        """Import what OCR needs on this thread; see ``narrate.pipeline.steps.ready_ocr``."""
+        ...
+
+
 class WarmUpStep(Protocol):
     """``narrate.pipeline.steps.warm_up``."""
 
@@ -142,6 +151,8 @@ class Steps:
     ``warm_up`` readies the steps after OCR and returns work to run on a second thread while
     OCR runs (optional: a one-image run gains from it, a batch that already overlaps images
     does not);
+    ``ready_ocr`` imports what OCR needs; given with ``warm_up``, OCR then runs on a worker
+    thread while ``warm_up`` runs on the caller's;
     ``submit(step, *args)`` starts a step in the background and returns something with
     ``.result()``: a thread pool for plain functions, ``task.submit`` for Prefect tasks.
     """
@@ -154,6 +165,7 @@ class Steps:
     llm_tts: LlmTtsStep | None = None
     submit: Callable[..., Pending] = _submit_in_thread
     warm_up: WarmUpStep | None = None
+    ready_ocr: ReadyOcrStep | None = None
 
 
 def plain_steps(cache: CacheSettings | None = None, *, warm_up: bool = False) -> Steps:
@@ -162,8 +174,8 @@ def plain_steps(cache: CacheSettings | None = None, *, warm_up: bool = False) ->
     Args:
         cache: when given (and not ``off``), OCR and features are cached by the image's
             bytes in the response cache's store, as the Prefect tasks are.
-        warm_up: ready the later steps on a second thread while OCR runs (for images
-            described one at a time).
+        warm_up: read the image on a worker thread and meanwhile ready the later steps (for
+            images described one at a time).
 
     Returns:
         The ``Steps`` of the direct engine.
@@ -185,6 +197,7 @@ def plain_steps(cache: CacheSettings | None = None, *, warm_up: bool = False) ->
         asr=steps.run_asr,
         llm_tts=steps.run_llm_tts,
         warm_up=steps.warm_up if warm_up else None,
+        ready_ocr=functools.partial(steps.ready_ocr, cache=cache) if warm_up else None,
     )
 
 
@@ -215,18 +228,30 @@ def describe_one(
     wav_path, json_path = output_paths(image_path, out_dir, stem)
     timings: dict[str, float] = {}
 
-    warming = None
+    warming = reading = None
     if steps.warm_up is not None:
-        start = time.perf_counter()
-        beside_ocr = steps.warm_up(
-            image_path, settings.llm, settings.tts, max_pixels=settings.max_image_pixels
-        )
-        warming = steps.submit(beside_ocr)
-        timings["warm_up_s"] = time.perf_counter() - start
+        ocr_start = time.perf_counter()
+        if steps.ready_ocr is not None:
+            steps.ready_ocr(settings.ocr, max_pixels=settings.max_image_pixels)
+        with _imports_held_back():
+            if steps.ready_ocr is not None:
+                reading = steps.submit(
+                    steps.ocr, image_path, lang, settings.ocr, max_pixels=settings.max_image_pixels
+                )
+            start = time.perf_counter()
+            beside_ocr = steps.warm_up(
+                image_path, settings.llm, settings.tts, max_pixels=settings.max_image_pixels
+            )
+            warming = steps.submit(beside_ocr)
+            timings["warm_up_s"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    ocr = steps.ocr(image_path, lang, settings.ocr, max_pixels=settings.max_image_pixels)
-    timings["ocr_s"] = time.perf_counter() - start
+    if reading is not None:
+        ocr = reading.result()  # re-raises OCR's own error, as the call below would
+        timings["ocr_s"] = time.perf_counter() - ocr_start  # from its start, beside the warm-up
+    else:
+        start = time.perf_counter()
+        ocr = steps.ocr(image_path, lang, settings.ocr, max_pixels=settings.max_image_pixels)
+        timings["ocr_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     if warming is not None:
@@ -248,6 +273,28 @@ def describe_one(
     set_file_mode(result.audio_path, settings.output.file_mode)  # one mode for WAV + JSON
     write_json_atomic(json_path, result.to_dict(), mode=settings.output.file_mode)
     return result
+
+
+@contextlib.contextmanager
+def _imports_held_back() -> Iterator[None]:
+    """Hold Python's global import lock: until the block ends, other threads cannot start an import.
+
+    The warm-up imports the describer's, the voices' and the metrics' modules on this thread
+    while OCR runs on a worker. Python 3.11's imports are not safe on two threads at once: a
+    module being imported by one can reach the other half-initialised (cpython#83065; it
+    happened here once). ``ready_ocr`` has imported what OCR uses, so the worker normally
+    imports nothing; when it does (RapidOCR's models loaded on first use, a rare image
+    format's Pillow plugin), the import waits for the block's end here instead of racing.
+    Taking a lock every import takes briefly cannot deadlock the worker: a thread that holds
+    it may import (the lock is reentrant) and the worker cannot be inside an import when the
+    block starts, since it has not been started yet. Modules already imported are looked up
+    without the lock.
+    """
+    _imp.acquire_lock()
+    try:
+        yield
+    finally:
+        _imp.release_lock()
 
 
 def _result_fields(
@@ -325,6 +372,8 @@ def answer_one(
     if pending is not None:
         transcript = pending.result()
         timings["asr_s"] = time.perf_counter() - start  # ran beside OCR and features
+        from adapters.asr.refusal import ensure_question  # numpy: not on describe's path
+
         question = ensure_question(transcript, question_audio)  # never answer noise
     else:
         question = str(question_text).strip()

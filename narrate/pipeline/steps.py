@@ -141,6 +141,33 @@ def _nothing() -> None:
     return None
 
 
+def ready_ocr(
+    ocr: OCRSettings, *, max_pixels: int = 50_000_000, cache: CacheSettings | None = None
+) -> None:
+    """Import, here in the caller's thread, what ``run_ocr`` needs, so it can run on another.
+
+    Builds the OCR engine (its module imports numpy, OpenCV, Pillow, pytesseract), loads
+    Pillow's common file-format plugins (``Image.open`` would on first use), builds the
+    metrics (``time_stage`` does on first use, under a lock) and opens the step cache's
+    store when ``cache`` is given and not ``off``. An engine that loads more on
+    first use (RapidOCR's models, when ``auto`` is unsure) still imports on the OCR thread;
+    ``narrate.pipeline.sequence`` holds other threads' imports back while it imports.
+    A failure here is left for ``run_ocr`` to report.
+    """
+    from PIL import Image
+
+    try:
+        _ocr_engine(
+            ocr.engine, ocr.threads, ocr.deskew, ocr.timeout_s, max_pixels, ocr.min_confidence
+        )
+        Image.preinit()
+        metrics.enabled()  # built under a lock that the warm-up takes too: built here first
+        if cache is not None and cache.resolved_backend != "off":
+            _step_store(cache.resolved_backend, str(cache.path), cache.redis_url)
+    except Exception as exc:  # the step itself will fail with the proper error
+        log.debug("readying the ocr step failed: %s", exc)
+
+
 def run_ocr(
     image_path: Path, language: str, ocr: OCRSettings, *, max_pixels: int = 50_000_000
 ) -> OcrResult:
