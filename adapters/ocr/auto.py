@@ -16,7 +16,9 @@ Both engines are built once and reused; ``details["engine_choice"]`` says what w
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adapters.imaging import DEFAULT_MAX_PIXELS
 from adapters.ocr.base import OcrLanguage, OcrResult
@@ -25,8 +27,10 @@ from adapters.ocr.filtering import (
     TESSERACT_MIN_CONFIDENCE,
     looks_like_text,
 )
-from adapters.ocr.rapidocr import RapidOcr
 from adapters.ocr.tesseract import TesseractOcr
+
+if TYPE_CHECKING:
+    from adapters.ocr.rapidocr import RapidOcr
 
 LONG_ASPECT = 6.0  # RapidOCR's detector shrinks such images and loses their lines
 SURE = 0.85  # tesseract's mean kept-word confidence above which its read stands alone
@@ -62,12 +66,19 @@ class AutoOcr:
             max_pixels=max_pixels,
             min_confidence=TESSERACT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
         )
-        self.rapidocr = RapidOcr(
-            timeout_s=timeout_s,
-            max_pixels=max_pixels,
-            min_confidence=RAPIDOCR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
-        )
+        self._rapidocr_options = {
+            "timeout_s": timeout_s,
+            "max_pixels": max_pixels,
+            "min_confidence": RAPIDOCR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+        }
         self.max_pixels = max_pixels
+
+    @functools.cached_property
+    def rapidocr(self) -> RapidOcr:
+        """The RapidOCR engine, its module imported when first asked (a sure read never is)."""
+        from adapters.ocr.rapidocr import RapidOcr
+
+        return RapidOcr(**self._rapidocr_options)  # type: ignore[arg-type]
 
     def warm_up(self) -> None:
         """Load RapidOCR's models now (about 1 s) rather than on the first unsure image."""

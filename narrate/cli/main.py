@@ -103,14 +103,17 @@ def cmd_describe(args: argparse.Namespace) -> int:
                 _for_flow(image), out_dir=_for_flow(out_dir), lang=args.lang, stem=_readable(stem)
             )
     else:
+        from narrate.ops.metrics import unrecorded
         from narrate.pipeline.sequence import describe_one, plain_steps
 
         steps = plain_steps(settings.llm.cache, warm_up=True)
 
         def run(image: Path, stem: str) -> Any:
-            return describe_one(
-                image, out_dir=out_dir, lang=args.lang, settings=settings, steps=steps, stem=stem
-            )
+            with unrecorded():  # nothing here serves or pushes them
+                return describe_one(
+                    image, out_dir=out_dir, lang=args.lang, settings=settings, steps=steps,
+                    stem=stem,
+                )  # fmt: skip
 
     records: list[dict[str, Any]] = []
     failures = 0

@@ -167,6 +167,28 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+@contextlib.contextmanager
+def unrecorded() -> Iterator[None]:
+    """Record nothing in this block unless the metrics were already built: a one-shot command.
+
+    ``narrate describe`` neither serves nor pushes its metrics, so it need not import
+    prometheus_client (30-50 ms). Recording helpers are no-ops meanwhile (as without the
+    library); afterwards the metrics build on first use as usual. Metrics already built (a
+    long-running process, a test session) keep recording.
+    """
+    with _lock:
+        suspended = "m" not in _state
+        if suspended:
+            _state["m"] = None
+    try:
+        yield
+    finally:
+        if suspended:
+            with _lock:
+                if _state.get("m", 0) is None:
+                    del _state["m"]
+
+
 def enabled() -> bool:
     """True when prometheus_client is installed and metrics are recorded."""
     return _metrics() is not None

@@ -14,6 +14,7 @@ from adapters.tts.speakable import clean_text, prepare, say_numbers, split_runs
         ("The total is 7.40.\x00 Thank you.", "The total is 7.40. Thank you."),
         ("It is <b>on sale</b> now.", "It is on sale now."),
         ("Line<br/>break &amp; more", "Line break & more"),
+        ("ASCII in, emoji out: &#128077; &#x1F389;done", "ASCII in, emoji out: done"),
         ("Great 👍🏽 deal 🇬🇧 for 👨\u200d👩\u200d👧 families!", "Great deal for families!"),
         ("zero\u200bwidth\ufeff and\u00ad soft", "zerowidth and soft"),
         ("**Bold** and `code` and [a link](http://x.test)", "Bold and code and a link"),

@@ -333,3 +333,27 @@ def test_without_prometheus_client_everything_is_a_no_op() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "refused: metrics need prometheus_client: pip install 'narrate[metrics]'" in done.stdout
+
+
+def test_unrecorded_imports_nothing_and_records_nothing_then_metrics_build_as_usual() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from narrate.ops import metrics
+        with metrics.unrecorded():
+            metrics.observe_stage("ocr", 0.2)
+            with metrics.time_stage("tts"):
+                pass
+            assert not metrics.enabled() and "prometheus_client" not in sys.modules
+        assert metrics.enabled() and "prometheus_client" in sys.modules
+        with metrics.unrecorded():  # built: it keeps recording
+            metrics.observe_stage("ocr", 0.2)
+        print(metrics.exposition().decode())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'narrate_stage_duration_seconds_count{stage="ocr"} 1.0' in done.stdout
+    assert 'stage="tts"' not in done.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,27 @@ def test_warm_up_runs_beside_ocr_and_changes_nothing_in_the_result(
     assert fast.ocr_text == plain.ocr_text and "TOTAL" in fast.ocr_text
     assert fast.features == plain.features
     assert fast.description == plain.description
+
+
+def test_ocr_reads_on_a_worker_thread_while_the_warm_up_imports_on_the_callers(
+    settings: Settings, tmp_path: Path
+) -> None:
+    threads: dict[str, str] = {}
+    warm = plain_steps(warm_up=True)
+
+    def watch(name: str, step: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            threads[name] = threading.current_thread().name
+            return step(*args, **kwargs)
+
+        return wrapped
+
+    watched = dataclasses.replace(
+        warm, ocr=watch("ocr", warm.ocr), warm_up=watch("warm_up", warm.warm_up)
+    )
+    result = describe_one(RECEIPT, out_dir=tmp_path, lang="auto", settings=settings, steps=watched)
+    assert "TOTAL" in result.ocr_text
+    assert threads["warm_up"] == threading.current_thread().name != threads["ocr"]
 
 
 def test_a_failing_warm_up_leaves_the_error_to_the_step(settings: Settings, tmp_path: Path) -> None:
