@@ -390,4 +390,6 @@ def _contrasting_ground(rgba: Image.Image) -> tuple[int, int, int, int]:
     if visible.all() or not visible.any():
         return (255, 255, 255, 255)
     luma = arr[..., :3][visible].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    return (0, 0, 0, 255) if float(np.median(luma)) > 160 else (255, 255, 255, 255)
+    middle = [(luma.size - 1) // 2, luma.size // 2]  # np.median imports numpy.ma (30 ms)
+    low, high = np.partition(luma, middle)[middle]
+    return (0, 0, 0, 255) if float(low + high) / 2 > 160 else (255, 255, 255, 255)
