@@ -45,7 +45,7 @@ class TaskCacheWatch:
 def watched(steps: Steps) -> tuple[Steps, dict[str, TaskCacheWatch]]:
     """``steps`` with OCR and features watched for task-cache hits (one set per flow run)."""
     watches = {"ocr": TaskCacheWatch(steps.ocr), "features": TaskCacheWatch(steps.features)}
-    return dataclasses.replace(steps, **watches), watches
+    return dataclasses.replace(steps, ocr=watches["ocr"], features=watches["features"]), watches
 
 
 def spoken_opening(result: DescribeResult, text: str) -> str:

@@ -176,16 +176,6 @@ class ItemOutcome:
         return {k: data[k] for k in SUMMARY_FIELDS}
 
 
-def cpu_bound(step: Callable[..., Any], slots: threading.BoundedSemaphore) -> Callable[..., Any]:
-    """``step`` run only while holding one of ``slots`` (see ``cpu_slots``)."""
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with slots:
-            return step(*args, **kwargs)
-
-    return run
-
-
 def _checkpointed(step: Callable[..., Any], checkpoint: Path) -> Callable[..., Any]:
     """``step`` (describe) that reuses a saved description, and saves a new one at once."""
 
@@ -233,8 +223,7 @@ def process_item(
     checkpoint = checkpoint_path(out_dir, work.key)
     item_steps = dataclasses.replace(
         steps,
-        ocr=cpu_bound(steps.ocr, cpu_slots()),
-        features=cpu_bound(steps.features, cpu_slots()),
+        cpu_slot=cpu_slots(),
         llm=_checkpointed(_budgeted(steps.llm, budget), checkpoint),
     )
     try:

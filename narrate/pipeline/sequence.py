@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from adapters.asr.base import Transcript
 from adapters.errors import InputError
@@ -35,6 +35,8 @@ from narrate.config.settings import (
     TTSSettings,
 )
 from narrate.pipeline.results import AnswerResult, DescribeResult, readable, to_jsonable
+
+T = TypeVar("T")
 
 
 class Pending(Protocol):
@@ -154,7 +156,10 @@ class Steps:
     ``ready_ocr`` imports what OCR needs; given with ``warm_up``, OCR then runs on a worker
     thread while ``warm_up`` runs on the caller's;
     ``submit(step, *args)`` starts a step in the background and returns something with
-    ``.result()``: a thread pool for plain functions, ``task.submit`` for Prefect tasks.
+    ``.result()``: a thread pool for plain functions, ``task.submit`` for Prefect tasks;
+    ``cpu_slot`` (optional) is held around OCR and around features, so that only so many
+    images use the cores at once (``narrate.pipeline.batch.cpu_slots``); the step timings
+    leave the wait for it out (it is ``timings["cpu_wait_s"]``).
     """
 
     ocr: OcrStep
@@ -166,6 +171,7 @@ class Steps:
     submit: Callable[..., Pending] = _submit_in_thread
     warm_up: WarmUpStep | None = None
     ready_ocr: ReadyOcrStep | None = None
+    cpu_slot: contextlib.AbstractContextManager[Any] | None = None
 
 
 def plain_steps(cache: CacheSettings | None = None, *, warm_up: bool = False) -> Steps:
@@ -249,15 +255,20 @@ def describe_one(
         ocr = reading.result()  # re-raises OCR's own error, as the call below would
         timings["ocr_s"] = time.perf_counter() - ocr_start  # from its start, beside the warm-up
     else:
-        start = time.perf_counter()
-        ocr = steps.ocr(image_path, lang, settings.ocr, max_pixels=settings.max_image_pixels)
-        timings["ocr_s"] = time.perf_counter() - start
+        ocr = _cpu_step(
+            steps, timings, "ocr_s",
+            lambda: steps.ocr(image_path, lang, settings.ocr, max_pixels=settings.max_image_pixels),
+        )  # fmt: skip
 
     start = time.perf_counter()
     if warming is not None:
         warming.result()  # the features step finishes from it (it never raises)
-    features = steps.features(image_path, ocr.boxes, max_pixels=settings.max_image_pixels)
-    timings["features_s"] = time.perf_counter() - start
+    warm_s = time.perf_counter() - start
+    features = _cpu_step(
+        steps, timings, "features_s",
+        lambda: steps.features(image_path, ocr.boxes, max_pixels=settings.max_image_pixels),
+    )  # fmt: skip
+    timings["features_s"] += warm_s
 
     start = time.perf_counter()
     description = steps.llm(ocr, features, settings.llm, image_path=image_path)
@@ -273,6 +284,26 @@ def describe_one(
     set_file_mode(result.audio_path, settings.output.file_mode)  # one mode for WAV + JSON
     write_json_atomic(json_path, result.to_dict(), mode=settings.output.file_mode)
     return result
+
+
+def _cpu_step(steps: Steps, timings: dict[str, float], key: str, call: Callable[[], T]) -> T:
+    """``call()`` in one of ``steps.cpu_slot`` when there is one; ``timings[key]`` its seconds.
+
+    The wait for the slot is added to ``timings["cpu_wait_s"]`` instead: under load an image
+    may wait seconds for a core, and its OCR time should still say how long OCR took.
+    """
+    if steps.cpu_slot is None:
+        start = time.perf_counter()
+        value = call()
+        timings[key] = time.perf_counter() - start
+        return value
+    queued = time.perf_counter()
+    with steps.cpu_slot:
+        start = time.perf_counter()
+        timings["cpu_wait_s"] = timings.get("cpu_wait_s", 0.0) + start - queued
+        value = call()
+        timings[key] = time.perf_counter() - start
+    return value
 
 
 @contextlib.contextmanager
@@ -362,11 +393,14 @@ def answer_one(
             raise InputError(question_audio, "this engine cannot transcribe audio")
         pending = steps.submit(steps.asr, Path(question_audio), settings.asr)
 
-    ocr = steps.ocr(image_path, lang, settings.ocr, max_pixels=settings.max_image_pixels)
-    timings["ocr_s"] = time.perf_counter() - start
-    mark = time.perf_counter()
-    features = steps.features(image_path, ocr.boxes, max_pixels=settings.max_image_pixels)
-    timings["features_s"] = time.perf_counter() - mark
+    ocr = _cpu_step(
+        steps, timings, "ocr_s",
+        lambda: steps.ocr(image_path, lang, settings.ocr, max_pixels=settings.max_image_pixels),
+    )  # fmt: skip
+    features = _cpu_step(
+        steps, timings, "features_s",
+        lambda: steps.features(image_path, ocr.boxes, max_pixels=settings.max_image_pixels),
+    )  # fmt: skip
 
     transcript = None
     if pending is not None:

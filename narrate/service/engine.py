@@ -58,13 +58,11 @@ class PipelineRunner:
         self.engine = engine
         self.steps: Any = None
         if engine == "direct":
-            from narrate.pipeline.batch import cpu_bound, cpu_slots
+            from narrate.pipeline.batch import cpu_slots
             from narrate.pipeline.sequence import plain_steps
 
-            steps, slots = plain_steps(settings.llm.cache), cpu_slots()
-            self.steps = dataclasses.replace(  # OCR and features share the batch's slots
-                steps, ocr=cpu_bound(steps.ocr, slots), features=cpu_bound(steps.features, slots)
-            )
+            # OCR and features share the process's slots with any batch
+            self.steps = dataclasses.replace(plain_steps(settings.llm.cache), cpu_slot=cpu_slots())
 
     def __call__(self, job: Job) -> None:
         """Run ``job``; fills ``job.result`` and ``job.audio_path``.

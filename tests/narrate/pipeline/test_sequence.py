@@ -136,3 +136,20 @@ def test_answer_one_with_a_typed_question(settings: Settings, tmp_path: Path) ->
 def test_output_paths_use_the_stem_or_the_given_one(tmp_path: Path) -> None:
     assert output_paths(Path("a/x.png"), tmp_path) == (tmp_path / "x.wav", tmp_path / "x.json")
     assert output_paths(Path("a/x.png"), tmp_path, "x-2")[1] == tmp_path / "x-2.json"
+
+
+def test_waiting_for_a_cpu_slot_is_not_counted_as_ocr_time(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Under load an image waits for a core; ``ocr_s`` still says how long OCR took."""
+    slot = threading.BoundedSemaphore(1)
+    slot.acquire()  # another image holds the only core
+    threading.Timer(1.0, slot.release).start()
+    steps = dataclasses.replace(plain_steps(), cpu_slot=slot)
+
+    result = describe_one(RECEIPT, out_dir=tmp_path, lang="auto", settings=settings, steps=steps)
+    assert "TOTAL" in result.ocr_text
+    # the second it waited for the core is counted apart, not in OCR's time
+    assert result.timings["cpu_wait_s"] >= 0.9
+    assert 0 < result.timings["ocr_s"] and 0 < result.timings["features_s"]
+    assert slot.acquire(blocking=False)  # both steps gave the slot back
