@@ -86,10 +86,16 @@ def check_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     if size == 0:
         raise InputError(path, "file is empty (0 bytes)")
     if size > max_bytes:
-        raise InputError(
-            path, f"file is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit"
-        )
+        raise InputError(path, f"file is {_bytes(size)}, over the {_bytes(max_bytes)} limit")
     return size
+
+
+def _bytes(n: int) -> str:
+    """``n`` bytes for a person: ``512 bytes``, ``446 KiB``, ``120 MiB``."""
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.0f} {unit}"
+    return f"{n} bytes"
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,17 @@ def _unique_stems(images: Sequence[str]) -> list[str]:
     return stems
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _readable(name: str) -> str:
     from narrate.pipeline.results import readable
 
@@ -129,7 +140,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
             continue
         records.append({"ok": True, **result.to_dict()})
         if not args.json:
-            print(f"{image}:\n  {result.description}\n  audio: {result.audio_path}")
+            print(f"{_readable(str(image))}:\n  {result.description}\n  audio: {result.audio_path}")
     if args.json:
         json.dump(records, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -202,7 +213,13 @@ class _ProgressBar:
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         if outcome.status == "failed":  # each failure as it happens, one line with its hint
             clear = "\r\033[K" if self.tty else ""
-            print(f"{clear}narrate: failed: {outcome.item}: {outcome.reason}", file=sys.stderr)
+            # the reason names the file already when it came from the image's loader
+            what = (
+                outcome.reason
+                if outcome.item in outcome.reason
+                else f"{outcome.item}: {outcome.reason}"
+            )
+            print(f"{clear}narrate: failed: {what}", file=sys.stderr)
         filled = self.width * done // total if total else self.width
         bar = "#" * filled + "." * (self.width - filled)
         counts = ", ".join(f"{n} {s}" for s, n in self.counts.items())
@@ -369,7 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_out_and_lang(batch)
     batch.add_argument(
-        "--concurrency", type=int, default=8, metavar="N", help="images in flight (default 8)"
+        "--concurrency",
+        type=_at_least_one,
+        default=8,
+        metavar="N",
+        help="images in flight (default 8)",
     )
     batch.add_argument(
         "--engine",

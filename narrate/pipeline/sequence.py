@@ -22,6 +22,7 @@ from adapters.asr.base import Transcript
 from adapters.errors import InputError
 from adapters.features.base import ImageFeatures
 from adapters.files import set_file_mode, write_json_atomic
+from adapters.imaging import check_file
 from adapters.llm.base import Description
 from adapters.ocr.base import OcrResult, WordBox
 from adapters.tts.base import SpeechResult
@@ -231,6 +232,7 @@ def describe_one(
     ``stem`` names the outputs (default: the image's stem).
     """
     image_path = Path(image_path)
+    check_file(image_path, max_bytes=settings.max_file_bytes)  # NARRATE_MAX_FILE_BYTES
     wav_path, json_path = output_paths(image_path, out_dir, stem)
     timings: dict[str, float] = {}
 
@@ -382,6 +384,7 @@ def answer_one(
     if question_text is not None and not question_text.strip():
         raise InputError(None, "the question is empty")
     image_path = Path(image_path)
+    check_file(image_path, max_bytes=settings.max_file_bytes)  # NARRATE_MAX_FILE_BYTES
     stem = readable(image_path.stem)  # a non-UTF-8 name gets a UTF-8 one, as in describe_one
     wav_path, json_path = out_dir / f"{stem}.answer.wav", out_dir / f"{stem}.answer.json"
     timings: dict[str, float] = {}

@@ -153,3 +153,16 @@ def test_waiting_for_a_cpu_slot_is_not_counted_as_ocr_time(
     assert result.timings["cpu_wait_s"] >= 0.9
     assert result.timings["ocr_s"] > 0 and result.timings["features_s"] > 0
     assert slot.acquire(blocking=False)  # both steps gave the slot back
+
+
+def test_max_file_bytes_refuses_a_bigger_image_naming_it(tmp_path: Path) -> None:
+    small = Settings(llm=LLMSettings(backend="offline"), max_file_bytes=1000)
+    size_kib = f"{RECEIPT.stat().st_size / 1024:.0f}"
+    with pytest.raises(
+        InputError, match=rf"receipt_en\.png: file is {size_kib} KiB, over the 1000 bytes limit"
+    ):
+        describe_one(RECEIPT, out_dir=tmp_path, lang="auto", settings=small, steps=plain_steps())
+    with pytest.raises(InputError, match="over the 1000 bytes limit"):
+        answer_one(RECEIPT, question_text="What is the total?", out_dir=tmp_path, lang="auto",
+                   settings=small, steps=plain_steps())  # fmt: skip
+    assert not list(tmp_path.iterdir())  # nothing written
