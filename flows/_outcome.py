@@ -71,6 +71,15 @@ def bad_input(exc: Exception) -> Any:
     Returns:
         The ``Failed`` state for the flow to return.
     """
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    # the reason in the run's logs too, as one line: a bad input found before any task ran
+    # (an empty or oversized file) would otherwise leave the logs without it
+    try:
+        get_run_logger().error("%s", exc)
+    except MissingContextError:  # called outside a flow run (tests, helpers)
+        logging.getLogger("narrate.flows").error("%s", exc)
     return Failed(message=str(exc), data=exc)
 
 
