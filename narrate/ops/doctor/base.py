@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from narrate.config.secrets import redact
@@ -97,12 +95,3 @@ def run_tool(cmd: list[str], timeout_s: float, env: Mapping[str, str] | None = N
 def ms(seconds: float) -> int:
     """Seconds as whole milliseconds."""
     return round(seconds * 1000)
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

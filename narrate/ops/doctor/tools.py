@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from adapters.files import file_sha256
 from narrate.config.settings import Settings
-from narrate.ops.doctor.base import Check, run_tool, sha256_file
+from narrate.ops.doctor.base import Check, run_tool
 
 
 class LanguagePack(NamedTuple):
@@ -263,7 +264,7 @@ def check_asr(settings: Settings) -> list[Check]:
     want = MODEL_BIN_SHA256.get(pinned.name)
     model_bin = source / "model.bin"
     if want is not None:
-        actual = sha256_file(model_bin) if model_bin.is_file() else "missing"
+        actual = (file_sha256(model_bin) or "unreadable") if model_bin.is_file() else "missing"
         if actual != want:
             found = f"{model_bin} sha256 {actual[:12]}..., pinned {want[:12]}...: corrupted"
             return [*checks, Check(name, "FAIL", found, refetch)]
