@@ -19,7 +19,9 @@ then reads it:
 Words go through the garbage filter (``adapters.ocr.filtering``); confidences are 0-1. One
 deadline covers loading, preprocessing and every tesseract call; running out of it is a
 ``PermanentError`` naming the image and its size (a retry would time out again).
-Tesseract runs through pytesseract (``image_to_data``, TSV; ``image_to_osd``).
+Tesseract runs through pytesseract (``image_to_data``, TSV; ``image_to_osd``), except the
+first pass, which is started before the image is prepared and fed on stdin
+(``adapters.ocr.ahead``: its model loads meanwhile).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from PIL import Image
 
 from adapters.errors import ConfigError, PermanentError, TransientError
 from adapters.imaging import DEFAULT_MAX_PIXELS, decode_image
+from adapters.ocr.ahead import PassAhead, TesseractExit, claim
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
     CJK,
@@ -227,6 +230,9 @@ class TesseractOcr:
                 max_pixels=self.max_pixels,
             ).image
 
+        # The first pass's tesseract loads its model (~0.1 s) while the image is prepared.
+        first_pack = "eng" if wanted == "auto" else _LANGUAGE_PACKS[wanted]
+        ahead = claim(first_pack, self.psm, command=pytesseract.pytesseract.tesseract_cmd)
         try:
             prepared = prepare(
                 decoded.image,
@@ -236,7 +242,7 @@ class TesseractOcr:
                 full_size=decoded.full_size,
                 finer=finer,
             )
-            read, prepared = self._read(prepared, wanted, deadline)
+            read, prepared = self._read(prepared, wanted, deadline, ahead)
         except TimeoutError as exc:
             width, height = decoded.full_size
             raise PermanentError(
@@ -244,6 +250,9 @@ class TesseractOcr:
                 f"{width}x{height}-pixel image (stopped while {exc or 'reading'}); crop it to "
                 "the text or cut it into parts, or raise the OCR timeout (NARRATE_OCR_TIMEOUT)"
             ) from None
+        finally:
+            if ahead is not None:
+                ahead.close()
         details = {
             "preprocessing": ", ".join(prepared.steps) or "none",
             "psm": str(self.psm),
@@ -254,12 +263,19 @@ class TesseractOcr:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _read(self, prepared: Prepared, wanted: str, deadline: Deadline) -> tuple[_Read, Prepared]:
-        """The best reading of ``prepared`` and the (possibly turned) image it refers to."""
+    def _read(
+        self, prepared: Prepared, wanted: str, deadline: Deadline, ahead: PassAhead | None = None
+    ) -> tuple[_Read, Prepared]:
+        """The best reading of ``prepared`` and the (possibly turned) image it refers to.
+
+        ``ahead``, a tesseract process already started for the first upright pass, reads
+        that pass when its language and mode match (a long image's bands do without it).
+        """
         height, width = prepared.image.shape
         if height > _LONG_ASPECT * width and height > 2 * _BAND_PX:
             return self._read_bands(prepared, wanted, deadline), prepared
-        best, best_prepared = self._read_upright(prepared.image, wanted, deadline), prepared
+        best = self._read_upright(prepared.image, wanted, deadline, ahead=ahead)
+        best_prepared = prepared
         if best.good or not best.words or not self.preprocess:
             # No word at all: tesseract's layout analysis found no text, and the other
             # passes (same analysis) find none either; on text-free photos this saves
@@ -285,15 +301,21 @@ class TesseractOcr:
         return best, best_prepared
 
     def _read_upright(
-        self, image: np.ndarray, wanted: str, deadline: Deadline, band: int = 0
+        self,
+        image: np.ndarray,
+        wanted: str,
+        deadline: Deadline,
+        band: int = 0,
+        *,
+        ahead: PassAhead | None = None,
     ) -> _Read:
         """Horizontal text: ``eng``, ``chi_sim+eng``, or ``auto`` (eng, then both if unsure)."""
         if wanted != "auto":
             pack = _LANGUAGE_PACKS[wanted]
-            words = self._tesseract(image, pack, deadline, band=band)
+            words = self._tesseract(image, pack, deadline, band=band, ahead=ahead)
             return _Read(words, pack, wanted, f"asked for {wanted}")
         english = _Read(
-            self._tesseract(image, "eng", deadline, band=band),
+            self._tesseract(image, "eng", deadline, band=band, ahead=ahead),
             "eng",
             "en",
             "eng pass read confidently",
@@ -382,16 +404,24 @@ class TesseractOcr:
         *,
         psm: int | None = None,
         band: int = 0,
+        ahead: PassAhead | None = None,
     ) -> list[_Word]:
-        """Run tesseract (through pytesseract) on ``image`` with language pack(s) ``pack``."""
+        """Run tesseract on ``image`` with language pack(s) ``pack``.
+
+        Through ``ahead`` when it was started with this pack and mode, else pytesseract.
+        """
         remaining = deadline.remaining()
         if remaining <= 0:
             raise TimeoutError(f"reading with {pack}")
+        psm = psm or self.psm
         try:
-            with _pgm_file(image) as path:
-                tsv = pytesseract.image_to_data(
-                    path, lang=pack, config=f"--psm {psm or self.psm}", timeout=remaining
-                )
+            if ahead is not None and ahead.take(pack, psm):
+                tsv = ahead.read(_pgm_bytes(image), remaining)
+            else:
+                with _pgm_file(image) as path:
+                    tsv = pytesseract.image_to_data(
+                        path, lang=pack, config=f"--psm {psm}", timeout=remaining
+                    )
         except pytesseract.TesseractNotFoundError as exc:
             raise ConfigError(
                 "the tesseract program is not installed or not on PATH; "
@@ -399,7 +429,9 @@ class TesseractOcr:
             ) from exc
         except pytesseract.TesseractError as exc:
             raise _convert_tesseract_error(exc.status, str(exc.message)) from exc
-        except RuntimeError as exc:  # pytesseract's "Tesseract process timeout"
+        except TesseractExit as exc:
+            raise _convert_tesseract_error(exc.status, exc.message) from exc
+        except (RuntimeError, TimeoutError) as exc:  # pytesseract's "Tesseract process timeout"
             raise TimeoutError(f"reading with {pack}") from exc
         except OSError as exc:
             raise TransientError(f"tesseract could not be started: {exc}") from exc
@@ -433,6 +465,14 @@ class TesseractOcr:
             details=details,
             dropped=_boxes(dropped, prepared),
         )
+
+
+def _pgm_bytes(image: np.ndarray) -> bytes:
+    """``image`` (uint8 grayscale) encoded as PGM, for a pass fed on stdin."""
+    ok, pgm = cv2.imencode(".pgm", image)
+    if not ok:
+        raise TransientError("could not encode the image for tesseract")
+    return pgm.tobytes()
 
 
 @contextmanager

@@ -101,11 +101,16 @@ def _for_flow(path: Path) -> Path:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     """Describe each image aloud; one failure does not stop the others."""
+    engine = _engine(args.engine)
+    if engine == "direct":
+        from adapters.ocr.ahead import park
+
+        # tesseract loads its model on the other core while Python imports (adapters.ocr.ahead)
+        park("chi_sim+eng" if args.lang == "zh" else "eng")
     from narrate.config.settings import load_settings
 
     settings = load_settings()
     out_dir = Path(args.out) if args.out else settings.out_dir
-    engine = _engine(args.engine)
     if engine == "prefect":
         from flows.image_to_speech import image_to_speech
 
