@@ -28,7 +28,12 @@ import os
 import subprocess
 import threading
 
-__all__ = ["PassAhead", "TesseractExit", "claim", "park"]
+__all__ = ["PASS_OPTIONS", "PassAhead", "TesseractExit", "claim", "park"]
+
+# Every read pass runs with these. Tesseract 5 reads a line again inverted when it read it
+# poorly (``tessedit_do_invert``, on by default); narrate's preprocessing already turns light
+# text dark (adapters.ocr.preprocess), so the second try only costs time.
+PASS_OPTIONS = ("-c", "tessedit_do_invert=0")
 
 
 class TesseractExit(Exception):
@@ -74,7 +79,7 @@ class PassAhead:
             env["OMP_THREAD_LIMIT"] = threads
         try:
             process = subprocess.Popen(
-                [command, "stdin", "stdout", "-l", pack, "--psm", str(psm), "tsv"],
+                [command, "stdin", "stdout", "-l", pack, "--psm", str(psm), *PASS_OPTIONS, "tsv"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -43,7 +43,7 @@ from PIL import Image
 
 from adapters.errors import ConfigError, PermanentError, TransientError
 from adapters.imaging import DEFAULT_MAX_PIXELS, decode_image
-from adapters.ocr.ahead import PassAhead, TesseractExit, claim
+from adapters.ocr.ahead import PASS_OPTIONS, PassAhead, TesseractExit, claim
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
     CJK,
@@ -420,7 +420,10 @@ class TesseractOcr:
             else:
                 with _pgm_file(image) as path:
                     tsv = pytesseract.image_to_data(
-                        path, lang=pack, config=f"--psm {psm}", timeout=remaining
+                        path,
+                        lang=pack,
+                        config=" ".join(("--psm", str(psm), *PASS_OPTIONS)),
+                        timeout=remaining,
                     )
         except pytesseract.TesseractNotFoundError as exc:
             raise ConfigError(
