@@ -76,6 +76,8 @@ _FILLERS_ZH = (
 _COLOUR_ZH = ("颜色", "什么色", "哪种色")
 _MONEY_ZH = ("多少", "价", "钱", "费")
 _MONEY_HINTS_ZH = "总计合价元金额¥￥"
+_TIME_ZH = ("什么时候", "何时", "几点", "时间", "哪天", "几号", "星期几")
+_TIME_HINTS_ZH = "点时分午周日月号"
 
 _COLOUR_ZH_NAMES = {
     "white": "白",
@@ -395,9 +397,10 @@ def best_lines(question: str, lines: Sequence[str], *, zh: bool, limit: int = 2)
         for ch in stripped:
             if (_CJK_CHAR.match(ch) or ch.isalnum()) and ch not in _STOP_ZH:
                 weights[ch.lower()] = 1.0
-        if any(w in question for w in _MONEY_ZH):
-            for ch in _MONEY_HINTS_ZH:
-                weights.setdefault(ch, 0.5)
+        for asks, hints in ((_MONEY_ZH, _MONEY_HINTS_ZH), (_TIME_ZH, _TIME_HINTS_ZH)):
+            if any(w in question for w in asks):
+                for ch in hints:
+                    weights.setdefault(ch, 0.5)
     else:
         for word in _terms_en(question):
             if word not in _STOP_EN and word not in _COLOUR_WORDS_EN:

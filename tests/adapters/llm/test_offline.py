@@ -94,6 +94,13 @@ def test_chinese_question_by_character_overlap() -> None:
     assert _describe(MENU_ZH, "zh", question="牛肉面多少钱？") == "根据图中的文字：牛肉面 25元。"
 
 
+def test_chinese_when_question_finds_the_line_with_the_time() -> None:
+    notice = "停车场通知\n本周六上午九点至十二点，停车场将进行清洁，\n请提前移走车辆。"
+    assert _describe(notice, "zh", question="什么时候开始？") == (
+        "根据图中的文字：本周六上午九点至十二点，停车场将进行清洁。"
+    )
+
+
 def test_question_without_an_answer_says_so() -> None:
     text = _describe(RECEIPT, question="Who is the president of France?")
     assert text.startswith("The text in the image does not seem to answer that question.")
