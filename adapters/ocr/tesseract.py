@@ -230,9 +230,15 @@ class TesseractOcr:
                 max_pixels=self.max_pixels,
             ).image
 
-        # The first pass's tesseract loads its model (~0.1 s) while the image is prepared.
+        # The first pass's tesseract loads its model (~0.1 s) while the image is prepared;
+        # a long image is read in bands instead, each by its own process.
+        width, height = decoded.image.size
         first_pack = "eng" if wanted == "auto" else _LANGUAGE_PACKS[wanted]
-        ahead = claim(first_pack, self.psm, command=pytesseract.pytesseract.tesseract_cmd)
+        ahead = (
+            None
+            if height > _LONG_ASPECT * width
+            else claim(first_pack, self.psm, command=pytesseract.pytesseract.tesseract_cmd)
+        )
         try:
             prepared = prepare(
                 decoded.image,
