@@ -3,7 +3,10 @@
 Engines "read" textures, foliage and sensor noise as short junk words (``'ea``, ``YZ.``,
 ``}eo``) with middling confidence. ``split_words`` keeps a word only when its confidence is
 at least the threshold and it looks like a word: mostly letters, digits or CJK characters,
-and longer than one character unless it is a digit, ``a``, ``I`` or a CJK character.
+and longer than one character unless it is a digit, ``a``, ``I`` or a CJK character. A
+number with a sign, currency, ``#`` or unit sign (``-6``, ``+3``, ``5%``, ``7°``, ``$9``,
+``#4``, ``-1.5``) is a word too, although it is mostly symbols: it is no likelier to be
+noise than the bare digit, which is kept.
 
 The default thresholds (one per engine: their confidences are not calibrated alike) were
 chosen on a labelled set of words read by both engines from generated photos and screenshots
@@ -24,6 +27,10 @@ RAPIDOCR_MIN_CONFIDENCE = 0.90  # 100% of 50 real lines kept, 0 of 11 garbage li
 DEFAULT_MIN_CONFIDENCE = TESSERACT_MIN_CONFIDENCE
 CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\u3040-\u30ff]")
 _SINGLE_OK = frozenset("aAI&")
+# A number with at most one sign/currency/# before it and one unit sign after it.
+_NUMBER = re.compile(
+    r"[-+\u2212\u00b1$\u20ac\u00a3\u00a5#]?\d+(?:[.,:/]\d+)*[%\u2030\u00b0\u2103\u2109]?"
+)
 
 
 def looks_like_text(text: str) -> bool:
@@ -34,11 +41,13 @@ def looks_like_text(text: str) -> bool:
 
     Returns:
         False for punctuation specks, lone letters and strings with more symbols than
-        letters; True otherwise.
+        letters (except a number with a sign or unit, e.g. ``-6`` or ``5%``); True otherwise.
     """
     text = text.strip()
     if not text:
         return False
+    if _NUMBER.fullmatch(text):
+        return True
     solid = [ch for ch in text if ch.isalnum()]  # CJK characters are alphanumeric too
     if len(solid) < 0.6 * len(text.replace(" ", "")):
         return False

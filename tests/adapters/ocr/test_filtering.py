@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from adapters.ocr.filtering import looks_like_text, split_words
+from adapters.ocr.tesseract import TesseractOcr
+from tests.images import render_page
 
 
 @pytest.mark.parametrize(
@@ -26,6 +29,23 @@ from adapters.ocr.filtering import looks_like_text, split_words
         ("", False),
         ("   ", False),
         ("Y;:", False),  # more symbols than letters
+        # a number with a sign, currency, # or unit is a word, though mostly symbols
+        ("-6", True),
+        ("+3", True),
+        ("\u22126", True),  # the minus sign
+        ("5%", True),
+        ("7\u00b0", True),
+        ("$9", True),
+        ("#4", True),
+        ("-1.5", True),
+        ("12:30", True),
+        # ... but signs without a number, or a letter with one, are not
+        ("-", False),
+        ("%", False),
+        ("--6", False),
+        ("6-", False),
+        ("a)", False),
+        ("x%", False),
     ],
 )
 def test_word_shape(text: str, expected: bool) -> None:
@@ -50,3 +70,19 @@ def test_split_keeps_confident_words_in_order_and_returns_the_rest() -> None:
     assert [w.text for w in kept] == ["TOTAL", "12.50", "DUE"]
     assert [w.text for w in dropped] == ["'ea", "}~."]
     assert split_words([], 0.7) == ([], [])
+
+
+SIGNED_LINES = (
+    "Outside it is -6 today",
+    "Change +3 since noon",
+    "Humidity 5% and 7\u00b0 wind",
+    "Ticket $9 at door #4",
+)
+
+
+def test_real_tesseract_keeps_numbers_with_a_sign_or_unit(tmp_path: Path) -> None:
+    """Tesseract reads each of them at >= 0.9; the shape test used to drop them all."""
+    path = tmp_path / "signed.png"
+    render_page(SIGNED_LINES).save(path)
+    result = TesseractOcr().recognize(path, "en")
+    assert [line.strip() for line in result.text.splitlines() if line.strip()] == list(SIGNED_LINES)
