@@ -53,13 +53,18 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Run the checks, print the report (and curl commands); 1 when a check FAILed."""
-    from narrate.config.settings import load_settings
+    from adapters.errors import ConfigError
+    from narrate.config.settings import Settings, load_settings
     from narrate.ops.doctor import curl_command, run_checks
 
-    settings = load_settings()
+    settings: Settings | ConfigError
+    try:
+        settings = load_settings()
+    except ConfigError as exc:  # a check of its own; the checks that need no settings still run
+        settings = exc
     report = run_checks(settings, timeout_s=args.timeout, only=args.only)
     curls = []
-    if args.curl:
+    if args.curl and isinstance(settings, Settings):
         llm = settings.llm
         curls = [curl_command(url, llm.model, llm.timeout_s) for url in llm.endpoints]
     if args.json:

@@ -8,6 +8,7 @@ explicit keyword arguments down. The API key is a ``SecretStr`` and never printe
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -480,6 +481,37 @@ def _variable(section: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
     return prefix + "_".join(str(part) for part in loc).upper()
 
 
+def _allowed(section: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
+    """What the field at ``loc`` accepts, e.g. ``a whole number, 60-400 (speaking rate ...)``.
+
+    Empty for a choice of words: pydantic's message lists the choices already.
+    """
+    import annotated_types
+
+    first = str(loc[0]) if loc else ""
+    for name, field in section.model_fields.items():
+        alias = field.validation_alias
+        if name != first and not (isinstance(alias, AliasChoices) and first in alias.choices):
+            continue
+        kinds = {int: "a whole number", float: "a number", bool: "true or false"}
+        types = typing.get_args(field.annotation) or (field.annotation,)
+        optional = type(None) in types
+        kind = next((kinds[t] for t in types if t in kinds), "")
+        if not kind:
+            return ""
+        bounds = {annotated_types.Ge: ">=", annotated_types.Gt: ">", annotated_types.Le: "<="}
+        limits = [
+            f"{sign} {getattr(rule, type(rule).__name__.lower())}"
+            for rule in field.metadata
+            for cls, sign in bounds.items()
+            if isinstance(rule, cls)
+        ]
+        what = f" ({field.description})" if field.description else ""
+        unset = ", or unset" if optional else ""
+        return f"; allowed: {' '.join([kind, ' and '.join(limits)]).strip()}{unset}{what}"
+    return ""
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment; a bad value raises ``ConfigError`` naming it."""
     from pydantic import ValidationError
@@ -498,7 +530,8 @@ def load_settings() -> Settings:
         problems = []
         for error in exc.errors():
             where = _variable(section, error["loc"])
-            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+            allowed = _allowed(section, error["loc"])
+            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r}){allowed}")
         raise ConfigError("invalid setting: " + "; ".join(problems)) from None
     register_secret(settings.llm.api_key)  # redacted wherever it might be logged
     register_secret(settings.api.jwt_secret)

@@ -6,6 +6,8 @@ language pack or a backup region that does not answer is a WARN.
 
 What is checked, in order::
 
+    settings         only when a NARRATE_ setting is invalid: one FAIL naming it; the groups
+                     that need the settings (all but tesseract and prefect) are then not run
     tesseract        the binary, its version, every language pack narrate reads with
     tts              espeak-ng, pyttsx3, the voices NARRATE_TTS_VOICE_EN/_ZH name; piper when set
     asr              the engine NARRATE_ASR_ENGINE names (default faster-whisper), its library, the
@@ -27,6 +29,7 @@ import concurrent.futures
 import os
 from collections.abc import Callable, Iterable, Mapping
 
+from adapters.errors import ConfigError
 from narrate.config.settings import Settings
 from narrate.ops.doctor.base import Check, Report, Status
 from narrate.ops.doctor.llm import check_endpoint, check_llm, curl_command
@@ -40,8 +43,12 @@ __all__ = [
 ]  # fmt: skip
 
 
+# Every group, in the order they are reported; tesseract and prefect need no narrate settings.
+GROUPS = ("tesseract", "tts", "asr", "llm", "prefect", "redis", "folders", "metrics")
+
+
 def run_checks(
-    settings: Settings,
+    settings: Settings | ConfigError,
     *,
     env: Mapping[str, str] | None = None,
     timeout_s: float = 10.0,
@@ -50,7 +57,9 @@ def run_checks(
     """Run every check (or the groups named in ``only``) and return the report.
 
     Args:
-        settings: narrate's settings (``load_settings()``).
+        settings: narrate's settings (``load_settings()``), or the ``ConfigError`` it raised:
+            that becomes a FAIL named ``settings``, and only the groups that need no
+            settings (tesseract, prefect) run.
         env: the environment for tesseract/espeak-ng and PREFECT_API_URL (default os.environ).
         timeout_s: the limit for each network stage and each subprocess.
         only: groups to run: tesseract, tts, asr, llm, prefect, redis, folders, metrics.
@@ -61,23 +70,31 @@ def run_checks(
     env = dict(os.environ if env is None else env)
     groups: dict[str, Callable[[], list[Check]]] = {
         "tesseract": lambda: check_tesseract(env, timeout_s),
-        "tts": lambda: check_tts(settings, env, timeout_s),
-        "asr": lambda: check_asr(settings),
-        "llm": lambda: check_llm(settings, timeout_s),
         "prefect": lambda: check_prefect(env, timeout_s),
-        "redis": lambda: check_redis(settings, timeout_s),
-        "folders": lambda: check_folders(settings),
-        "metrics": lambda: check_metrics(settings, timeout_s),
     }
-    wanted = list(groups) if only is None else list(only)
-    unknown = sorted(set(wanted) - set(groups))
+    if isinstance(settings, Settings):
+        valid = settings
+        groups |= {
+            "tts": lambda: check_tts(valid, env, timeout_s),
+            "asr": lambda: check_asr(valid),
+            "llm": lambda: check_llm(valid, timeout_s),
+            "redis": lambda: check_redis(valid, timeout_s),
+            "folders": lambda: check_folders(valid),
+            "metrics": lambda: check_metrics(valid, timeout_s),
+        }
+    wanted = list(GROUPS) if only is None else list(only)
+    unknown = sorted(set(wanted) - set(GROUPS))
     if unknown:
-        from adapters.errors import ConfigError
-
-        raise ConfigError(f"unknown check group(s) {unknown}; choose from {', '.join(groups)}")
+        raise ConfigError(f"unknown check group(s) {unknown}; choose from {', '.join(GROUPS)}")
+    checks: list[Check] = []
+    if isinstance(settings, ConfigError):
+        waiting = [name for name in wanted if name not in groups]
+        wanted = [name for name in wanted if name in groups]
+        later = f"; then the {', '.join(waiting)} checks can run" if waiting else ""
+        fix = f"correct the variable named, or unset it to use the default{later}"
+        checks.append(Check("settings", "FAIL", str(settings), fix))
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         futures = {name: pool.submit(groups[name]) for name in wanted}
-        checks: list[Check] = []
         for name, future in futures.items():
             try:
                 checks += future.result()

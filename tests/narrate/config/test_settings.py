@@ -154,6 +154,19 @@ def test_a_bad_value_names_the_variable_that_was_set(clean_env: pytest.MonkeyPat
         load_settings()
 
 
+def test_a_bad_value_says_what_is_allowed(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("NARRATE_TTS_RATE", "abc")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).endswith(
+        "(got 'abc'); allowed: a whole number >= 60 and <= 400 (speaking rate, words per minute)"
+    )
+    clean_env.delenv("NARRATE_TTS_RATE")
+    clean_env.setenv("NARRATE_LLM_TOKEN_BUDGET", "0")
+    with pytest.raises(ConfigError, match=r"allowed: a whole number >= 1, or unset \(LLM tokens"):
+        load_settings()
+
+
 def test_the_new_field_names_are_keywords(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("NARRATE_LLM_TIMEOUT", "7")
     assert LLMSettings(timeout_s=3, retry_cap_s=2).timeout_s == 3  # the keyword beats the env

