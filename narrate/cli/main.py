@@ -457,7 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     install_redaction()
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a reader that went away is seen here
+        return code
+    except BrokenPipeError:  # `narrate ... | head -1`: end quietly, as other tools do
+        # Python would flush stdout again at exit and complain: point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a writer ended by SIGPIPE (128 + 13)
     except KeyboardInterrupt:
         print("narrate: interrupted", file=sys.stderr)
         return 130

@@ -91,6 +91,28 @@ def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("doctor", "--only", "tesseract"), ("doctor", "--json"), ("describe", "nope.png", "--json")],
+)
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """``narrate ... | head -1``: the pipe's reader is gone before narrate prints."""
+    env = {**os.environ, "NARRATE_LLM_BACKEND": "offline"}
+    command = [sys.executable, "-m", "narrate.cli.main", *args]
+    with subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # the only reader: every write narrate makes now fails
+        stderr = process.stderr.read().decode()
+        code = process.wait(timeout=300)
+    assert "BrokenPipe" not in stderr and "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+    assert code == 141  # as a shell reports a writer ended by SIGPIPE
+
+
 def test_images_with_the_same_name_do_not_overwrite_each_other() -> None:
     from narrate.cli.main import _unique_stems
 
