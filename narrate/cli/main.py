@@ -28,11 +28,21 @@ See README.md for every setting.
 """
 
 
-def _engine(choice: str) -> str:
-    """``auto`` means Prefect when a Prefect server is configured, else the direct engine."""
-    if choice != "auto":
-        return choice
-    return "prefect" if os.environ.get("PREFECT_API_URL") else "direct"
+def _engine(choice: str, *, prefect: bool = False) -> str:
+    """``auto`` means Prefect when a Prefect server is configured (or ``prefect``), else direct.
+
+    Raises:
+        ConfigError: Prefect was chosen and ``PREFECT_API_URL`` names a server that does not
+            answer (one line, before any image is touched).
+    """
+    url = os.environ.get("PREFECT_API_URL")
+    if choice == "auto":
+        choice = "prefect" if url or prefect else "direct"
+    if choice == "prefect" and url:
+        from narrate.ops.prefect_server import require_prefect_server
+
+        require_prefect_server(url)
+    return choice
 
 
 def _error_line(exc: BaseException, debug: bool, item: Path | None = None) -> str:
@@ -167,8 +177,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else settings.out_dir
     image = Path(args.image)
     audio = Path(args.audio) if args.audio else None
+    engine = _engine(args.engine)  # an unreachable Prefect server is no fault of the image
     try:
-        if _engine(args.engine) == "prefect":
+        if engine == "prefect":
             from flows.voice_qa import voice_qa
 
             result = voice_qa(
@@ -247,7 +258,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = load_settings()
     out_dir = Path(args.out) if args.out else settings.out_dir
     inputs = [str(i) for i in args.inputs]
-    engine = "prefect" if args.engine == "auto" and args.runner == "dask" else _engine(args.engine)
+    engine = _engine(args.engine, prefect=args.runner == "dask")
     if engine == "direct":
         if args.runner != "thread":
             print("narrate: --runner dask needs --engine prefect", file=sys.stderr)

@@ -14,6 +14,7 @@ import pytest
 from assets import SAMPLES_DIR
 from narrate.cli.main import _ProgressBar
 from narrate.pipeline.batch import ItemOutcome
+from tests.support.prefect_server import free_port
 from tests.support.wavcheck import wav_stats
 
 
@@ -111,6 +112,30 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(
     assert "BrokenPipe" not in stderr and "Traceback" not in stderr
     assert "Exception ignored" not in stderr
     assert code == 141  # as a shell reports a writer ended by SIGPIPE
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("describe", "receipt.png", "other.png"),
+        ("ask", "receipt.png", "--question", "What is the total?"),
+        ("batch", "receipt.png"),
+        ("batch", "receipt.png", "--runner", "dask"),
+    ],
+)
+def test_an_unreachable_prefect_server_is_one_line_before_any_image(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / "receipt.png")
+    url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    run = narrate(*args, "--out", "out", cwd=tmp_path, PREFECT_API_URL=url)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        f"narrate: error: the Prefect server at {url} (PREFECT_API_URL) cannot be reached "
+        "([Errno 111] Connection refused): start it (`make server` or `prefect server start`), "
+        "or use --engine direct"
+    ]
+    assert run.stdout == "" and not (tmp_path / "out").exists()
 
 
 def test_images_with_the_same_name_do_not_overwrite_each_other() -> None:

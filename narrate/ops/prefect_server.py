@@ -1,0 +1,44 @@
+"""Is the Prefect server that ``PREFECT_API_URL`` names there? Asked once, before any work.
+
+Without this, every image of a ``describe`` failed on its own with Prefect's ``RuntimeError:
+Failed to reach API at ...``, reported as a fault of the image.
+"""
+
+from __future__ import annotations
+
+from adapters.errors import ConfigError
+from narrate.ops.metrics import endpoint_label
+
+START_HINT = "start it (`make server` or `prefect server start`), or use --engine direct"
+
+
+def require_prefect_server(url: str, timeout_s: float = 5.0) -> None:
+    """Raise ``ConfigError`` unless ``GET {url}/health`` answers 2xx.
+
+    Args:
+        url: ``PREFECT_API_URL``, e.g. ``http://127.0.0.1:4200/api``.
+        timeout_s: seconds for the connection and the answer.
+
+    Raises:
+        ConfigError: one line naming the URL (credentials removed): cannot be reached (with
+            the reason and how to start the server), or answered with an HTTP error.
+
+    Source: Prefect's REST API, ``GET /api/health`` (https://docs.prefect.io/v3/api-ref/rest-api).
+    """
+    import httpx
+
+    label = endpoint_label(url)
+    try:
+        health = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        why = type(exc).__name__ if not str(exc) else str(exc)
+        raise ConfigError(
+            f"the Prefect server at {label} (PREFECT_API_URL) cannot be reached ({why}): "
+            f"{START_HINT}"
+        ) from None
+    if not health.is_success:
+        raise ConfigError(
+            f"the Prefect server at {label} (PREFECT_API_URL) answered GET /health with HTTP "
+            f"{health.status_code}: PREFECT_API_URL must end in /api, e.g. "
+            "http://127.0.0.1:4200/api"
+        )
