@@ -95,6 +95,13 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _question(text: str) -> str:
+    """An argparse type: a typed question with something in it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the question is empty: type one, or speak it (--audio)")
+    return text
+
+
 def _readable(name: str) -> str:
     from narrate.pipeline.results import readable
 
@@ -385,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     question.add_argument(
         "--audio", metavar="Q.wav", help="the question, spoken (WAV/FLAC/OGG/MP3)"
     )
-    question.add_argument("--question", metavar="TEXT", help="the question, typed")
+    question.add_argument("--question", type=_question, metavar="TEXT", help="the question, typed")
     _add_common(ask)
     ask.set_defaults(func=cmd_ask)
 

@@ -138,6 +138,18 @@ def test_an_unreachable_prefect_server_is_one_line_before_any_image(
     assert run.stdout == "" and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("question", ["", "   "])
+def test_an_empty_question_is_the_problem_not_the_image(tmp_path: Path, question: str) -> None:
+    image = str(SAMPLES_DIR / "receipt_en.png")
+    run = narrate("ask", image, "--question", question, "--out", "out", cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1] == (
+        "narrate ask: error: argument --question: the question is empty: type one, or speak it "
+        "(--audio)"
+    )
+    assert "receipt_en" not in run.stderr and not (tmp_path / "out").exists()
+
+
 def test_images_with_the_same_name_do_not_overwrite_each_other() -> None:
     from narrate.cli.main import _unique_stems
 
