@@ -76,7 +76,9 @@ def _with_unit(
 class CacheSettings(_Section):
     """The LLM response cache."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_CACHE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NARRATE_CACHE_", extra="ignore", env_ignore_empty=True
+    )
     renamed = {"ttl": "ttl_s"}
 
     backend: Literal["auto", "sqlite", "redis", "off"] = Field(
@@ -110,7 +112,9 @@ def default_audit_dir() -> Path:
 class AuditSettings(BaseSettings):
     """The audit log of LLM calls."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_AUDIT_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NARRATE_AUDIT_", extra="ignore", env_ignore_empty=True
+    )
 
     enabled: bool = True
     dir: Path = Field(default_factory=default_audit_dir)
@@ -121,7 +125,7 @@ class AuditSettings(BaseSettings):
 class PrivacySettings(BaseSettings):
     """Whether text sent to the LLM is anonymised first (``NARRATE_ANONYMIZE``)."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="NARRATE_", extra="ignore", env_ignore_empty=True)
 
     anonymize: bool = Field(False, description="replace e-mails, phones, IDs, cards, IPs")
 
@@ -129,7 +133,9 @@ class PrivacySettings(BaseSettings):
 class LLMSettings(_Section):
     """The description/answer step: which backend, where, which model."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_LLM_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NARRATE_LLM_", extra="ignore", env_ignore_empty=True
+    )
     renamed = {
         "timeout": "timeout_s",
         "deadline": "deadline_s",
@@ -253,7 +259,9 @@ class LLMSettings(_Section):
 class OCRSettings(_Section):
     """The OCR step (tesseract, RapidOCR, or auto: tesseract first, RapidOCR when unsure)."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_OCR_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NARRATE_OCR_", extra="ignore", env_ignore_empty=True
+    )
     renamed = {"timeout": "timeout_s"}
 
     lang: Language = "auto"
@@ -277,7 +285,9 @@ class OCRSettings(_Section):
 class TTSSettings(_Section):
     """The speech step (pyttsx3 on espeak-ng)."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_TTS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NARRATE_TTS_", extra="ignore", env_ignore_empty=True
+    )
     renamed = {"rate": "rate_wpm"}
 
     rate_wpm: int = _with_unit(
@@ -304,7 +314,9 @@ def default_models_dir() -> Path:
 class ASRSettings(BaseSettings):
     """The speech-recognition step (openai-whisper on weights imported for offline use)."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_ASR_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NARRATE_ASR_", extra="ignore", env_ignore_empty=True
+    )
 
     models_dir: Path = Field(
         default_factory=default_models_dir,
@@ -342,7 +354,9 @@ class ASRSettings(BaseSettings):
 class MetricsSettings(BaseSettings):
     """Prometheus metrics for long-lived processes and batch runs."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_METRICS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NARRATE_METRICS_", extra="ignore", env_ignore_empty=True
+    )
 
     port: int | None = Field(None, ge=0, le=65535, description="serve /metrics on this port")
     addr: str = "127.0.0.1"
@@ -364,7 +378,9 @@ class APISettings(BaseSettings):
     refuses to listen on anything but loopback.
     """
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_API_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NARRATE_API_", extra="ignore", env_ignore_empty=True
+    )
 
     jwt_secret: SecretStr | None = Field(None, description="HS256 shared secret for JWTs")
     jwt_public_key: Path | None = Field(
@@ -410,7 +426,9 @@ class APISettings(BaseSettings):
 class OutputSettings(BaseSettings):
     """Output files: their permission bits, and the URL a person reaches them at."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_OUTPUT_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NARRATE_OUTPUT_", extra="ignore", env_ignore_empty=True
+    )
 
     file_mode: int | None = Field(
         None,
@@ -443,7 +461,7 @@ class OutputSettings(BaseSettings):
 class Settings(BaseSettings):
     """All of narrate's settings."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="NARRATE_", extra="ignore", env_ignore_empty=True)
 
     out_dir: Path = Path("narrate-out")
     max_image_pixels: int = Field(

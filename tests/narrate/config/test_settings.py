@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
 
 from adapters.errors import ConfigError
 from narrate.config.secrets import REDACTED, redact
@@ -15,6 +17,20 @@ from narrate.config.settings import (
     Settings,
     load_settings,
 )
+
+
+def _variables(section: type[BaseSettings]) -> list[str]:
+    """Every environment variable ``section`` and the sections inside it read."""
+    names = []
+    for name, field in section.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names += [str(choice) for choice in alias.choices]
+        else:
+            names.append(f"{section.model_config.get('env_prefix', '')}{name}".upper())
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings):
+            names += _variables(field.annotation)
+    return names
 
 
 @pytest.fixture
@@ -165,6 +181,18 @@ def test_a_bad_value_says_what_is_allowed(clean_env: pytest.MonkeyPatch) -> None
     clean_env.setenv("NARRATE_LLM_TOKEN_BUDGET", "0")
     with pytest.raises(ConfigError, match=r"allowed: a whole number >= 1, or unset \(LLM tokens"):
         load_settings()
+
+
+def test_an_empty_variable_means_the_default_for_every_setting(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    variables = _variables(Settings)
+    assert {"NARRATE_TTS_RATE", "NARRATE_LLM_TIMEOUT_S", "DASHSCOPE_API_KEY"} <= set(variables)
+    assert "NARRATE_API_JWT_SECRET" in variables and "NARRATE_CACHE_REDIS_URL" in variables
+    defaults = load_settings().model_dump()
+    for variable in variables:
+        clean_env.setenv(variable, "")
+    assert load_settings().model_dump() == defaults
 
 
 def test_the_new_field_names_are_keywords(clean_env: pytest.MonkeyPatch) -> None:
