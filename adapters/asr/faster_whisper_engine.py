@@ -86,6 +86,28 @@ def openmp_threads() -> int:
     return 0
 
 
+def resolve_compute_type(device: str, compute_type: str) -> str:
+    """The compute type to load with: ``default`` becomes ``float32`` where float16 is not fast.
+
+    The pinned weights are saved as float16. Asked for ``default`` on a CPU without fast
+    float16, CTranslate2 converts them to float32 and prints a warning on every load; asking
+    for float32 does the same conversion (identical transcripts) without the warning. Any
+    other device or explicit type is kept as given.
+
+    Args:
+        device: ``cpu``, ``cuda`` or ``auto``.
+        compute_type: CTranslate2's compute type (https://opennmt.net/CTranslate2/quantization.html).
+
+    Returns:
+        The compute type to pass to ``WhisperModel``.
+    """
+    if compute_type != "default" or device != "cpu":
+        return compute_type
+    import ctranslate2
+
+    return "default" if "float16" in ctranslate2.get_supported_compute_types("cpu") else "float32"
+
+
 def _load(model: str, device: str, compute_type: str) -> Any:
     try:
         from faster_whisper import WhisperModel
@@ -104,7 +126,10 @@ def _load(model: str, device: str, compute_type: str) -> Any:
         raise ConfigError(f"no CTranslate2 whisper model (model.bin) in {path}; {IMPORT_HINT}")
     try:
         return WhisperModel(
-            str(path), device=device, compute_type=compute_type, cpu_threads=openmp_threads()
+            str(path),
+            device=device,
+            compute_type=resolve_compute_type(device, compute_type),
+            cpu_threads=openmp_threads(),
         )
     except (RuntimeError, ValueError, OSError) as exc:
         raise ConfigError(
@@ -132,7 +157,8 @@ class FasterWhisperTranscriber:
             model: A CTranslate2 whisper directory (holding ``model.bin``).
             device: ``cpu`` (or ``cuda`` where there is one).
             compute_type: CTranslate2's compute type; ``default`` keeps the weights' type
-                where the device supports it (float16 weights run as float32 on a CPU).
+                where the device supports it, and is float32 on a CPU without fast float16
+                (``resolve_compute_type``).
             language: Default language code or name; ``None`` detects it.
             max_seconds: Longer audio is refused.
 
