@@ -373,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
         "describe",
         summary="describe images aloud: <out>/<stem>.wav and <stem>.json per image",
         text="OCR each image, measure its features, describe it with the LLM (or "
-        "offline), and speak the description into a WAV file.",
+        "offline), and speak the description into a WAV file. Images of one call with the "
+        "same stem are numbered in the order given: a/x.png b/x.jpg -> x, x-2.",
     )
     describe.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     _add_common(describe)

@@ -153,6 +153,10 @@ def test_an_empty_question_is_the_problem_not_the_image(tmp_path: Path, question
 def test_images_with_the_same_name_do_not_overwrite_each_other() -> None:
     from narrate.cli.main import _unique_stems
 
+    help_text = " ".join(narrate("describe", "--help", cwd=Path.cwd()).stdout.split())
+    assert "same stem are numbered in the order given: a/x.png b/x.jpg -> x, x-2" in help_text
+    assert _unique_stems(["a/x.png", "b/x.jpg"]) == ["x", "x-2"]  # as --help and README say
+
     assert _unique_stems(["a/note.png", "b/note.jpg", "c/other.png", "note.gif"]) == [
         "note",
         "note-2",
