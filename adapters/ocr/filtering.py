@@ -22,7 +22,7 @@ from typing import TypeVar
 
 # 0-1, chosen per engine on the labelled set (bench/ocr_threshold.py, bench/README.md): the
 # lowest threshold at which no text-free photo reports text, keeping >= 98% of real words.
-TESSERACT_MIN_CONFIDENCE = 0.70  # 98.6% of 289 real words kept, 0 of 15 garbage words
+TESSERACT_MIN_CONFIDENCE = 0.80  # 98.3% of 289 real words kept, 0 of 35 garbage words
 RAPIDOCR_MIN_CONFIDENCE = 0.90  # 100% of 50 real lines kept, 0 of 11 garbage lines
 DEFAULT_MIN_CONFIDENCE = TESSERACT_MIN_CONFIDENCE
 CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\u3040-\u30ff]")
