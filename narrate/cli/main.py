@@ -41,7 +41,8 @@ def _engine(choice: str, *, prefect: bool = False) -> str:
     if choice == "prefect" and url:
         from narrate.ops.prefect_server import require_prefect_server
 
-        require_prefect_server(url)
+        instead = "drop --runner dask and use --engine direct" if prefect else "use --engine direct"
+        require_prefect_server(url, instead=instead)
     return choice
 
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 from adapters.errors import ConfigError
 from narrate.ops.metrics import endpoint_label
 
-START_HINT = "start it (`make server` or `prefect server start`), or use --engine direct"
+START_HINT = "start it (`make server` or `prefect server start`)"
 
 
-def require_prefect_server(url: str, timeout_s: float = 5.0) -> None:
+def require_prefect_server(
+    url: str, timeout_s: float = 5.0, *, instead: str = "use --engine direct"
+) -> None:
     """Raise ``ConfigError`` unless ``GET {url}/health`` answers 2xx.
 
     Args:
         url: ``PREFECT_API_URL``, e.g. ``http://127.0.0.1:4200/api``.
         timeout_s: seconds for the connection and the answer.
+        instead: what else the person can do, ending the hint ("start it ..., or ...").
 
     Raises:
         ConfigError: one line naming the URL (credentials removed): cannot be reached (with
@@ -34,7 +37,7 @@ def require_prefect_server(url: str, timeout_s: float = 5.0) -> None:
         why = type(exc).__name__ if not str(exc) else str(exc)
         raise ConfigError(
             f"the Prefect server at {label} (PREFECT_API_URL) cannot be reached ({why}): "
-            f"{START_HINT}"
+            f"{START_HINT}, or {instead}"
         ) from None
     if not health.is_success:
         raise ConfigError(

@@ -129,11 +129,14 @@ def test_an_unreachable_prefect_server_is_one_line_before_any_image(
     shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / "receipt.png")
     url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
     run = narrate(*args, "--out", "out", cwd=tmp_path, PREFECT_API_URL=url)
+    instead = (
+        "drop --runner dask and use --engine direct" if "dask" in args else "use --engine direct"
+    )
     assert run.returncode == 1
     assert run.stderr.splitlines() == [
         f"narrate: error: the Prefect server at {url} (PREFECT_API_URL) cannot be reached "
         "([Errno 111] Connection refused): start it (`make server` or `prefect server start`), "
-        "or use --engine direct"
+        f"or {instead}"
     ]
     assert run.stdout == "" and not (tmp_path / "out").exists()
 
