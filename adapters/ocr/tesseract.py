@@ -440,7 +440,7 @@ class TesseractOcr:
             raise _convert_tesseract_error(exc.status, str(exc.message)) from exc
         except TesseractExit as exc:
             raise _convert_tesseract_error(exc.status, exc.message) from exc
-        except (RuntimeError, TimeoutError) as exc:  # pytesseract's "Tesseract process timeout"
+        except (RuntimeError, TimeoutError) as exc:  # pytesseract's timeout; the ahead pass's
             raise TimeoutError(f"reading with {pack}") from exc
         except OSError as exc:
             raise TransientError(f"tesseract could not be started: {exc}") from exc
