@@ -65,6 +65,15 @@ def _error_line(exc: BaseException, debug: bool, item: Path | None = None) -> st
                 " — check the network and NARRATE_LLM_BASE_URL, or describe offline with "
                 "NARRATE_LLM_BACKEND=offline (or NARRATE_LLM_FALLBACK_MODELS=offline)"
             )
+    elif isinstance(exc, RuntimeError) and "Failed to reach API at" in str(exc):
+        # Prefect's client, when the server went away during the run (checked before it)
+        from narrate.ops.prefect_server import START_HINT
+
+        where = str(exc).rsplit("Failed to reach API at", 1)[1].strip().rstrip(".")
+        line = (
+            f"the Prefect server at {where} stopped answering during the run: {START_HINT} "
+            "again and run the command again (finished outputs are kept), or use --engine direct"
+        )
     else:
         line = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
     named = isinstance(exc, InputError) and exc.path is not None

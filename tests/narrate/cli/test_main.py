@@ -181,3 +181,17 @@ def test_each_failure_is_reported_as_it_happens(capsys: pytest.CaptureFixture[st
 
     assert f"narrate: failed: b.png: {reason}" in first
     assert "a.png" not in first and first.count("failed: ") == 1
+
+
+def test_a_prefect_server_that_goes_away_mid_run_is_named_not_the_image() -> None:
+    from narrate.cli.main import _error_line
+
+    # what Prefect's client raises (prefect/client/orchestration/__init__.py)
+    exc = RuntimeError("Failed to reach API at http://127.0.0.1:4200/api/")
+    line = _error_line(exc, debug=False, item=Path("receipt.png"))
+    assert line == (
+        "receipt.png: the Prefect server at http://127.0.0.1:4200/api/ stopped answering during "
+        "the run: start it (`make server` or `prefect server start`) again and run the command "
+        "again (finished outputs are kept), or use --engine direct"
+    )
+    assert "unexpected" not in line
