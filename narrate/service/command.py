@@ -71,6 +71,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         check_bind(args.host, settings.api)  # before anything is built or started
         engine = resolve_engine(args.engine)
+        url = os.environ.get("PREFECT_API_URL")
+        if engine == "prefect" and url:  # not at the first request
+            from narrate.ops.prefect_server import require_prefect_server
+
+            require_prefect_server(url)
         app = create_app(settings, engine=engine)
         server = build_server(app, args.host, args.port, settings.api, log_level=args.log_level)
     except ConfigError as exc:

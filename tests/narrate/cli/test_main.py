@@ -195,3 +195,15 @@ def test_a_prefect_server_that_goes_away_mid_run_is_named_not_the_image() -> Non
         "again (finished outputs are kept), or use --engine direct"
     )
     assert "unexpected" not in line
+
+
+def test_serve_with_an_unreachable_prefect_server_does_not_start(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    port = str(free_port())
+    run = narrate("serve", "--port", port, cwd=tmp_path, PREFECT_API_URL=url)
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        f"narrate serve: the Prefect server at {url} (PREFECT_API_URL) cannot be reached "
+        "([Errno 111] Connection refused): start it (`make server` or `prefect server start`), "
+        "or use --engine direct"
+    ]
