@@ -48,6 +48,7 @@ class AutoOcr:
         timeout_s: float = 60.0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         min_confidence: float | None = None,
+        rapidocr_threads: int | None = None,
     ) -> None:
         """Configure both engines; nothing loads until ``recognize`` or ``warm_up``.
 
@@ -58,6 +59,8 @@ class AutoOcr:
             max_pixels: images with more pixels are refused.
             min_confidence: 0-1; words and lines below it are dropped as garbage (default:
                 each engine's own, chosen on the labelled set).
+            rapidocr_threads: RapidOCR's onnxruntime intra-op threads (default: the CPU
+                count).
         """
         self.tesseract = TesseractOcr(
             threads=threads,
@@ -70,6 +73,7 @@ class AutoOcr:
             "timeout_s": timeout_s,
             "max_pixels": max_pixels,
             "min_confidence": RAPIDOCR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+            "threads": rapidocr_threads,
         }
         self.max_pixels = max_pixels
 

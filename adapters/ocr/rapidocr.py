@@ -54,7 +54,9 @@ class RapidOcr:
         """Configure the engine; the models load on first use or in ``warm_up``.
 
         Args:
-            threads: onnxruntime intra-op threads (default: the CPU count).
+            threads: onnxruntime intra-op threads (default: the CPU count). One call runs
+                at a time per engine (see ``recognize``), so these are the cores one read may
+                use; with 1, onnxruntime starts no thread pool of its own (nothing spins).
             timeout_s: seconds one ``recognize`` may take; checked between steps (onnxruntime
                 cannot be interrupted mid-inference).
             max_pixels: images with more pixels are refused (decompression bombs).

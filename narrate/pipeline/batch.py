@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from adapters.files import atomic_write, file_sha256
-from narrate.config.settings import Settings, load_settings
+from narrate.config.settings import Settings
 from narrate.ops import metrics
 from narrate.pipeline.budget import (
     BUDGET_REASON,
@@ -65,7 +65,9 @@ def cpu_slots() -> threading.BoundedSemaphore:
     sharing the cores get their share that way, while the settings they are handed come from
     the flow's process. One semaphore per process, shared by every batch and request in it.
     """
-    return threading.BoundedSemaphore(load_settings().cpu_slots or os.cpu_count() or 1)
+    from narrate.pipeline.steps import cpu_share
+
+    return threading.BoundedSemaphore(cpu_share())
 
 
 # -- inputs ------------------------------------------------------------------------------

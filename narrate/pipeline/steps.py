@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from narrate.config.settings import (
     LLMSettings,
     OCRSettings,
     TTSSettings,
+    load_settings,
 )
 from narrate.ops import metrics
 from narrate.ops.cache import NullCache, ResponseCache, canonical_json, open_cache
@@ -65,6 +67,15 @@ def _built_once(build: Callable[..., T]) -> Callable[..., T]:
     return get
 
 
+def cpu_share() -> int:
+    """The cores this process's CPU-bound steps may use: ``NARRATE_CPU_SLOTS``, else all.
+
+    Read from this process's own environment (``Settings.cpu_slots``): the Dask worker
+    processes of a local cluster are started with their share of the cores.
+    """
+    return load_settings().cpu_slots or os.cpu_count() or 1
+
+
 @_built_once
 def _ocr_engine(
     name: str,
@@ -77,6 +88,12 @@ def _ocr_engine(
     kwargs: dict[str, Any] = {"timeout_s": timeout_s, "max_pixels": max_pixels}
     if name != "rapidocr":  # the tesseract knobs
         kwargs.update(threads=threads, deskew=deskew)
+    # RapidOCR reads one image at a time per engine, on this process's share of the cores:
+    # two Dask worker processes each spinning a pool over every core cost CPU for nothing.
+    if name == "rapidocr":
+        kwargs["threads"] = cpu_share()
+    elif name == "auto":
+        kwargs["rapidocr_threads"] = cpu_share()
     if min_confidence is not None:
         kwargs["min_confidence"] = min_confidence
     return registry.load("ocr", name, **kwargs)

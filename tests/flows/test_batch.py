@@ -310,3 +310,38 @@ def test_dask_workers_load_adapters_once_and_tasks_travel_small(
     assert len(payloads) == len(WORDS)
     assert max(ours for _, ours in payloads) < 4_000, payloads
     assert max(total for total, _ in payloads) < 40_000, payloads
+
+
+def _rapidocr_threads_here() -> dict[str, object]:
+    """In a Dask worker: the RapidOCR engine narrate builds there, its onnxruntime threads."""
+    import os
+
+    from narrate.pipeline import steps
+
+    auto = steps._ocr_engine("auto", 1, False, 60.0, 50_000_000, None)
+    rapid = auto.rapidocr._load()  # type: ignore[attr-defined]
+    sessions = [rapid._load_det_model(), rapid._load_rec_model()]
+    return {
+        "slots": os.environ.get("NARRATE_CPU_SLOTS"),
+        "threads": auto.rapidocr.threads,  # type: ignore[attr-defined]
+        "onnxruntime": {s.session.session.get_session_options().intra_op_num_threads
+                        for s in sessions},
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_local_dask_workers_run_rapidocr_on_their_share_of_the_cores() -> None:
+    """Two worker processes on the cores: each RapidOCR session gets the worker's share only."""
+    from distributed import Client, LocalCluster
+
+    from flows.batch import local_cluster_kwargs
+
+    kwargs = local_cluster_kwargs(4, None)
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        seen = client.run(_rapidocr_threads_here)
+
+    share = int(kwargs["env"]["NARRATE_CPU_SLOTS"])
+    assert share * kwargs["n_workers"] <= max(os.cpu_count() or 1, 2)
+    assert len(seen) == kwargs["n_workers"]
+    for worker, found in seen.items():
+        assert found == {"slots": str(share), "threads": share, "onnxruntime": {share}}, worker
