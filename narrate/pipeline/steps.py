@@ -71,9 +71,13 @@ def cpu_share() -> int:
     """The cores this process's CPU-bound steps may use: ``NARRATE_CPU_SLOTS``, else all.
 
     Read from this process's own environment (``Settings.cpu_slots``): the Dask worker
-    processes of a local cluster are started with their share of the cores.
+    processes of a local cluster are started with their share of the cores. The settings
+    are read (and a bad value named) only when the variable is set: a single ``describe``
+    builds its OCR engine on its critical path, and reading them all again costs ~20 ms.
     """
-    return load_settings().cpu_slots or os.cpu_count() or 1
+    if any(name.upper() == "NARRATE_CPU_SLOTS" for name in os.environ):
+        return load_settings().cpu_slots or os.cpu_count() or 1
+    return os.cpu_count() or 1
 
 
 @_built_once
