@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from adapters.errors import TransientError
+from assets import SAMPLES_DIR
 from narrate.config.settings import load_settings
 from narrate.pipeline.batch import BatchRun, WorkItem, iter_sources, process_item
 from narrate.pipeline.manifest import checkpoint_path
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.word_images import requests_for, text_image
+
+RECEIPT = SAMPLES_DIR / "receipt_en.png"
 
 
 def test_sources_from_folder_glob_and_list_skip_the_output_folder(tmp_path: Path) -> None:
@@ -62,10 +65,18 @@ def test_a_finished_description_is_never_asked_for_again(
     assert saved["description"].startswith("This is a fake answer")
 
 
-@pytest.mark.parametrize(("env", "expected"), [(None, os.cpu_count() or 1), ("3", 3)])
-def test_cpu_slots_are_the_cores_or_narrate_cpu_slots(
+def _rapidocr_intra_op_threads(engine: object) -> set[int]:
+    """The onnxruntime intra-op thread counts of a RapidOCR engine's loaded sessions."""
+    rapid = engine._load()  # type: ignore[attr-defined]
+    sessions = [rapid._load_det_model(), rapid._load_cls_model(), rapid._load_rec_model()]
+    return {s.session.session.get_session_options().intra_op_num_threads for s in sessions}
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, os.cpu_count() or 1), ("1", 1)])
+def test_cpu_slots_and_rapidocr_threads_are_the_cores_or_narrate_cpu_slots(
     monkeypatch: pytest.MonkeyPatch, env: str | None, expected: int
 ) -> None:
+    from narrate.pipeline import steps
     from narrate.pipeline.batch import cpu_slots
 
     if env is None:
@@ -82,3 +93,12 @@ def test_cpu_slots_are_the_cores_or_narrate_cpu_slots(
         assert taken == expected
     finally:
         cpu_slots.cache_clear()  # the next caller builds its own from its environment
+
+    # One RapidOCR read at a time per process, on the process's share of the cores.
+    build = steps._ocr_engine.__wrapped__  # type: ignore[attr-defined]  # uncached: a new one
+    auto = build("auto", 1, False, 60.0, 50_000_000, None)
+    assert auto.rapidocr.threads == expected
+    assert _rapidocr_intra_op_threads(auto.rapidocr) == {expected}
+    alone = build("rapidocr", 1, False, 60.0, 50_000_000, None)
+    assert alone.threads == expected
+    assert "TOTAL" in alone.recognize(RECEIPT).text  # and it still reads, on one thread too

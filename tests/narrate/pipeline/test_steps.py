@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -73,29 +72,3 @@ def test_an_adapter_asked_for_by_many_threads_at_once_is_built_once() -> None:
         got = list(pool.map(ask, [1, 1, 1, 1]))
     assert built == [1] and all(g is got[0] for g in got)
     assert build(2) is not got[0] and built == [1, 2]
-
-
-def _rapidocr_intra_op_threads(engine: object) -> set[int]:
-    """The onnxruntime intra-op thread counts of a loaded RapidOCR engine's sessions."""
-    rapid = engine._load()  # type: ignore[attr-defined]
-    sessions = [rapid._load_det_model(), rapid._load_cls_model(), rapid._load_rec_model()]
-    return {s.session.session.get_session_options().intra_op_num_threads for s in sessions}
-
-
-@pytest.mark.parametrize(("env", "expected"), [(None, os.cpu_count() or 1), ("1", 1)])
-def test_rapidocr_reads_on_the_process_share_of_the_cores(
-    monkeypatch: pytest.MonkeyPatch, env: str | None, expected: int
-) -> None:
-    from narrate.pipeline import steps
-
-    if env is None:
-        monkeypatch.delenv("NARRATE_CPU_SLOTS", raising=False)
-    else:
-        monkeypatch.setenv("NARRATE_CPU_SLOTS", env)
-    build = steps._ocr_engine.__wrapped__  # type: ignore[attr-defined]  # uncached: a new one
-    auto = build("auto", 1, False, 60.0, 50_000_000, None)
-    assert auto.rapidocr.threads == expected
-    assert _rapidocr_intra_op_threads(auto.rapidocr) == {expected}
-    alone = build("rapidocr", 1, False, 60.0, 50_000_000, None)
-    assert alone.threads == expected
-    assert "TOTAL" in alone.recognize(RECEIPT).text  # and it still reads, on one thread too
