@@ -6,10 +6,13 @@ RapidOCR (PP-OCRv6) or more, at a half to a third of the CPU time, and RapidOCR 
 Chinese and some photos more surely. So:
 
 * tesseract reads first (long images in parallel bands);
-* when its read is unsure (kept text with mean confidence under ``SURE``, or nothing kept
-  although word-like text was read and dropped), RapidOCR reads too and the read with more
-  confident text wins;
-* a sure read, or one with nothing word-like at all (text-free photos), stands alone.
+* when its read is unsure (kept text with mean confidence under ``SURE``, nothing kept
+  although word-like text was read and dropped, or no word read at all), RapidOCR reads too
+  and the read with more confident text wins. Tesseract's layout analysis finds no word at
+  all in some legible photos (a sign tilted 6 degrees, a dithered GIF: a new user's trial),
+  so "no text" is only said when both engines found none;
+* a sure read, or one whose words were all junk (not word-like: text-free photos), stands
+  alone.
 
 Both engines are built once and reused; ``details["engine_choice"]`` says what was done.
 """
@@ -106,12 +109,13 @@ class AutoOcr:
         hidden_text = not page.has_text and any(
             b.confidence >= HINT and looks_like_text(b.text) for b in page.dropped
         )
-        if not (unsure_text or hidden_text):
+        no_word = not page.boxes and not page.dropped
+        if not (unsure_text or hidden_text or no_word):
             return _noted(page, "tesseract")
         if _is_long(page.image_size):
             return _noted(page, "tesseract (long image)")
         scene = self.rapidocr.recognize(image_path, language)
-        why = "unsure" if unsure_text else "nothing kept"
+        why = "unsure" if unsure_text else "nothing kept" if hidden_text else "no word read"
         if _score(scene) > _score(page):
             return _noted(scene, f"rapidocr (tesseract {why}; both read, rapidocr read more)")
         return _noted(page, f"tesseract ({why}; both read, tesseract read more)")

@@ -15,6 +15,7 @@ import pytest
 from adapters.ocr.auto import HINT, SURE, AutoOcr
 from adapters.ocr.base import OcrResult, WordBox
 from assets import SAMPLES_DIR
+from tests.images import render_sign_photo, word_recall
 
 
 def _read(text: str, confidence: float, *, size: tuple[int, int] = (800, 600)) -> OcrResult:
@@ -62,6 +63,11 @@ UNUSED = _read("never asked", 1.0)
             id="nothing word-like read (a photo without text): no second read",
         ),
         pytest.param(
+            OcrResult("", "en", 0.0, (), image_size=(800, 600)), _read("EXIT", 0.95), "EXIT",
+            "rapidocr (tesseract no word read", True,
+            id="no word read at all (a tilted sign): ask RapidOCR",
+        ),
+        pytest.param(
             _read("0PEN DA1LY", 0.6), _read("OPEN DAILY", 0.95), "OPEN DAILY",
             "rapidocr (tesseract unsure", True,
             id="unsure: both read, RapidOCR's more confident text wins",
@@ -91,6 +97,16 @@ def test_auto_asks_rapidocr_only_when_tesseract_is_unsure(
     assert result.text == kept
     assert result.details["engine_choice"].startswith(choice)
     assert bool(rapid.calls) is asked
+
+
+@pytest.mark.slow
+def test_auto_reads_a_tilted_sign_in_which_tesseract_finds_no_word(tmp_path: Path) -> None:
+    image, text = render_sign_photo(size=(2016, 1512))
+    path = tmp_path / "tilted.jpg"
+    image.rotate(6, fillcolor=(92, 88, 80)).save(path, quality=88)  # tesseract: no word
+    result = AutoOcr().recognize(path, "auto")
+    assert result.details["engine_choice"].startswith("rapidocr (tesseract no word read")
+    assert word_recall(text, result.text) >= 0.9, result.text
 
 
 @pytest.mark.slow
