@@ -39,6 +39,10 @@ from tests.images import render_page
         ("#4", True),
         ("-1.5", True),
         ("12:30", True),
+        ("1:", True),  # a list's or a chat's numbering
+        ("2.", True),
+        ("3)", True),
+        ("1::", False),
         # ... but signs without a number, or a letter with one, are not
         ("-", False),
         ("%", False),
@@ -77,11 +81,13 @@ SIGNED_LINES = (
     "Change +3 since noon",
     "Humidity 5% and 7\u00b0 wind",
     "Ticket $9 at door #4",
+    "Message 1: your parcel arrives today",
+    "Step 2. open the door",
 )
 
 
 def test_real_tesseract_keeps_numbers_with_a_sign_or_unit(tmp_path: Path) -> None:
-    """Tesseract reads each of them at >= 0.9; the shape test used to drop them all."""
+    """Tesseract reads each of them surely; the shape test used to drop them all."""
     path = tmp_path / "signed.png"
     render_page(SIGNED_LINES).save(path)
     result = TesseractOcr().recognize(path, "en")
