@@ -105,6 +105,19 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _out_dir(path: Path) -> Path:
+    """``path`` as the output folder; refused once, before any image, if it is not one.
+
+    Raises:
+        ConfigError: ``path`` exists and is not a folder.
+    """
+    if path.exists() and not path.is_dir():
+        from adapters.errors import ConfigError
+
+        raise ConfigError(f"the output folder {path} is a file: give --out a folder")
+    return path
+
+
 def _question(text: str) -> str:
     """An argparse type: a typed question with something in it."""
     if not text.strip():
@@ -138,7 +151,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from narrate.config.settings import load_settings
 
     settings = load_settings()
-    out_dir = Path(args.out) if args.out else settings.out_dir
+    out_dir = _out_dir(Path(args.out) if args.out else settings.out_dir)
     if engine == "prefect":
         from flows.image_to_speech import image_to_speech
 
@@ -191,7 +204,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from narrate.config.settings import load_settings
 
     settings = load_settings()
-    out_dir = Path(args.out) if args.out else settings.out_dir
+    out_dir = _out_dir(Path(args.out) if args.out else settings.out_dir)
     image = Path(args.image)
     audio = Path(args.audio) if args.audio else None
     engine = _engine(args.engine)  # an unreachable Prefect server is no fault of the image
@@ -273,7 +286,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from narrate.pipeline.budget import tokens_line
 
     settings = load_settings()
-    out_dir = Path(args.out) if args.out else settings.out_dir
+    out_dir = _out_dir(Path(args.out) if args.out else settings.out_dir)
     inputs = [str(i) for i in args.inputs]
     engine = _engine(args.engine, prefect=args.runner == "dask")
     if engine == "direct":

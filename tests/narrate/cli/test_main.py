@@ -207,3 +207,16 @@ def test_serve_with_an_unreachable_prefect_server_does_not_start(tmp_path: Path)
         "([Errno 111] Connection refused): start it (`make server` or `prefect server start`), "
         "or use --engine direct"
     ]
+
+
+@pytest.mark.parametrize("command", ["describe", "batch"])
+def test_an_out_that_is_a_file_is_refused_once_before_any_image(
+    tmp_path: Path, command: str
+) -> None:
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / "receipt.png")
+    (tmp_path / "taken").write_text("not a folder", encoding="utf-8")
+    run = narrate(command, "receipt.png", "receipt.png", "--out", "taken", cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        "narrate: error: the output folder taken is a file: give --out a folder"
+    ]
