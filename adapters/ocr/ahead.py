@@ -28,7 +28,7 @@ import os
 import subprocess
 import threading
 
-__all__ = ["PASS_OPTIONS", "PassAhead", "TesseractExit", "claim", "park"]
+__all__ = ["PASS_OPTIONS", "PassAhead", "TesseractExit", "claim", "first_pack", "park"]
 
 # Every read pass runs with these. Tesseract 5 reads a line again inverted when it read it
 # poorly (``tessedit_do_invert``, on by default); narrate's preprocessing already turns light
@@ -43,6 +43,15 @@ class TesseractExit(Exception):
         super().__init__(f"tesseract exited with status {status}: {message}")
         self.status = status
         self.message = message
+
+
+def first_pack(language: str) -> str:
+    """The language pack of a read's first pass: ``eng`` for ``auto`` and ``en``, else both.
+
+    ``language`` is narrate's (auto, en, zh); ``auto`` reads English first and Chinese only
+    when that read is unsure (``adapters.ocr.tesseract``).
+    """
+    return "eng" if language in ("auto", "en") else "chi_sim+eng"
 
 
 def _key(pack: str, psm: int, command: str, threads: str | None) -> tuple[str | None, ...]:

@@ -43,7 +43,7 @@ from PIL import Image
 
 from adapters.errors import ConfigError, PermanentError, TransientError
 from adapters.imaging import DEFAULT_MAX_PIXELS, decode_image
-from adapters.ocr.ahead import PASS_OPTIONS, PassAhead, TesseractExit, claim
+from adapters.ocr.ahead import PASS_OPTIONS, PassAhead, TesseractExit, claim, first_pack
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
     CJK,
@@ -233,11 +233,10 @@ class TesseractOcr:
         # The first pass's tesseract loads its model (~0.1 s) while the image is prepared;
         # a long image is read in bands instead, each by its own process.
         width, height = decoded.image.size
-        first_pack = "eng" if wanted == "auto" else _LANGUAGE_PACKS[wanted]
         ahead = (
             None
             if height > _LONG_ASPECT * width
-            else claim(first_pack, self.psm, command=pytesseract.pytesseract.tesseract_cmd)
+            else claim(first_pack(wanted), self.psm, command=pytesseract.pytesseract.tesseract_cmd)
         )
         try:
             prepared = prepare(

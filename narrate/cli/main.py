@@ -144,10 +144,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
     """Describe each image aloud; one failure does not stop the others."""
     engine = _engine(args.engine)
     if engine == "direct":
-        from adapters.ocr.ahead import park
+        from adapters.ocr.ahead import first_pack, park
 
         # tesseract loads its model on the other core while Python imports (adapters.ocr.ahead)
-        park("chi_sim+eng" if args.lang == "zh" else "eng")
+        park(first_pack(args.lang))
     from narrate.config.settings import load_settings
 
     settings = load_settings()
