@@ -10,6 +10,7 @@ from adapters.errors import ConfigError
 from narrate.ops.metrics import endpoint_label
 
 START_HINT = "start it (`make server` or `prefect server start`)"
+URL_HINT = "PREFECT_API_URL must end in /api, e.g. http://127.0.0.1:4200/api"
 
 
 def require_prefect_server(
@@ -42,6 +43,5 @@ def require_prefect_server(
     if not health.is_success:
         raise ConfigError(
             f"the Prefect server at {label} (PREFECT_API_URL) answered GET /health with HTTP "
-            f"{health.status_code}: PREFECT_API_URL must end in /api, e.g. "
-            "http://127.0.0.1:4200/api"
+            f"{health.status_code}: {URL_HINT}"
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 from narrate.config.settings import Settings
 from narrate.ops.doctor.base import Check, ms
 from narrate.ops.metrics import DEFAULT_PORT, endpoint_label
+from narrate.ops.prefect_server import START_HINT, URL_HINT
 
 # --- services --------------------------------------------------------------------------------
 
@@ -25,7 +26,7 @@ def check_prefect(env: Mapping[str, str], timeout_s: float = 10.0) -> list[Check
     import httpx
 
     label = endpoint_label(url)
-    fix = "start it (`make server` or `prefect server start`), or unset PREFECT_API_URL"
+    fix = f"{START_HINT}, or unset PREFECT_API_URL"
     try:
         started = time.perf_counter()
         health = httpx.get(label + "/health", timeout=timeout_s)
@@ -42,7 +43,7 @@ def check_prefect(env: Mapping[str, str], timeout_s: float = 10.0) -> list[Check
                 "prefect",
                 "FAIL",
                 found,
-                "PREFECT_API_URL must end in /api, e.g. http://127.0.0.1:4200/api",
+                URL_HINT,
             )
         ]
     server = version.json() if version.is_success else "?"
