@@ -32,6 +32,15 @@ def default_cache_dir() -> Path:
     return Path(cache_home) / "narrate"
 
 
+def _env_config(prefix: str) -> SettingsConfigDict:
+    """One section's source: ``{prefix}NAME`` variables; unknown ones and empty values ignored.
+
+    An empty variable (``NARRATE_TTS_RATE=``) means the default (pydantic-settings'
+    ``env_ignore_empty``): no setting gives the empty string a meaning of its own.
+    """
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", env_ignore_empty=True)
+
+
 class _Section(BaseSettings):
     """A settings section whose fields were renamed to carry their unit (``ttl`` -> ``ttl_s``).
 
@@ -76,9 +85,7 @@ def _with_unit(
 class CacheSettings(_Section):
     """The LLM response cache."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NARRATE_CACHE_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = _env_config("NARRATE_CACHE_")
     renamed = {"ttl": "ttl_s"}
 
     backend: Literal["auto", "sqlite", "redis", "off"] = Field(
@@ -112,9 +119,7 @@ def default_audit_dir() -> Path:
 class AuditSettings(BaseSettings):
     """The audit log of LLM calls."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NARRATE_AUDIT_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = _env_config("NARRATE_AUDIT_")
 
     enabled: bool = True
     dir: Path = Field(default_factory=default_audit_dir)
@@ -125,7 +130,7 @@ class AuditSettings(BaseSettings):
 class PrivacySettings(BaseSettings):
     """Whether text sent to the LLM is anonymised first (``NARRATE_ANONYMIZE``)."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_", extra="ignore", env_ignore_empty=True)
+    model_config = _env_config("NARRATE_")
 
     anonymize: bool = Field(False, description="replace e-mails, phones, IDs, cards, IPs")
 
@@ -133,9 +138,7 @@ class PrivacySettings(BaseSettings):
 class LLMSettings(_Section):
     """The description/answer step: which backend, where, which model."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NARRATE_LLM_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = _env_config("NARRATE_LLM_")
     renamed = {
         "timeout": "timeout_s",
         "deadline": "deadline_s",
@@ -259,9 +262,7 @@ class LLMSettings(_Section):
 class OCRSettings(_Section):
     """The OCR step (tesseract, RapidOCR, or auto: tesseract first, RapidOCR when unsure)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NARRATE_OCR_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = _env_config("NARRATE_OCR_")
     renamed = {"timeout": "timeout_s"}
 
     lang: Language = "auto"
@@ -285,9 +286,7 @@ class OCRSettings(_Section):
 class TTSSettings(_Section):
     """The speech step (pyttsx3 on espeak-ng)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NARRATE_TTS_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = _env_config("NARRATE_TTS_")
     renamed = {"rate": "rate_wpm"}
 
     rate_wpm: int = _with_unit(
@@ -314,9 +313,7 @@ def default_models_dir() -> Path:
 class ASRSettings(BaseSettings):
     """The speech-recognition step (openai-whisper on weights imported for offline use)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NARRATE_ASR_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = _env_config("NARRATE_ASR_")
 
     models_dir: Path = Field(
         default_factory=default_models_dir,
@@ -354,9 +351,7 @@ class ASRSettings(BaseSettings):
 class MetricsSettings(BaseSettings):
     """Prometheus metrics for long-lived processes and batch runs."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NARRATE_METRICS_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = _env_config("NARRATE_METRICS_")
 
     port: int | None = Field(None, ge=0, le=65535, description="serve /metrics on this port")
     addr: str = "127.0.0.1"
@@ -378,9 +373,7 @@ class APISettings(BaseSettings):
     refuses to listen on anything but loopback.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="NARRATE_API_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = _env_config("NARRATE_API_")
 
     jwt_secret: SecretStr | None = Field(None, description="HS256 shared secret for JWTs")
     jwt_public_key: Path | None = Field(
@@ -426,9 +419,7 @@ class APISettings(BaseSettings):
 class OutputSettings(BaseSettings):
     """Output files: their permission bits, and the URL a person reaches them at."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NARRATE_OUTPUT_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = _env_config("NARRATE_OUTPUT_")
 
     file_mode: int | None = Field(
         None,
@@ -461,7 +452,7 @@ class OutputSettings(BaseSettings):
 class Settings(BaseSettings):
     """All of narrate's settings."""
 
-    model_config = SettingsConfigDict(env_prefix="NARRATE_", extra="ignore", env_ignore_empty=True)
+    model_config = _env_config("NARRATE_")
 
     out_dir: Path = Path("narrate-out")
     max_image_pixels: int = Field(
