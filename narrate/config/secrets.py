@@ -18,9 +18,10 @@ import logging
 import re
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 8  # shorter values would redact ordinary words; they are ignored
@@ -46,6 +47,10 @@ _secrets_re: re.Pattern[str] | None = None
 
 
 def _reveal(value: str | SecretStr | None) -> str:
+    # pydantic is imported here, not at the top: ``install_redaction`` runs at every CLI start,
+    # before ``narrate describe`` starts tesseract beside the imports (adapters.ocr.ahead).
+    from pydantic import SecretStr
+
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     return value or ""
