@@ -7,6 +7,7 @@ import os
 import socket
 import tempfile
 import time
+from base64 import b64encode
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,16 +26,24 @@ def check_prefect(env: Mapping[str, str], timeout_s: float = 10.0) -> list[Check
         return [Check("prefect", "OK", "PREFECT_API_URL unset: runs use a temporary server")]
     import httpx
 
-    label = endpoint_label(url)
+    label = endpoint_label(url)  # what is printed; the requests go to the URL as given
+    base = url.rstrip("/")  # credentials in it (a proxy's basic auth) are httpx's to send
+    auth = env.get("PREFECT_API_AUTH_STRING")  # Prefect's own basic auth, "user:password"
+    headers = {"Authorization": "Basic " + b64encode(auth.encode()).decode()} if auth else {}
     fix = f"{START_HINT}, or unset PREFECT_API_URL"
     try:
         started = time.perf_counter()
-        health = httpx.get(label + "/health", timeout=timeout_s)
+        health = httpx.get(base + "/health", headers=headers, timeout=timeout_s)
         took = ms(time.perf_counter() - started)
-        version = httpx.get(label + "/admin/version", timeout=timeout_s)
+        version = httpx.get(base + "/admin/version", headers=headers, timeout=timeout_s)
     except httpx.HTTPError as exc:
         return [
-            Check("prefect", "FAIL", f"{label} does not answer: {type(exc).__name__}: {exc}", fix)
+            Check(
+                "prefect",
+                "FAIL",
+                f"{label} does not answer: {type(exc).__name__}: {str(exc).replace(url, label)}",
+                fix,
+            )
         ]
     if not health.is_success:
         found = f"{label}/health answered HTTP {health.status_code}"

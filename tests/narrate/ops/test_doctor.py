@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from narrate.cli.main import main
 from narrate.config.settings import Settings
 from narrate.ops.doctor import LANGUAGE_PACKS, check_asr, curl_command
 from tests.support.fake_llm import FakeLLMServer
+from tests.support.loopback_http import serve
 from tests.support.prometheus_servers import PUSHGATEWAY, Pushgateway, binary
 from tests.support.redis_server import RedisServer, free_port
 
@@ -75,17 +75,8 @@ def serving(folder: Path, tls: Any = None) -> Iterator[int]:
     ``ssl.SSLContext``); yields its port. GET serves files, POST answers 501."""
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
     handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(handler, tls) as port:
+        yield port
 
 
 @pytest.fixture
@@ -481,3 +472,56 @@ def test_an_invalid_setting_is_one_failed_check_and_the_others_still_run(
     assert checks["tesseract pack eng"]["status"] == "OK"
     assert checks["prefect"]["status"] == "OK"
     assert not [name for name in checks if name.startswith(("tts", "asr", "llm", "folders"))]
+
+
+@pytest.fixture
+def prefect_behind_basic_auth() -> Iterator[str]:
+    """A loopback stand-in for a Prefect API behind basic auth ``user:s3cret-pass``.
+
+    Like Prefect's own ``PREFECT_SERVER_API_AUTH_STRING`` server it answers ``/api/admin/version``
+    only with the right ``Authorization`` header; unlike it (like a proxy), ``/api/health`` too.
+    """
+    import base64
+
+    expected = "Basic " + base64.b64encode(b"user:s3cret-pass").decode()
+
+    class Guarded(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.end_headers()
+                return
+            body = b'"3.9.1"' if self.path == "/api/admin/version" else b"true"
+            self.send_response(200 if self.path in ("/api/health", "/api/admin/version") else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serve(Guarded) as port:
+        yield f"127.0.0.1:{port}"
+
+
+def test_a_prefect_url_with_credentials_is_asked_with_them_and_shown_without(
+    prefect_behind_basic_auth: str,
+) -> None:
+    from narrate.ops.doctor.services import check_prefect
+
+    env = {"PREFECT_API_URL": f"http://user:s3cret-pass@{prefect_behind_basic_auth}/api/"}
+    [check] = check_prefect(env)
+    assert check.status == "OK", check
+    assert check.found.startswith(f"http://{prefect_behind_basic_auth}/api healthy in ")
+    assert check.found.endswith("Prefect 3.9.1") and "s3cret" not in check.found
+
+
+def test_prefect_api_auth_string_is_sent_for_the_version(prefect_behind_basic_auth: str) -> None:
+    from narrate.ops.doctor.services import check_prefect
+
+    env = {"PREFECT_API_URL": f"http://{prefect_behind_basic_auth}/api"}
+    [without] = check_prefect(env)
+    assert without.status == "FAIL" and "HTTP 401" in without.found  # /health is guarded here
+    env["PREFECT_API_AUTH_STRING"] = "user:s3cret-pass"
+    [check] = check_prefect(env)
+    assert check.status == "OK" and check.found.endswith("Prefect 3.9.1"), check

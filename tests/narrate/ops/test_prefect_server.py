@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from adapters.errors import ConfigError
 from narrate.ops.prefect_server import require_prefect_server
+from tests.support.loopback_http import serve
 from tests.support.prefect_server import free_port
 
 
@@ -25,15 +25,8 @@ def not_prefect(tmp_path: Path) -> Iterator[str]:
     def handler(*args: object) -> Quiet:
         return Quiet(*args, directory=str(tmp_path))  # type: ignore[arg-type]
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(handler) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_nothing_listening_names_the_url_and_how_to_start_it() -> None:
