@@ -35,12 +35,11 @@ def _engine(choice: str, *, prefect: bool = False) -> str:
         ConfigError: Prefect was chosen and ``PREFECT_API_URL`` names a server that does not
             answer (one line, before any image is touched).
     """
-    url = os.environ.get("PREFECT_API_URL")
-    if choice == "auto":
-        choice = "prefect" if url or prefect else "direct"
-    if choice == "prefect" and url:
-        from narrate.ops.prefect_server import require_prefect_server
+    from narrate.ops.prefect_server import require_prefect_server, resolve_engine
 
+    url = os.environ.get("PREFECT_API_URL")
+    choice = resolve_engine(choice, prefect=prefect)
+    if choice == "prefect" and url:
         instead = "drop --runner dask and use --engine direct" if prefect else "use --engine direct"
         require_prefect_server(url, instead=instead)
     return choice

@@ -6,11 +6,36 @@ Failed to reach API at ...``, reported as a fault of the image.
 
 from __future__ import annotations
 
+import os
+from typing import Literal
+
 from adapters.errors import ConfigError
-from narrate.ops.metrics import endpoint_label
 
 START_HINT = "start it (`make server` or `prefect server start`)"
 URL_HINT = "PREFECT_API_URL must end in /api, e.g. http://127.0.0.1:4200/api"
+
+EngineName = Literal["direct", "prefect"]
+
+
+def resolve_engine(choice: str, *, prefect: bool = False) -> EngineName:
+    """The engine to run on: the one rule of the CLI and the web service.
+
+    Args:
+        choice: ``auto`` (``prefect`` when ``PREFECT_API_URL`` is set or ``prefect`` is true,
+            else ``direct``), ``direct`` or ``prefect``.
+        prefect: the work needs Prefect even without a server (a Dask task runner).
+
+    Returns:
+        ``direct`` or ``prefect``.
+
+    Raises:
+        ConfigError: ``choice`` is none of these.
+    """
+    if choice == "auto":
+        return "prefect" if os.environ.get("PREFECT_API_URL") or prefect else "direct"
+    if choice not in ("direct", "prefect"):
+        raise ConfigError(f"unknown engine {choice!r}: use auto, direct or prefect")
+    return choice  # type: ignore[return-value]
 
 
 def require_prefect_server(
@@ -30,6 +55,8 @@ def require_prefect_server(
     Source: Prefect's REST API, ``GET /api/health`` (https://docs.prefect.io/v3/api-ref/rest-api).
     """
     import httpx
+
+    from narrate.ops.metrics import endpoint_label  # here: the CLI imports this module at start
 
     label = endpoint_label(url)
     try:

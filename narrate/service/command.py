@@ -63,8 +63,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """
     from adapters.errors import ConfigError
     from narrate.config.settings import load_settings
+    from narrate.ops.prefect_server import resolve_engine
     from narrate.service.app import create_app
-    from narrate.service.engine import resolve_engine
     from narrate.service.server import build_server, check_bind
 
     settings = load_settings()

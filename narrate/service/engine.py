@@ -13,41 +13,19 @@ failed 502, a server set-up problem 500.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from adapters.errors import AdapterError, ConfigError, InputError, NarrateError
 from narrate.config.settings import Settings
+from narrate.ops.prefect_server import EngineName
 from narrate.pipeline.results import DescribeResult
 from narrate.service.errors import ApiError
 from narrate.service.jobs import Job
 from narrate.service.uploads import StoredUpload
 
-EngineName = Literal["direct", "prefect"]
-
 # OCR and features are CPU-bound: one per core at a time, however many jobs are in flight
 # (most of them wait for the LLM) - the limit a batch run keeps too.
-
-
-def resolve_engine(choice: str) -> EngineName:
-    """The engine to run requests on.
-
-    Args:
-        choice: ``auto`` (``prefect`` when ``PREFECT_API_URL`` is set, else ``direct``),
-            ``direct`` or ``prefect``.
-
-    Returns:
-        ``direct`` or ``prefect``.
-
-    Raises:
-        ConfigError: ``choice`` is none of these.
-    """
-    if choice == "auto":
-        return "prefect" if os.environ.get("PREFECT_API_URL") else "direct"
-    if choice not in ("direct", "prefect"):
-        raise ConfigError(f"unknown engine {choice!r}: use auto, direct or prefect")
-    return choice  # type: ignore[return-value]
 
 
 class PipelineRunner:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.errors import ConfigError
-from narrate.ops.prefect_server import require_prefect_server
+from narrate.ops.prefect_server import require_prefect_server, resolve_engine
 from tests.support.loopback_http import serve
 from tests.support.prefect_server import free_port
 
@@ -49,3 +49,15 @@ def test_credentials_in_the_url_are_not_shown() -> None:
     with pytest.raises(ConfigError) as caught:
         require_prefect_server(url)
     assert "s3cret" not in str(caught.value) and "127.0.0.1" in str(caught.value)
+
+
+def test_the_engine_rule_the_cli_and_the_service_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert resolve_engine("auto") == "direct"
+    assert resolve_engine("auto", prefect=True) == "prefect"  # a Dask runner needs Prefect
+    assert resolve_engine("direct") == "direct" and resolve_engine("prefect") == "prefect"
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    assert resolve_engine("auto") == "prefect"
+    assert resolve_engine("direct") == "direct"
+    with pytest.raises(ConfigError, match="unknown engine 'dask': use auto, direct or prefect"):
+        resolve_engine("dask")
