@@ -117,6 +117,27 @@ def _out_dir(path: Path) -> Path:
     return path
 
 
+def _named_inputs(inputs: Sequence[str]) -> list[str]:
+    """``inputs`` as given, unless none of them exists: then refused once, creating nothing.
+
+    A missing file among others fails as an item of the batch, which goes on; a batch whose
+    every input is a missing path (a typo in the one folder named) has nothing to do.
+
+    Raises:
+        ConfigError: every input is a path (not a glob) that does not exist.
+    """
+    from narrate.pipeline.batch import is_glob
+    from narrate.pipeline.results import on_disk
+
+    missing = [i for i in inputs if not is_glob(i) and not on_disk(Path(i).expanduser()).exists()]
+    if missing and len(missing) == len(inputs):
+        from adapters.errors import ConfigError
+
+        names = ", ".join(_readable(i) for i in missing)
+        raise ConfigError(f"no such file or folder: {names}; nothing was done")
+    return list(inputs)
+
+
 def _question(text: str) -> str:
     """An argparse type: a typed question with something in it."""
     if not text.strip():
@@ -284,9 +305,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from narrate.pipeline.batch import progress_listener, run_direct
     from narrate.pipeline.budget import tokens_line
 
+    inputs = _named_inputs([str(i) for i in args.inputs])
     settings = load_settings()
     out_dir = _out_dir(Path(args.out) if args.out else settings.out_dir)
-    inputs = [str(i) for i in args.inputs]
     engine = _engine(args.engine, prefect=args.runner == "dask")
     if engine == "direct":
         if args.runner != "thread":

@@ -81,7 +81,8 @@ class Source:
     root: Path
 
 
-def _is_glob(text: str) -> bool:
+def is_glob(text: str) -> bool:
+    """Does ``text`` hold a wildcard (``*``, ``?``, ``[``) that ``glob`` expands?"""
     return any(ch in text for ch in "*?[")
 
 
@@ -89,7 +90,7 @@ def _glob_root(pattern: str) -> Path:
     """The folder part of a glob pattern before the first wildcard."""
     parts: list[str] = []
     for part in Path(pattern).parts:
-        if _is_glob(part):
+        if is_glob(part):
             break
         parts.append(part)
     return Path(*parts) if parts else Path(".")
@@ -126,7 +127,7 @@ def iter_sources(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> It
         if path.is_dir():
             for found in _walk(path, skip):
                 yield Source(found, path)
-        elif _is_glob(text):
+        elif is_glob(text):
             root = _glob_root(text)
             for name in glob.iglob(text, recursive=True):
                 found = Path(name)

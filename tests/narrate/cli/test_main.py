@@ -209,6 +209,15 @@ def test_serve_with_an_unreachable_prefect_server_does_not_start(tmp_path: Path)
     ]
 
 
+def test_a_batch_of_only_missing_paths_is_refused_and_creates_nothing(tmp_path: Path) -> None:
+    run = narrate("batch", "missing_dir/", "gone.png", "--out", "out", cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        "narrate: error: no such file or folder: missing_dir/, gone.png; nothing was done"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("command", ["describe", "batch"])
 def test_an_out_that_is_a_file_is_refused_once_before_any_image(
     tmp_path: Path, command: str
