@@ -133,7 +133,7 @@ class _EspeakEngine:
         ]
         examples = ", ".join(sorted(fitting or [v[0] for v in self.voices], key=len)[:6])
         raise ConfigError(
-            f"espeak-ng has no voice {wanted!r} (for language {language!r}); "
+            f"espeak-ng has no voice {wanted!r} (NARRATE_TTS_VOICE_{language.upper()}); "
             f"{len(self.voices)} voices exist, e.g. {examples}. "
             "Give a voice id, name or language code (`espeak-ng --voices` lists them)."
         )

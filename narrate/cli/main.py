@@ -192,12 +192,19 @@ def cmd_describe(args: argparse.Namespace) -> int:
                     stem=stem,
                 )  # fmt: skip
 
+    from adapters.errors import ConfigError
+
     records: list[dict[str, Any]] = []
     failures = 0
     for image, stem in zip(args.images, _unique_stems(args.images), strict=True):
         image = Path(image)
         try:
             result = run(image, stem)
+        except ConfigError as exc:  # a setting, not this image: every other one would fail too
+            untried = len(args.images) - len(records)
+            print(f"narrate: error: {_error_line(exc, args.debug)}", file=sys.stderr)
+            print(f"narrate: stopped; {untried} image(s) not described", file=sys.stderr)
+            return 1
         except Exception as exc:
             failures += 1
             reason = _error_line(exc, args.debug, image)

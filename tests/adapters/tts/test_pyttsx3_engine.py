@@ -248,7 +248,7 @@ def test_unknown_voice_is_a_config_error_listing_valid_ones(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as caught:
         synth.synthesize("Hello.", tmp_path / "x.wav")
     message = str(caught.value)
-    assert "xx/no-such-voice" in message
+    assert "no voice 'xx/no-such-voice' (NARRATE_TTS_VOICE_EN)" in message
     assert "gmw/en-us" in message
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ConfigError, match="sit/cmn"):

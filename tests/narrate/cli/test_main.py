@@ -209,6 +209,25 @@ def test_serve_with_an_unreachable_prefect_server_does_not_start(tmp_path: Path)
     ]
 
 
+def test_a_wrong_setting_stops_describe_once_instead_of_failing_each_image(
+    tmp_path: Path,
+) -> None:
+    for name in ("a.png", "b.png"):
+        shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / name)
+    run = narrate(
+        "describe", "a.png", "b.png", "--out", "out", cwd=tmp_path,
+        NARRATE_TTS_VOICE_EN="xx/no-such-voice",
+    )  # fmt: skip
+    assert run.returncode == 1
+    lines = run.stderr.splitlines()
+    assert len(lines) == 2, run.stderr
+    assert lines[0].startswith(
+        "narrate: error: espeak-ng has no voice 'xx/no-such-voice' (NARRATE_"
+    )
+    assert lines[1] == "narrate: stopped; 2 image(s) not described"
+    assert not list((tmp_path / "out").glob("*.wav"))
+
+
 def test_a_batch_of_only_missing_paths_is_refused_and_creates_nothing(tmp_path: Path) -> None:
     run = narrate("batch", "missing_dir/", "gone.png", "--out", "out", cwd=tmp_path)
     assert run.returncode == 1
