@@ -124,7 +124,7 @@ def batch_state(result: R, *, ok: int, skipped: int, failed: int, first: str | N
     Args:
         result: the batch summary callers get back.
         ok: images described now.
-        skipped: images already done by an earlier run.
+        skipped: images whose own outputs an earlier run already wrote.
         failed: images that failed.
         first: the first failure's one-line reason, if any.
 

@@ -360,7 +360,7 @@ class BatchRun:
         """The output stem: the path relative to its root, without suffix.
 
         A clash with a different source (now or in an earlier run) gets the content hash
-        appended.
+        appended, and ``-2``, ``-3``... when byte-identical images share the stem too.
         """
         try:
             relative = source.path.relative_to(source.root)
@@ -370,7 +370,11 @@ class BatchRun:
         name = readable(name)  # a non-UTF-8 name gets a UTF-8 one, as describe's outputs do
         owner = self.manifest.names.get(name)
         if owner is not None and owner != item:
-            name = f"{name}-{digest[:8]}"
+            hashed = name = f"{name}-{digest[:8]}"
+            copies = 1
+            while self.manifest.names.get(name, item) != item:  # same bytes, same stem
+                copies += 1
+                name = f"{hashed}-{copies}"
         self.manifest.names.setdefault(name, item)
         return name
 
@@ -391,15 +395,12 @@ class BatchRun:
                 yield WorkItem(index, source.path, item, stem, key)
                 continue
             key = f"{digest}-{self.fingerprint}"
-            finished = self.manifest.done(key)
+            finished = self.manifest.done(key, item)
             if finished is not None:
-                reason = "done in an earlier run"
-                if finished.item != item:
-                    reason = f"same image as {finished.item}, done in an earlier run"
                 yield ItemOutcome(
                     item=item,
                     status="skipped",
-                    reason=reason,
+                    reason="done in an earlier run",
                     backend=self.settings.llm.resolved_backend,
                     output=f"{finished.name}.json",
                     key=key,

@@ -5,9 +5,11 @@ is one ``write`` of a whole line, flushed and fsynced, so a process killed at an
 (even by SIGKILL) leaves at most one torn last line, which the next run cuts off. Only the
 flow's driver appends; workers never write here (they may run on other machines).
 
-A record's ``key`` is ``<sha256 of the image bytes>-<settings fingerprint>``: renaming or
-moving an image keeps its key, changing its pixels or a setting that changes the output
-(backend, model, language, sampling, voice, speaking rate) gives it a new one.
+A record's ``key`` is ``<sha256 of the image bytes>-<settings fingerprint>``: changing an
+image's pixels or a setting that changes the output (backend, model, language, sampling,
+voice, speaking rate) gives it a new one. An item is finished when a record of its key *and*
+its ``item`` says so: two byte-identical images under different names share a key, but each
+is finished only by its own record, with its own outputs.
 
 Descriptions finished before the item itself are kept as *checkpoints*
 (``<out>/.narrate/descriptions/<key>.json``, written atomically by whoever made the LLM
@@ -68,14 +70,14 @@ class Finished:
 class Manifest:
     """Append-only record of finished items in ``<out_dir>/manifest.jsonl``.
 
-    Loading keeps only what resuming needs: key -> ``Finished`` for the items that finished
-    well, and output name -> source item for every name already taken.
+    Loading keeps only what resuming needs: (key, item) -> ``Finished`` for the items that
+    finished well, and output name -> source item for every name already taken.
     """
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / MANIFEST_NAME
-        self.finished: dict[str, Finished] = {}
+        self.finished: dict[tuple[str, str], Finished] = {}
         self.names: dict[str, str] = {}
         self._lock = threading.Lock()
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -100,9 +102,9 @@ class Manifest:
             if name:
                 self.names[name] = item
             if record.get("status") == "ok":
-                self.finished[str(record["key"])] = Finished(item=item, name=name)
+                self.finished[str(record["key"]), item] = Finished(item=item, name=name)
             else:
-                self.finished.pop(str(record["key"]), None)
+                self.finished.pop((str(record["key"]), item), None)
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one record as a line; flushed and fsynced before returning."""
@@ -116,11 +118,17 @@ class Manifest:
             if name:
                 self.names[name] = item
             if record.get("status") == "ok":
-                self.finished[str(record["key"])] = Finished(item=item, name=name)
+                self.finished[str(record["key"]), item] = Finished(item=item, name=name)
 
-    def done(self, key: str) -> Finished | None:
-        """The finished record for ``key`` when its JSON output still exists, else ``None``."""
-        found = self.finished.get(key)
+    def done(self, key: str, item: str) -> Finished | None:
+        """The finished record of ``item`` under ``key`` when its JSON still exists, else ``None``.
+
+        Args:
+            key: ``<sha256 of the image bytes>-<settings fingerprint>``.
+            item: the input as the user named it; a byte-identical image under another name
+                is not finished by this one's record.
+        """
+        found = self.finished.get((key, item))
         if found and (self.out_dir / f"{found.name}.json").is_file():
             return found
         return None

@@ -350,6 +350,7 @@ def _result_fields(
         "usage": to_jsonable(description.usage),
         "timings": timings,
         "audio_duration_s": speech.duration_s,
+        "spoken_text": speech.text,  # the cleaned text the WAV says, also when streamed
         "attempts": description.attempts,
         "truncated": description.truncated,
         "ttft_s": description.ttft_s,

@@ -33,6 +33,8 @@ def test_receipt_end_to_end(prefect_harness: None, offline_env: None, tmp_path: 
     saved = json.loads((tmp_path / "receipt_en.json").read_text())
     assert saved["description"] == result.description
     assert saved["audio_path"] == str(result.audio_path)
+    # what the WAV says, as the TTS task reported it, reaches the flow's result and the JSON
+    assert saved["spoken_text"] == result.spoken_text and "CORNER CAFE" in result.spoken_text
     assert {"description", "ocr_text", "ocr_confidence", "language", "features"} <= set(saved)
     assert json.loads(result.to_json())["backend"] == "offline"
 

@@ -139,5 +139,8 @@ def test_streamed_answer_through_the_flow(
     assert result.answer.startswith("This is a fake answer about:")
     assert fake_llm.requests[-1].body["stream"] is True
     assert "llm_tts_s" in result.timings and result.first_audio_s is not None
+    saved = json.loads((tmp_path / "receipt_en.answer.json").read_text(encoding="utf-8"))
+    assert saved["spoken_text"] == result.spoken_text  # the sentences the WAV says, joined
+    assert result.spoken_text.startswith("This is a fake answer about:")
     assert wav_stats(result.audio_path)[1] > 0.01
     forget_describers()

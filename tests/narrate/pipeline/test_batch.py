@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -102,3 +103,43 @@ def test_cpu_slots_and_rapidocr_threads_are_the_cores_or_narrate_cpu_slots(
     alone = build("rapidocr", 1, False, 60.0, 50_000_000, None)
     assert alone.threads == expected
     assert "TOTAL" in alone.recognize(RECEIPT).text  # and it still reads, on one thread too
+
+
+@pytest.mark.slow
+def test_identical_images_in_one_batch_each_get_their_own_outputs(
+    tmp_path: Path, counted_llm: FakeLLMServer
+) -> None:
+    """Byte-identical files under different names: each is described, written and resumed
+    as itself, never skipped as "the same image" as another one of the same run."""
+    from narrate.pipeline.batch import run_direct
+
+    settings = load_settings()
+    first = text_image(tmp_path / "p" / "x.png", "GOLF")
+    copies = [tmp_path / d / "x.png" for d in ("q", "r")] + [tmp_path / "p" / "copy.png"]
+    for copy in copies:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(first.read_bytes())
+    inputs = [str(first), *map(str, copies)]
+    out = tmp_path / "out"
+
+    summary = run_direct(inputs, out, settings=settings, concurrency=2)
+    rows = json.loads((out / "summary.json").read_text())["items"]
+    assert (summary.ok, summary.skipped, summary.failed) == (4, 0, 0)
+    outputs = {row["item"]: row["output"] for row in rows}
+    assert len(set(outputs.values())) == 4  # no image points at another one's JSON
+    for item, output in outputs.items():
+        saved = json.loads((out / output).read_text())
+        assert saved["image_path"] == item  # named after its own image
+        assert "GOLF" in saved["ocr_text"]
+        assert Path(saved["audio_path"]).stem == Path(output).stem
+        assert Path(saved["audio_path"]).stat().st_size > 1000
+    digest = hashlib.sha256(first.read_bytes()).hexdigest()[:8]
+    assert sorted(outputs.values()) == sorted(
+        ["x.json", f"x-{digest}.json", f"x-{digest}-2.json", "copy.json"]
+    )
+
+    again = run_direct(inputs, out, settings=settings, concurrency=2)
+    rerun = json.loads((out / "summary.json").read_text())["items"]
+    assert (again.ok, again.skipped, again.failed) == (0, 4, 0)
+    assert {row["item"]: row["output"] for row in rerun} == outputs  # each its own output
+    assert {row["reason"] for row in rerun} == {"done in an earlier run"}

@@ -17,7 +17,7 @@ def test_manifest_survives_a_torn_last_line(tmp_path: Path) -> None:
         fh.write('{"key": "k2", "status": "o')  # what SIGKILL mid-write leaves
 
     again = Manifest(tmp_path)
-    assert again.done("k1") is not None and again.done("k2") is None
+    assert again.done("k1", "a.png") is not None and again.done("k2", "a.png") is None
     again.append({"key": "k3", "status": "ok", "item": "b.png", "name": "b"})
     lines = manifest.path.read_text().splitlines()
     assert [json.loads(line)["key"] for line in lines] == ["k1", "k3"]

@@ -18,6 +18,8 @@ from adapters.errors import InputError
 from assets import SAMPLES_DIR
 from narrate.config.settings import LLMSettings, Settings
 from narrate.pipeline.sequence import answer_one, describe_one, output_paths, plain_steps
+from tests.support.fake_llm import FakeLLMServer
+from tests.support.word_images import use_fake_llm
 
 RECEIPT = SAMPLES_DIR / "receipt_en.png"
 
@@ -166,3 +168,48 @@ def test_max_file_bytes_refuses_a_bigger_image_naming_it(tmp_path: Path) -> None
         answer_one(RECEIPT, question_text="What is the total?", out_dir=tmp_path, lang="auto",
                    settings=small, steps=plain_steps())  # fmt: skip
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+MARKED_UP = "**TOTAL** is 7.20 🧾. Paid by card."
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "sentence-by-sentence"])
+def test_the_json_says_what_the_wav_says(
+    fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, stream: bool
+) -> None:
+    """``spoken_text`` is the text espeak-ng was given after cleaning, for describe and ask,
+    also when a streamed answer is spoken sentence by sentence."""
+    from narrate.config.settings import load_settings
+    from narrate.ops.llm import forget_describers
+
+    fake_llm.reply = MARKED_UP  # Markdown and an emoji: the WAV says neither
+    use_fake_llm(monkeypatch, fake_llm)
+    monkeypatch.setenv("NARRATE_LLM_STREAM", str(stream).lower())
+    forget_describers()
+    settings = load_settings()
+    spoken: list[str] = []
+    steps = plain_steps()
+
+    def heard_tts(*args: Any, **kwargs: Any) -> Any:
+        speech = steps.tts(*args, **kwargs)
+        spoken.append(speech.text)
+        return speech
+
+    def heard_llm_tts(*args: Any, **kwargs: Any) -> Any:
+        answer, streamed = steps.llm_tts(*args, **kwargs)  # type: ignore[misc]
+        spoken.append(streamed.speech.text)
+        return answer, streamed
+
+    heard = dataclasses.replace(steps, tts=heard_tts, llm_tts=heard_llm_tts)
+    kwargs: dict[str, Any] = {"out_dir": tmp_path, "lang": "auto", "settings": settings}
+    described = describe_one(RECEIPT, steps=heard, **kwargs)
+    answered = answer_one(RECEIPT, question_text="What is the total?", steps=heard, **kwargs)
+    forget_describers()
+
+    assert len(spoken) == 2 and spoken[0] == spoken[1]
+    assert spoken[0] == "TOTAL is 7.20. Paid by card."  # what espeak-ng was handed
+    assert described.description == answered.answer == MARKED_UP  # the text as written
+    for name, result in [("receipt_en.json", described), ("receipt_en.answer.json", answered)]:
+        saved = json.loads((tmp_path / name).read_text(encoding="utf-8"))
+        assert saved["spoken_text"] == result.spoken_text == spoken[0]
+    assert ("llm_tts_s" in answered.timings) is stream  # the streamed path was taken
