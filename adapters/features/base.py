@@ -38,6 +38,14 @@ class ImageFeatures:
     phash: str  # 64-bit perceptual hash, 16 hex digits
     vector: tuple[float, ...]  # fixed-length, L2-normalised feature vector
     summary: str  # a short human-readable summary for the prompt
+    # luma's spread, (99.9th - 0.1th percentile) / 255: what the darkest and lightest parts
+    # differ by, which RMS contrast understates on a page of dark text on white (mostly paper)
+    luma_range: float = 1.0
+
+
+# Below this luma range an image is "low-contrast" (a faint grey-on-grey image measures
+# ~0.04; the bundled scans, photos and a dark-mode screenshot 0.66-1.00).
+LOW_CONTRAST_RANGE = 0.35
 
 
 @runtime_checkable

@@ -6,7 +6,10 @@ so a 50-megapixel photo costs about as much as a thumbnail. Conventions:
 
 - brightness: mean Rec. 601 luma (0.299 R + 0.587 G + 0.114 B) / 255, 0-1.
 - contrast: RMS contrast, the standard deviation of luma / 255; 0 for a uniform image,
-  0.5 at most (half black, half white).
+  0.5 at most (half black, half white). It is low on a page of dark text on white (the
+  paper dominates), so "low-contrast" also needs a small luma range.
+- luma range: (99.9th - 0.1th percentile of luma) / 255, 0-1: the spread between the
+  darkest and the lightest parts, ignoring a few stray pixels.
 - colourfulness: Hasler & Süsstrunk (2003), ``sigma_rgyb + 0.3 * mu_rgyb`` on 0-255 RGB;
   0 for grey, ~15 slightly, ~33 moderately, ~59 quite, ~82+ highly colourful.
 - dominant colours: weighted k-means in CIELAB on the distinct colours of a strided pixel
@@ -38,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from adapters.errors import ConfigError
-from adapters.features.base import DominantColour, ImageFeatures
+from adapters.features.base import LOW_CONTRAST_RANGE, DominantColour, ImageFeatures
 from adapters.imaging import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -172,6 +175,7 @@ class NumpyFeatureExtractor:
 
         brightness = float(luma.mean() / 255.0)
         contrast = float(luma.std() / 255.0)
+        darkest, lightest = np.percentile(luma, (0.1, 99.9))
         edge_luma = _resize_luma(luma, EDGE_ANALYSIS_SIZE)
         edges = sobel_edges(edge_luma)
         features = ImageFeatures(
@@ -181,6 +185,7 @@ class NumpyFeatureExtractor:
             orientation=orientation(width, height),
             brightness=brightness,
             contrast=contrast,
+            luma_range=float((lightest - darkest) / 255.0),
             colourfulness=hasler_colourfulness(rgb),
             dominant_colours=dominant_colours(rgb, self.n_colours),
             sharpness=laplacian_variance(edge_luma),
@@ -657,7 +662,7 @@ def summarize(features: ImageFeatures) -> str:
         tone = "bright"
     else:
         tone = "mid-toned"
-    if features.contrast < 0.1:
+    if features.contrast < 0.1 and features.luma_range < LOW_CONTRAST_RANGE:
         tone += " and low-contrast"
     elif features.contrast > 0.25:
         tone += " and high-contrast"

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from adapters.features.base import LOW_CONTRAST_RANGE
 from adapters.llm.base import Description, DescriptionRequest, OnDelta
 
 MAX_QUOTE_EN = 200  # characters of OCR text quoted in a description
@@ -303,8 +304,9 @@ def _features_en(facts: Mapping[str, Any], summary: str, has_text: bool) -> str:
         tail = f" Its measured features: {_strip_end(summary.strip())}." if summary.strip() else ""
         return f"This is an image.{tail}"
     adjectives = _light(facts, dark="dark", bright="bright")
-    contrast = _number(facts, "contrast")
-    if contrast is not None and contrast < 0.08 and _text(facts, "layout") != "blank":
+    contrast, spread = _number(facts, "contrast"), _number(facts, "luma_range")
+    faint = spread is None or spread < LOW_CONTRAST_RANGE  # dark text on white is not faint
+    if contrast is not None and contrast < 0.08 and faint and _text(facts, "layout") != "blank":
         adjectives.append("low-contrast")
     shape = _ORIENTATION_EN.get(_text(facts, "orientation"))
     if shape:

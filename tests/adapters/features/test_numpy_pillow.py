@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from adapters.errors import ConfigError, InputError
-from adapters.features.base import ImageFeatures
+from adapters.features.base import LOW_CONTRAST_RANGE, ImageFeatures
 from adapters.features.numpy_pillow import (
     FEATURE_VECTOR_LENGTH,
     NumpyFeatureExtractor,
@@ -515,3 +515,32 @@ def test_prefetch_of_a_bad_file_fails_in_extract_naming_it(tmp_path: Path) -> No
     extractor.prefetch(tmp_path / "missing.png")  # nothing to measure: extract will say so
     with pytest.raises(InputError, match=r"missing\.png"):
         extractor.extract(tmp_path / "missing.png")
+
+
+def test_dark_text_on_white_and_dark_mode_are_not_called_low_contrast(
+    tmp_path: Path, extractor: NumpyFeatureExtractor
+) -> None:
+    """RMS contrast is low on both (the paper or the dark ground dominates); the luma range
+    is what tells them from a faint grey-on-grey image."""
+    from assets import SAMPLES_DIR
+    from tests.images import FONT_SANS, _font, render_dark_screenshot
+
+    render_dark_screenshot()[0].save(tmp_path / "dark.png")
+    faint = Image.new("RGB", (800, 400), (140, 140, 140))
+    for row in range(4):  # faint lines, as in fog: a picture, not a blank page
+        ImageDraw.Draw(faint).text(
+            (40, 30 + 90 * row),
+            "Faint text on grey fog",
+            font=_font(FONT_SANS, 60),
+            fill=(175,) * 3,
+        )
+    faint.save(tmp_path / "faint.png")
+    for path in (SAMPLES_DIR / "receipt_en.png", tmp_path / "dark.png"):
+        features = extractor.extract(path)
+        assert features.luma_range > 0.6, (path.name, features.luma_range)
+        assert "low-contrast" not in features.summary, (path.name, features.summary)
+    dark = extractor.extract(tmp_path / "dark.png")
+    assert dark.contrast < 0.1  # what alone made it "low-contrast" before
+    features = extractor.extract(tmp_path / "faint.png")
+    assert features.luma_range < LOW_CONTRAST_RANGE, features.luma_range
+    assert "low-contrast" in features.summary, features.summary

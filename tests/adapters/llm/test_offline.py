@@ -170,3 +170,11 @@ def test_helpers() -> None:
     assert colour_zh("dark blue") == "深蓝色" and colour_zh("chartreuse") is None
     assert best_lines("What is the total?", ["SUBTOTAL 1", "TOTAL 2"], zh=False) == ["TOTAL 2"]
     assert best_lines("Why?", ["anything"], zh=False) == []
+
+
+def test_low_contrast_needs_a_small_luma_range_too() -> None:
+    """A dark-mode screen's RMS contrast is low, as a faint image's is; its luma range is not."""
+    dark_mode = {**_landscape(0.1, "text-heavy", ("black", 0.9)), "contrast": 0.06}
+    assert "low-contrast" not in _describe("Wi-Fi On", facts={**dark_mode, "luma_range": 0.89})
+    assert "low-contrast" in _describe("Wi-Fi On", facts={**dark_mode, "luma_range": 0.14})
+    assert "low-contrast" in _describe("Wi-Fi On", facts=dark_mode)  # measured before the range
