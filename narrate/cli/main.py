@@ -196,15 +196,14 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
     records: list[dict[str, Any]] = []
     failures = 0
+    stopped: ConfigError | None = None
     for image, stem in zip(args.images, _unique_stems(args.images), strict=True):
         image = Path(image)
         try:
             result = run(image, stem)
         except ConfigError as exc:  # a setting, not this image: every other one would fail too
-            untried = len(args.images) - len(records)
-            print(f"narrate: error: {_error_line(exc, args.debug)}", file=sys.stderr)
-            print(f"narrate: stopped; {untried} image(s) not described", file=sys.stderr)
-            return 1
+            stopped = exc
+            break
         except Exception as exc:
             failures += 1
             reason = _error_line(exc, args.debug, image)
@@ -218,12 +217,16 @@ def cmd_describe(args: argparse.Namespace) -> int:
         json.dump(records, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     done = len(records) - failures
-    if not args.json:
+    if stopped is not None:
+        untried = len(args.images) - len(records)
+        print(f"narrate: error: {_error_line(stopped, args.debug)}", file=sys.stderr)
+        print(f"narrate: stopped; {untried} image(s) not described", file=sys.stderr)
+    elif not args.json:
         where = f"; results in {out_dir}/" if done else ""
         print(f"{done} of {len(records)} image(s) described{where}")
     if failures:
         print(f"narrate: {failures} image(s) failed", file=sys.stderr)
-    return 1 if failures else 0
+    return 1 if failures or stopped else 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
