@@ -186,6 +186,8 @@ def _publish_summary(batch: BatchRun) -> None:
     tokens = f"; LLM tokens: {batch.budget.summary()}"
     if batch.skipped_budget:
         tokens += f", {batch.skipped_budget} image(s) left for a later run (token budget reached)"
+    if batch.skipped_setting:
+        tokens += f"; {batch.skipped_setting} image(s) not tried: a setting is wrong"
     create_table_artifact(
         table=rows,
         key="batch-summary",

@@ -353,14 +353,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
         json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
+        done_before = summary["skipped"] - summary["skipped_budget"] - summary["skipped_setting"]
         print(
-            f"{summary['ok']} described, {summary['skipped']} skipped (done before), "
+            f"{summary['ok']} described, {done_before} skipped (done before), "
             f"{summary['failed']} failed of {summary['total']} in {summary['seconds']:.1f} s; "
             f"results in {out_dir}/, summary in {summary['summary_csv']}"
         )
         print(tokens_line(summary))
     if summary["failed"]:
         print(f"narrate: {summary['failed']} image(s) failed; see the summary", file=sys.stderr)
+    if summary["skipped_setting"]:
+        print(
+            f"narrate: stopped: a setting is wrong (see the failure above); "
+            f"{summary['skipped_setting']} image(s) not tried: fix it and run again to resume",
+            file=sys.stderr,
+        )
     return 1 if summary["failed"] else 0
 
 

@@ -256,6 +256,10 @@ def process_item(
     )
 
 
+# The reason of the items a batch did not try after a wrong setting failed one of them.
+SETTING_REASON = "not tried: a setting is wrong (the failed image says which); fix it and rerun"
+
+
 def budget_skip(work: WorkItem, settings: Settings, seconds: float = 0.0) -> ItemOutcome:
     """The outcome of an item left for a later run because the token budget is used up."""
     return ItemOutcome(
@@ -312,6 +316,7 @@ class BatchSummary:
     summary_csv: Path
     token_budget: int | None = None  # NARRATE_LLM_TOKEN_BUDGET or the flow's parameter
     skipped_budget: int = 0  # of ``skipped``: left for a later run by the token budget
+    skipped_setting: int = 0  # of ``skipped``: not tried after a wrong setting (SETTING_REASON)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
@@ -336,6 +341,10 @@ class BatchRun:
             token_budget if token_budget is not None else settings.llm.token_budget
         )
         self.skipped_budget = 0
+        # Set by the first item that fails on a ConfigError (a setting, e.g. an unknown voice):
+        # every later one would fail the same way, so they are skipped, and a rerun does them.
+        self.halted = False
+        self.skipped_setting = 0
         self.out_dir = Path(out_dir)
         self.settings = settings
         self.lang = lang
@@ -410,12 +419,22 @@ class BatchRun:
             if self.budget.reached:
                 yield budget_skip(WorkItem(index, source.path, item, "", key), self.settings)
                 continue
+            if self.halted:
+                yield ItemOutcome(
+                    item=item,
+                    status="skipped",
+                    reason=SETTING_REASON,
+                    backend=self.settings.llm.resolved_backend,
+                    key=key,
+                )
+                continue
             yield WorkItem(index, source.path, item, self._name_for(source, item, digest), key)
 
     def failure(self, work: WorkItem, exc: BaseException, seconds: float) -> ItemOutcome:
         """The outcome of an item whose run raised ``exc``."""
-        from adapters.errors import NarrateError
+        from adapters.errors import ConfigError, NarrateError
 
+        self.halted = self.halted or isinstance(exc, ConfigError)
         reason = str(exc) if isinstance(exc, NarrateError) else f"{type(exc).__name__}: {exc}"
         return ItemOutcome(
             item=work.item,
@@ -455,6 +474,7 @@ class BatchRun:
             used = outcome.tokens if outcome.tokens is not None else outcome.tokens_estimate
             self.budget.charge(used or 0)
             self.skipped_budget += outcome.reason == BUDGET_REASON
+            self.skipped_setting += outcome.reason == SETTING_REASON
             done = self.done
         if outcome.status != "skipped":
             metrics.record_item("batch", outcome.status == "ok")
@@ -487,6 +507,7 @@ class BatchRun:
             summary_csv=self.out_dir / "summary.csv",
             token_budget=self.budget.limit,
             skipped_budget=self.skipped_budget,
+            skipped_setting=self.skipped_setting,
         )
         head = {k: v for k, v in summary.to_dict().items() if not k.startswith("summary_")}
         head["settings"] = output_settings(self.settings, self.lang)

@@ -70,7 +70,7 @@ def test_budget_stops_the_flow_and_later_runs_pick_up_the_rest(
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert "1 described, 3 skipped" in run.stdout
+    assert "1 described, 1 skipped (done before), 0 failed of 4" in run.stdout  # 2 budget
     assert "of 1 (budget reached: 2 image(s) left for a later run)" in run.stdout
     assert len(counted_llm.requests) == 2 and len(requests_for(counted_llm, "BRAVO")) == 1
 

@@ -143,3 +143,26 @@ def test_identical_images_in_one_batch_each_get_their_own_outputs(
     assert (again.ok, again.skipped, again.failed) == (0, 4, 0)
     assert {row["item"]: row["output"] for row in rerun} == outputs  # each its own output
     assert {row["reason"] for row in rerun} == {"done in an earlier run"}
+
+
+def test_a_wrong_setting_stops_the_batch_and_a_rerun_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown voice fails the images in flight on a ConfigError; the rest are skipped as
+    not tried (not failed each with the same message), and a rerun with the fix does them."""
+    from narrate.pipeline.batch import SETTING_REASON, run_direct
+
+    monkeypatch.setenv("NARRATE_LLM_BACKEND", "offline")
+    for number, word in enumerate(("GOLF", "HOTEL", "INDIA", "JULIET", "KILO")):
+        text_image(tmp_path / "in" / f"{number}.png", word)
+    out = tmp_path / "out"
+    monkeypatch.setenv("NARRATE_TTS_VOICE_EN", "xx/no-such-voice")
+    broken = run_direct([str(tmp_path / "in")], out, settings=load_settings(), concurrency=1)
+    rows = json.loads((out / "summary.json").read_text())["items"]
+    assert (broken.ok, broken.failed, broken.skipped_setting) == (0, 1, 4)
+    assert "no voice 'xx/no-such-voice' (NARRATE_TTS_VOICE_EN)" in rows[0]["reason"]
+    assert [row["reason"] for row in rows[1:]] == [SETTING_REASON] * 4
+
+    monkeypatch.delenv("NARRATE_TTS_VOICE_EN")
+    fixed = run_direct([str(tmp_path / "in")], out, settings=load_settings(), concurrency=1)
+    assert (fixed.ok, fixed.failed, fixed.skipped) == (5, 0, 0)
