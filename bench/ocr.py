@@ -73,6 +73,7 @@ INPUTS: list[Input] = [
     _saved("sign.jpg", gen.render_sign_photo, quality=90),
     _saved("sign_dark.jpg", lambda: gen.render_sign_photo(dark=True), quality=90),
     _saved("long.png", gen.render_long_screenshot),
+    _saved("chat.png", gen.render_chat_screenshot),
     _saved("vertical_zh.png", gen.render_vertical_chinese),
     _saved("rotated.png", gen.render_rotated_page),
     _saved("transparent.png", gen.render_transparent_text),

@@ -172,6 +172,37 @@ def render_long_screenshot(
     return image, "\n".join(lines)
 
 
+CHAT_TEXTS = (
+    "see you at the station",
+    "the train is late again",
+    "bring the blue umbrella",
+    "lunch is on the table",
+    "call me after the meeting",
+    "the shop closes at six",
+)
+
+
+def render_chat_screenshot(
+    *, width: int = 1080, height: int = 9000, line_px: int = 60
+) -> tuple[Any, str]:
+    """A long chat-style screenshot: lines "Message N: text", label then text on one line.
+
+    The labels line up in a left column and the texts start at varying widths after them;
+    tesseract's automatic layout analysis (psm 3) may read them as two columns.
+    """
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    font = _font(FONT_SANS, 28)
+    lines = []
+    for number in range((height - 40) // line_px):
+        line = f"Message {number + 1}: {CHAT_TEXTS[number % len(CHAT_TEXTS)]}"
+        draw.text((30, 20 + number * line_px), line, font=font, fill=(25, 25, 25))
+        lines.append(line)
+    return image, "\n".join(lines)
+
+
 def render_vertical_chinese() -> tuple[Any, str]:
     """Three columns of Simplified Chinese written top to bottom, read right to left."""
     from PIL import Image, ImageDraw

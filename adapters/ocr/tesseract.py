@@ -14,7 +14,9 @@ then reads it:
   ``chi_sim_vert`` (page segmentation mode 5) for Chinese written top to bottom;
 * a long image (a scrolling screenshot) is cut into overlapping bands read in parallel on
   the cores; each word is kept from the one band that holds its centre away from the cut,
-  so the text comes back once and in order.
+  so the text comes back once and in order;
+* tall images and bands are read as one column (page segmentation mode 4, not 3): the
+  automatic layout analysis read a chat screenshot's labels apart from their texts.
 
 Words go through the garbage filter (``adapters.ocr.filtering``); confidences are 0-1. One
 deadline covers loading, preprocessing and every tesseract call; running out of it is a
@@ -75,6 +77,8 @@ _BAND_PX = 1800  # band height of a long image, working pixels
 _BAND_OVERLAP_PX = 160  # must exceed twice the tallest line
 _LONG_ASPECT = 6.0  # height / width above which (and over 2 bands) an image is cut
 _BANDS_PER_WORKER = 2
+_TALL_ASPECT = 2.0  # height / width from which a page is read as one column (phone screenshots)
+_ONE_COLUMN_PSM = 4  # tesseract: "a single column of text of variable sizes"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class _Read:
     pack: str
     language: str  # "en" | "zh"
     how: str
+    psm: int  # the page segmentation mode it was read in
 
     @property
     def score(self) -> float:
@@ -137,7 +142,11 @@ class TesseractOcr:
             timeout_s: seconds one ``recognize`` may take, loading and preprocessing included.
             max_pixels: images with more pixels are refused (decompression bombs).
             min_confidence: 0-1; words below it are dropped as garbage.
-            psm: tesseract's page segmentation mode for the horizontal passes.
+            psm: tesseract's page segmentation mode for the horizontal passes. With the
+                default, 3 (automatic layout), tall images (height at least twice the width:
+                phone and scrolling screenshots) and the bands of a long image are read in
+                mode 4, one column: mode 3 split a chat screenshot's "Message N:" labels
+                from their texts and read all labels first.
             preprocess: False hands the grayscale image to tesseract as it is.
             osd: try tesseract's orientation detection when a read is poor.
             workers: bands of a long image read at once (default: the CPU count).
@@ -236,7 +245,11 @@ class TesseractOcr:
         ahead = (
             None
             if height > _LONG_ASPECT * width
-            else claim(first_pack(wanted), self.psm, command=pytesseract.pytesseract.tesseract_cmd)
+            else claim(
+                first_pack(wanted),
+                self._layout_psm(width, height),
+                command=pytesseract.pytesseract.tesseract_cmd,
+            )
         )
         try:
             prepared = prepare(
@@ -260,11 +273,25 @@ class TesseractOcr:
                 ahead.close()
         details = {
             "preprocessing": ", ".join(prepared.steps) or "none",
-            "psm": str(self.psm),
+            "psm": str(read.psm),
             "tesseract_lang": read.pack,
             "language_detection": read.how,
         }
         return self._result(read, prepared, details)
+
+    def _layout_psm(self, width: int, height: int, *, banded: bool = False) -> int:
+        """The page segmentation mode for horizontal text in a ``width`` x ``height`` image.
+
+        Tesseract's automatic layout analysis (mode 3) splits a column of aligned labels
+        from the text after them ("Message 12:" | "see you at six"), so a chat screenshot
+        came out as all its labels, then all its texts. Tall images (phone and scrolling
+        screenshots, one column in practice) and bands of a long image are read as one
+        column (mode 4) instead; pages and photos keep mode 3, which orders real columns.
+        A mode other than 3 given to the engine is always used as it is.
+        """
+        if self.psm == 3 and (banded or height >= _TALL_ASPECT * width):
+            return _ONE_COLUMN_PSM
+        return self.psm
 
     # -- reading -------------------------------------------------------------------------
 
@@ -280,6 +307,10 @@ class TesseractOcr:
         if height > _LONG_ASPECT * width and height > 2 * _BAND_PX:
             return self._read_bands(prepared, wanted, deadline), prepared
         best = self._read_upright(prepared.image, wanted, deadline, ahead=ahead)
+        if not best.words and self._layout_psm(width, height) != self.psm:
+            # A page lying on its side is tall too; read as one column it gives no word at
+            # all, where the automatic layout reads the junk that calls for the OSD below.
+            best = self._read_upright(prepared.image, wanted, deadline, psm=self.psm)
         best_prepared = prepared
         if best.good or not best.words or not self.preprocess:
             # No word at all: tesseract's layout analysis found no text, and the other
@@ -300,7 +331,7 @@ class TesseractOcr:
                 words = self._tesseract(prepared.image, "chi_sim_vert", deadline, psm=5)
             except ConfigError:  # tesseract-ocr-chi-sim-vert not installed
                 return best, best_prepared
-            candidate = _Read(words, "chi_sim_vert", "zh", "vertical Chinese (chi_sim_vert)")
+            candidate = _Read(words, "chi_sim_vert", "zh", "vertical Chinese (chi_sim_vert)", psm=5)
             if candidate.good and _cjk_share(words) >= 0.5 and candidate.score > best.score:
                 best, best_prepared = candidate, prepared
         return best, best_prepared
@@ -312,24 +343,35 @@ class TesseractOcr:
         deadline: Deadline,
         band: int = 0,
         *,
+        banded: bool = False,
+        psm: int | None = None,
         ahead: PassAhead | None = None,
     ) -> _Read:
-        """Horizontal text: ``eng``, ``chi_sim+eng``, or ``auto`` (eng, then both if unsure)."""
+        """Horizontal text: ``eng``, ``chi_sim+eng``, or ``auto`` (eng, then both if unsure).
+
+        ``banded``: ``image`` is a band of a long image (read as one column); ``psm``: the
+        page segmentation mode (default: ``_layout_psm``'s choice for the image).
+        """
+        if psm is None:
+            height, width = image.shape[:2]
+            psm = self._layout_psm(width, height, banded=banded)
         if wanted != "auto":
             pack = _LANGUAGE_PACKS[wanted]
-            words = self._tesseract(image, pack, deadline, band=band, ahead=ahead)
-            return _Read(words, pack, wanted, f"asked for {wanted}")
+            words = self._tesseract(image, pack, deadline, psm=psm, band=band, ahead=ahead)
+            return _Read(words, pack, wanted, f"asked for {wanted}", psm)
         english = _Read(
-            self._tesseract(image, "eng", deadline, band=band, ahead=ahead),
+            self._tesseract(image, "eng", deadline, psm=psm, band=band, ahead=ahead),
             "eng",
             "en",
             "eng pass read confidently",
+            psm,
         )
         if not english.words or _confidently_latin(english.words):
             return english
-        both = self._tesseract(image, "chi_sim+eng", deadline, band=band)
+        both = self._tesseract(image, "chi_sim+eng", deadline, psm=psm, band=band)
         language = "zh" if _cjk_share(both) >= 0.3 else "en"
-        mixed = _Read(both, "chi_sim+eng", language, "eng and chi_sim+eng passes, the better read")
+        how = "eng and chi_sim+eng passes, the better read"
+        mixed = _Read(both, "chi_sim+eng", language, how, psm)
         if mixed.score >= english.score:
             return mixed
         return _with_how(english, "eng and chi_sim+eng passes, the better read")
@@ -360,7 +402,7 @@ class TesseractOcr:
             return np.ascontiguousarray(prepared.crop_rows(top, min(height, top + band_px)))
 
         def read(index: int, language: str) -> _Read:
-            return self._read_upright(band(index), language, deadline, index)
+            return self._read_upright(band(index), language, deadline, index, banded=True)
 
         # All bands at once on the cores; the language most of the text was read in wins and
         # the few bands read otherwise (a Chinese band in an English scroll: kept) are redone.
@@ -376,7 +418,11 @@ class TesseractOcr:
                     reads[i] = again
         words = [w for i, r in enumerate(reads) for w in own(i, r.words)]
         return _Read(
-            words, _LANGUAGE_PACKS[language], language, f"{len(starts)} bands read in parallel"
+            words,
+            _LANGUAGE_PACKS[language],
+            language,
+            f"{len(starts)} bands read in parallel",
+            reads[0].psm,
         )
 
     def _osd_turns(self, image: np.ndarray, deadline: Deadline) -> int:
@@ -527,7 +573,7 @@ def _rescue_in_sure_lines(
 
 
 def _with_how(read: _Read, how: str) -> _Read:
-    return _Read(read.words, read.pack, read.language, how)
+    return _Read(read.words, read.pack, read.language, how, read.psm)
 
 
 def _boxes(words: Sequence[_Word], prepared: Prepared) -> tuple[WordBox, ...]:

@@ -26,6 +26,7 @@ from scripts.make_samples import NOTICE_LINES, RECEIPT_LINES, render_receipt
 from tests.images import (
     SAMPLE_TEXTS,
     iou,
+    render_chat_screenshot,
     render_long_screenshot,
     render_rotated_page,
     render_sign_photo,
@@ -297,6 +298,34 @@ def test_long_screenshot_is_read_in_bands_once_and_in_order(
     assert len(set(found) & set(expected)) >= 0.97 * len(expected)
     last = [b for b in result.boxes if b.text == "150"]
     assert last and last[0].top > 5800  # boxes are in the original's rows
+
+
+def _chat_lines_in_order(result: OcrResult, expected: str) -> None:
+    """Each "Message N: text" line read whole (label and its text together), in order."""
+    want = {line.split(":")[0]: line for line in expected.splitlines()}
+    found = _lines(result)
+    whole = [line for line in found if want.get(line.split(":")[0]) == line]
+    numbers = [int(line.split(":")[0].split()[1]) for line in whole]
+    assert len(whole) >= 0.97 * len(want), f"{len(whole)}/{len(want)} whole lines: {found[:6]}"
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)  # once, in order
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(1080, 2400), (640, 4000)],  # a phone screenshot; a scroll cut into bands
+)
+def test_chat_screenshot_label_and_text_are_read_together_in_order(
+    ocr: TesseractOcr, tmp_path: Path, width: int, height: int
+) -> None:
+    # Page segmentation mode 3 read the "Message N:" labels as a column of their own: all
+    # labels first, then all texts.
+    image, text = render_chat_screenshot(width=width, height=height)
+    path = tmp_path / "chat.png"
+    image.save(path)
+    result = ocr.recognize(path, "auto")
+    _chat_lines_in_order(result, text)
+    assert result.details["psm"] == "4"
+    assert ("bands" in result.details["language_detection"]) == (height > 6 * width)
 
 
 @pytest.mark.slow  # the 100x30000 scroll of the issue: about 8 CPU seconds
