@@ -94,10 +94,10 @@ class RapidOcr:
                     f"the rapidocr OCR engine is not installed ({exc}); install it with: "
                     f"{INSTALL_HINT}"
                 ) from exc
-            logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+            logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # "detection result is empty"
             self._engine = RapidOCR(
                 params={
-                    "Global.log_level": "warning",
+                    "Global.log_level": "error",
                     "Global.text_score": 0.0,  # keep every line: our filter decides
                     "Global.max_side_len": MAX_SIDE_PX,
                     "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
