@@ -10,7 +10,9 @@ Chinese and some photos more surely. So:
   although word-like text was read and dropped, or no word read at all), RapidOCR reads too
   and the read with more confident text wins. Tesseract's layout analysis finds no word at
   all in some legible photos (a sign tilted 6 degrees, a dithered GIF: a new user's trial),
-  so "no text" is only said when both engines found none;
+  so "no text" is only said when both engines found none (or RapidOCR's read there has no
+  two letters in a line: digits alone from a text-free photo's texture are not text), and
+  an unsure read without two letters in a line is no text either;
 * a sure read, or one whose words were all junk (not word-like: text-free photos), stands
   alone.
 
@@ -20,6 +22,7 @@ Both engines are built once and reused; ``details["engine_choice"]`` says what w
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,14 +119,39 @@ class AutoOcr:
             return _noted(page, "tesseract (long image)")
         scene = self.rapidocr.recognize(image_path, language)
         why = "unsure" if unsure_text else "nothing kept" if hidden_text else "no word read"
+        if no_word and not _has_letters(scene):
+            # Where tesseract saw no word, a lone "4," or "1" from RapidOCR is the texture of
+            # a text-free photo (a new user's 12 MP landscape), not a sign to read aloud.
+            return _noted(page, "tesseract (no word read; rapidocr read no letters either)")
         if _score(scene) > _score(page):
-            return _noted(scene, f"rapidocr (tesseract {why}; both read, rapidocr read more)")
-        return _noted(page, f"tesseract ({why}; both read, tesseract read more)")
+            chosen = _noted(scene, f"rapidocr (tesseract {why}; both read, rapidocr read more)")
+        else:
+            chosen = _noted(page, f"tesseract ({why}; both read, tesseract read more)")
+        if chosen.confidence < SURE and not _has_letters(chosen):
+            return _as_noise(chosen)
+        return chosen
 
 
 def _is_long(size: tuple[int, int]) -> bool:
     width, height = size
     return height > LONG_ASPECT * max(1, width)
+
+
+def _has_letters(result: OcrResult) -> bool:
+    """Does a kept line hold two letters or more (Latin or CJK), not only digits and marks?"""
+    return any(sum(ch.isalpha() for ch in box.text) >= 2 for box in result.boxes)
+
+
+def _as_noise(result: OcrResult) -> OcrResult:
+    """``result`` with its kept words moved to ``dropped``: no text.
+
+    For an unsure read of digits and marks alone, as tesseract reads "4," at 0.83 in the
+    texture of a 12 MP text-free photo.
+    """
+    details = {**result.details, "no_text": "only an unsure number or mark was read"}
+    details["engine_choice"] += "; an unsure read without letters is no text"
+    dropped = result.dropped + result.boxes
+    return replace(result, text="", confidence=0.0, boxes=(), dropped=dropped, details=details)
 
 
 def _score(result: OcrResult) -> float:

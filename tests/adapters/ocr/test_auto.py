@@ -15,7 +15,7 @@ import pytest
 from adapters.ocr.auto import HINT, SURE, AutoOcr
 from adapters.ocr.base import OcrResult, WordBox
 from assets import SAMPLES_DIR
-from tests.images import render_sign_photo, word_recall
+from tests.images import render_sign_photo, render_textfree_photo, word_recall
 
 
 def _read(text: str, confidence: float, *, size: tuple[int, int] = (800, 600)) -> OcrResult:
@@ -68,6 +68,15 @@ UNUSED = _read("never asked", 1.0)
             id="no word read at all (a tilted sign): ask RapidOCR",
         ),
         pytest.param(
+            OcrResult("", "en", 0.0, (), image_size=(800, 600)), _read("4,", 0.95), "",
+            "tesseract (no word read; rapidocr read no letters", True,
+            id="no word read, and RapidOCR read only a digit (texture): no text",
+        ),
+        pytest.param(
+            _read("4,", 0.83), _read("1", 0.7), "", "tesseract (unsure; both read", True,
+            id="unsure and no letters in either read (texture): no text",
+        ),
+        pytest.param(
             _read("0PEN DA1LY", 0.6), _read("OPEN DAILY", 0.95), "OPEN DAILY",
             "rapidocr (tesseract unsure", True,
             id="unsure: both read, RapidOCR's more confident text wins",
@@ -114,3 +123,14 @@ def test_auto_on_the_receipt_sample_reads_with_tesseract_alone() -> None:
     result = AutoOcr().recognize(SAMPLES_DIR / "receipt_en.png", "auto")
     assert result.details["engine_choice"] == "tesseract"
     assert "TOTAL" in result.text.upper()
+
+
+@pytest.mark.slow
+def test_auto_finds_no_text_in_a_phone_size_photo_without_text(tmp_path: Path) -> None:
+    """Tesseract reads no word here and RapidOCR a lone digit ("4," seen in a new user's
+    trial, which the description then read aloud): no text is reported."""
+    path = tmp_path / "landscape.jpg"
+    render_textfree_photo(size=(4032, 3024)).save(path, quality=90)
+    result = AutoOcr().recognize(path, "auto")
+    assert result.text == "" and not result.boxes, result.details
+    assert "no_text" in result.details
