@@ -307,7 +307,7 @@ class TesseractOcr:
         if height > _LONG_ASPECT * width and height > 2 * _BAND_PX:
             return self._read_bands(prepared, wanted, deadline), prepared
         best = self._read_upright(prepared.image, wanted, deadline, ahead=ahead)
-        if not best.words and self._layout_psm(width, height) != self.psm:
+        if not best.words and best.psm != self.psm:
             # A page lying on its side is tall too; read as one column it gives no word at
             # all, where the automatic layout reads the junk that calls for the OSD below.
             best = self._read_upright(prepared.image, wanted, deadline, psm=self.psm)
@@ -374,7 +374,7 @@ class TesseractOcr:
         mixed = _Read(both, "chi_sim+eng", language, how, psm)
         if mixed.score >= english.score:
             return mixed
-        return _with_how(english, "eng and chi_sim+eng passes, the better read")
+        return _with_how(english, how)
 
     def _read_bands(self, prepared: Prepared, wanted: str, deadline: Deadline) -> _Read:
         """A long image in overlapping bands, read in parallel, each word kept once."""

@@ -241,7 +241,7 @@ def process_item(
             stem=name.name,
         )
     except TokenBudgetReached:
-        return budget_skip(work, settings, time.perf_counter() - started)
+        return left_for_later(work, settings, BUDGET_REASON, time.perf_counter() - started)
     return ItemOutcome(
         item=work.item,
         status="ok",
@@ -260,12 +260,18 @@ def process_item(
 SETTING_REASON = "not tried: a setting is wrong (the failed image says which); fix it and rerun"
 
 
-def budget_skip(work: WorkItem, settings: Settings, seconds: float = 0.0) -> ItemOutcome:
-    """The outcome of an item left for a later run because the token budget is used up."""
+def left_for_later(
+    work: WorkItem, settings: Settings, reason: str, seconds: float = 0.0
+) -> ItemOutcome:
+    """The outcome of an item skipped for a later run to do.
+
+    ``reason``: ``BUDGET_REASON`` (the token budget is used up) or ``SETTING_REASON`` (a wrong
+    setting failed an earlier item).
+    """
     return ItemOutcome(
         item=work.item,
         status="skipped",
-        reason=BUDGET_REASON,
+        reason=reason,
         backend=settings.llm.resolved_backend,
         seconds=seconds,
         key=work.key,
@@ -416,17 +422,10 @@ class BatchRun:
                     name=finished.name,
                 )
                 continue
-            if self.budget.reached:
-                yield budget_skip(WorkItem(index, source.path, item, "", key), self.settings)
-                continue
-            if self.halted:
-                yield ItemOutcome(
-                    item=item,
-                    status="skipped",
-                    reason=SETTING_REASON,
-                    backend=self.settings.llm.resolved_backend,
-                    key=key,
-                )
+            if self.budget.reached or self.halted:
+                reason = BUDGET_REASON if self.budget.reached else SETTING_REASON
+                work = WorkItem(index, source.path, item, "", key)
+                yield left_for_later(work, self.settings, reason)
                 continue
             yield WorkItem(index, source.path, item, self._name_for(source, item, digest), key)
 
