@@ -16,7 +16,11 @@ Rows, each config run ``--rounds`` times in turn (direct, thread, dask, direct, 
 * direct: ``narrate.pipeline.batch.run_direct`` (threads, no Prefect);
 * flow, thread runner: ``batch_describe`` on a ``ThreadPoolTaskRunner``;
 * flow, dask: ``batch_describe(runner="dask")`` on a LocalCluster of two worker processes
-  that the flow starts (its start-up is in the wall time, as a user waits for it).
+  that the flow starts (its start-up is in the wall time, as a user waits for it);
+* flow, cluster: ``batch_describe(runner="dask", dask_address=...)`` on a running cluster,
+  ``dask scheduler`` + ``dask worker --nworkers 2 --preload flows.dask_preload`` started
+  once before the rounds (its start-up is printed apart: a long-lived cluster pays it once);
+  its CPU seconds include the scheduler's and the workers' (psutil).
 
 CPU seconds are this process and its children (``getrusage`` SELF + CHILDREN: tesseract
 subprocesses and the Dask worker processes once they have ended) and, separately, the
@@ -38,7 +42,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.batch import FONT, batch_bench, batch_parser, naive  # noqa: E402
+from flows.batch import QUIET_DASK  # noqa: E402
 from tests import images as gen  # noqa: E402
 from tests.images import sample_path  # noqa: E402
 
@@ -119,9 +124,84 @@ def _own_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def _dask_env(config: dict[str, Any], prefix: str = "DASK_DISTRIBUTED") -> dict[str, str]:
+    """Dask config as the environment variables ``dask scheduler``/``worker`` read."""
+    env: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}__{key.upper().replace('-', '_')}"
+        env.update(_dask_env(value, name) if isinstance(value, dict) else {name: str(value)})
+    return env
+
+
+def _tree_cpu_s(processes: list[Any]) -> float:
+    """CPU seconds of running processes and their children (and their ended children)."""
+    import psutil
+
+    total = 0.0
+    for root in processes:
+        try:
+            for proc in [root, *root.children(recursive=True)]:
+                t = proc.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 @contextmanager
-def measured(server_pid: int | None = None) -> Iterator[Measured]:
-    """Time the block: wall, own CPU (with ended children), the Prefect server's CPU."""
+def dask_cluster(
+    env: dict[str, str], workers: int, threads: int
+) -> Iterator[tuple[str, list[Any]]]:
+    """A ``dask scheduler`` and ``dask worker --nworkers N --preload flows.dask_preload``.
+
+    Yields the scheduler's address and the two command processes (psutil) once every worker
+    has joined; the start-up's wall and CPU seconds are printed.
+    """
+    import socket
+    import subprocess
+
+    import psutil
+    from distributed import Client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    cores = os.cpu_count() or 1
+    cluster_env = {
+        **os.environ, **env, "PYTHONPATH": str(REPO),
+        "NARRATE_CPU_SLOTS": str(max(1, cores // workers)),
+        **_dask_env(QUIET_DASK),  # as README's Dask set-up says
+    }  # fmt: skip
+    start = time.perf_counter()
+    commands = [
+        [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+         "--no-dashboard"],
+        [str(bin_dir / "dask"), "worker", address, "--nworkers", str(workers), "--nthreads",
+         str(threads), "--no-dashboard", "--preload", "flows.dask_preload"],
+    ]  # fmt: skip
+    popens = [
+        subprocess.Popen(c, env=cluster_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for c in commands
+    ]
+    processes = [psutil.Process(p.pid) for p in popens]
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=120)
+        print(f"cluster start   {time.perf_counter() - start:6.1f} s wall, "
+              f"{_tree_cpu_s(processes):6.1f} CPU s ({workers} workers x {threads} threads, "
+              "preloaded)")  # fmt: skip
+        yield address, processes
+    finally:
+        for popen in reversed(popens):
+            popen.terminate()
+            popen.wait(30)
+
+
+@contextmanager
+def measured(server_pid: int | None = None, cluster: list[Any] = ()) -> Iterator[Measured]:  # type: ignore[assignment]
+    """Time the block: wall, own CPU (with ended children and ``cluster``), the server's CPU."""
     import psutil
 
     server = psutil.Process(server_pid) if server_pid else None
@@ -133,10 +213,10 @@ def measured(server_pid: int | None = None) -> Iterator[Measured]:
         return times.user + times.system
 
     result = Measured(load_before=os.getloadavg()[0])
-    cpu0, server0, start = _own_cpu_s(), server_cpu(), time.perf_counter()
+    cpu0, server0, start = _own_cpu_s() + _tree_cpu_s(cluster), server_cpu(), time.perf_counter()
     yield result
     result.wall_s = time.perf_counter() - start
-    result.cpu_s = _own_cpu_s() - cpu0
+    result.cpu_s = _own_cpu_s() + _tree_cpu_s(cluster) - cpu0
     result.server_cpu_s = server_cpu() - server0
     result.load_after = os.getloadavg()[0]
 
@@ -144,13 +224,16 @@ def measured(server_pid: int | None = None) -> Iterator[Measured]:
 def main() -> None:
     parser = batch_parser(__doc__, images=12, qps=5.0)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--configs", default="direct,thread,dask")
+    parser.add_argument("--configs", default="direct,thread,dask,cluster")
     parser.add_argument("--no-naive", action="store_true", help="limit from --cpu-s instead")
     parser.add_argument("--cpu-s", type=float, default=0.0)
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
-    with batch_bench("narrate-bench-mixed-", args.latency, args.qps) as (work, _, env):
+    with (
+        batch_bench("narrate-bench-mixed-", args.latency, args.qps) as (work, _, env),
+        ExitStack() as stack,
+    ):
         server_pid = int(env["BENCH_PREFECT_SERVER_PID"])
         made = make_mixed(work / "in", args.images)
         print(f"{args.images} images, LLM {args.latency * 1000:.0f} ms/call, QPS cap "
@@ -178,7 +261,18 @@ def main() -> None:
 
         batch_describe(str(made[1][1]), out_dir=work / "warm")  # first flow run in process
 
+        configs = args.configs.split(",")
+        address, cluster = "", []
+        if "cluster" in configs:
+            workers = 2
+            threads = -(-args.concurrency // workers)
+            address, cluster = stack.enter_context(dask_cluster(env, workers, threads))
+
         def run(config: str, out: Path) -> int:
+            if config == "cluster":
+                flow = batch_describe(str(work / "in"), out_dir=out, concurrency=args.concurrency,
+                                      runner="dask", dask_address=address)  # fmt: skip
+                return int(flow["ok"])
             if config == "direct":
                 summary = run_direct(work / "in", out, settings=load_settings(),
                                      concurrency=args.concurrency)  # fmt: skip
@@ -187,11 +281,10 @@ def main() -> None:
                                   runner=config)  # type: ignore[arg-type]  # fmt: skip
             return int(flow["ok"])
 
-        configs = args.configs.split(",")
         walls: dict[str, list[float]] = {c: [] for c in configs}
         for round_ in range(args.rounds):
             for config in configs:
-                with measured(server_pid) as m:
+                with measured(server_pid, cluster if config == "cluster" else []) as m:
                     ok = run(config, work / f"{config}-{round_}")
                 walls[config].append(m.wall_s)
                 extra = f", server {m.server_cpu_s:.1f} CPU s" if config != "direct" else ""

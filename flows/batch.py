@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
@@ -41,6 +42,15 @@ from narrate.pipeline.sequence import plain_steps
 
 DEFAULT_CONCURRENCY = 8
 TABLE_ROWS = 200  # rows in the summary table artifact (failures first); the CSV has all
+# Dask's housekeeping, at intervals that suit a batch of seconds-long tasks: an idle 2-worker
+# cluster used 0.115 CPU s per second with the defaults, 0.021 with these (bench/README.md,
+# "Dask"). The profiler samples every worker thread's stack every 10 ms for the dashboard
+# (off here); the tick (20 ms) only times event-loop stalls; the memory monitor (100 ms)
+# guards the memory limit, which a second's delay does not breach on images.
+QUIET_DASK: dict[str, Any] = {
+    "admin": {"tick": {"interval": "1s"}, "system-monitor": {"interval": "2s"}},
+    "worker": {"profile": {"enabled": False}, "memory": {"monitor-interval": "1s"}},
+}
 
 
 @task(name="describe_batch_item", task_run_name="{work.name}", cache_policy=NO_CACHE)
@@ -85,7 +95,7 @@ def task_runner_for(
             "the dask runner needs prefect-dask: pip install 'narrate[dask]'"
         ) from exc
     if dask_address:
-        if not _configured_api_url():
+        if not configured_api_url():
             raise ConfigError(
                 f"the Dask cluster at {dask_address} would record its task runs on throwaway "
                 "Prefect servers: start one server (`prefect server start`), then set "
@@ -98,9 +108,8 @@ def task_runner_for(
 def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any]:
     """A LocalCluster of worker processes (one per core) reporting to ``api_url``.
 
-    Dask's statistical profiler, which samples every worker thread's stack every 10 ms for
-    the dashboard (off here), is turned off: ~5 % of the workers' CPU on a mixed batch
-    (bench/README.md, "Batch throughput").
+    Each worker runs ``flows.dask_preload`` as it starts (adapters and models loaded before
+    the first task, Prefect's settings built once) and gets ``QUIET_DASK``.
     """
     import dask
     import distributed  # noqa: F401  (loads its part of the Dask config)
@@ -116,19 +125,29 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
     }
     if api_url:
         env["PREFECT_API_URL"] = api_url
-    no_profiler = {"worker": {"profile": {"enabled": False}}}
     return {
         "n_workers": workers,
         "threads_per_worker": max(1, -(-concurrency // workers)),
         "processes": True,
         "dashboard_address": None,
+        "preload": ["flows.dask_preload"],
         "env": env,  # handed by each Nanny to its worker process
         # Each Nanny hands its worker this config whole (a shallow merge): pass all of it.
-        "config": {"distributed": dask.config.merge(dask.config.get("distributed"), no_profiler)},
+        "config": {"distributed": dask.config.merge(dask.config.get("distributed"), QUIET_DASK)},
     }
 
 
-def _configured_api_url() -> str | None:
+def _quiet_dask() -> AbstractContextManager[Any]:
+    """``QUIET_DASK`` for the Dask objects made in this process (a local scheduler, nannies)."""
+    import dask
+
+    return dask.config.set(
+        {"distributed": dask.config.merge(dask.config.get("distributed"), QUIET_DASK)}
+    )
+
+
+def configured_api_url() -> str | None:
+    """The Prefect API URL set for this process (settings or ``PREFECT_API_URL``), if any."""
     from prefect.settings import get_current_settings
 
     return get_current_settings().api.url or os.environ.get("PREFECT_API_URL")
@@ -136,7 +155,7 @@ def _configured_api_url() -> str | None:
 
 def _flow_api_url() -> str | None:
     """The API URL of the server this flow reports to (the temporary one included)."""
-    configured = _configured_api_url()
+    configured = configured_api_url()
     if configured:
         return configured
     from prefect.client.orchestration import get_client
@@ -238,7 +257,10 @@ def batch_describe(
     except BAD_INPUT as exc:
         return bad_input(exc)
     batch.on_progress = _ProgressArtifact(batch.total)
-    with task_runner_for(runner, concurrency, dask_address) as task_runner:
+    with (
+        _quiet_dask() if runner == "dask" else nullcontext(),
+        task_runner_for(runner, concurrency, dask_address) as task_runner,
+    ):
         summary = drive(
             batch,
             lambda work: task_runner.submit(

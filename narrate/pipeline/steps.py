@@ -33,6 +33,7 @@ from narrate.config.settings import (
     CacheSettings,
     LLMSettings,
     OCRSettings,
+    Settings,
     TTSSettings,
     load_settings,
 )
@@ -187,6 +188,46 @@ def ready_ocr(
             _step_store(cache.resolved_backend, str(cache.path), cache.redis_url)
     except Exception as exc:  # the step itself will fail with the proper error
         log.debug("readying the ocr step failed: %s", exc)
+
+
+def ready_process(settings: Settings) -> list[str]:
+    """Build every step's adapter for ``settings`` now and load the OCR engine's models.
+
+    For a process that will run many images, started ahead of them (a long-lived Dask
+    worker, ``flows.dask_preload``): what the first image would otherwise pay (imports,
+    RapidOCR's ONNX sessions, the speech engines, the describer's HTTP client) is paid here.
+    Adapters are cached per process and settings, so the tasks reuse these only when they
+    carry the same settings (the flow's process and the worker read the same environment).
+
+    Returns:
+        One line per step that could not be readied (``"tts: <reason>"``); the step itself
+        reports the error when a task runs it. Empty when all are ready.
+    """
+    failed: list[str] = []
+    ocr = settings.ocr
+    pixels = settings.max_image_pixels
+
+    def ocr_models() -> None:
+        engine = _ocr_engine(
+            ocr.engine, ocr.threads, ocr.deskew, ocr.timeout_s, pixels, ocr.min_confidence
+        )
+        warm = getattr(engine, "warm_up", None)  # engines with models (RapidOCR, auto)
+        if warm is not None:
+            warm()
+
+    jobs: list[tuple[str, Callable[[], object]]] = [
+        ("ocr", lambda: ready_ocr(ocr, max_pixels=pixels)),
+        ("ocr", ocr_models),
+        ("features", lambda: _feature_extractor(pixels)),
+        ("llm", lambda: build_describer(settings.llm)),
+        ("tts", lambda: _synthesizer(settings.tts).warm_up()),
+    ]
+    for step, job in jobs:
+        try:
+            job()
+        except Exception as exc:
+            failed.append(f"{step}: {exc}")
+    return failed
 
 
 def run_ocr(
