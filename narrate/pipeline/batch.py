@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from adapters.errors import InputError
 from adapters.files import atomic_write, file_sha256
 from narrate.config.settings import Settings
 from narrate.ops import metrics
@@ -141,6 +142,16 @@ def iter_sources(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> It
 def count_sources(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> int:
     """How many images ``inputs`` names (one pass over the names; nothing is opened)."""
     return sum(1 for _ in iter_sources(inputs, out_dir))
+
+
+def _nothing_found(inputs: str | Path | Sequence[str | Path]) -> str:
+    specs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    names = ", ".join(readable(str(spec)) for spec in specs) or "(no input named)"
+    kinds = " ".join(sorted(IMAGE_SUFFIXES))
+    return (
+        f"no image found in {names} (folders are searched recursively for {kinds}; a glob "
+        "must match such files); nothing was done"
+    )
 
 
 # -- items and outcomes ------------------------------------------------------------------
@@ -330,7 +341,12 @@ class BatchSummary:
 
 
 class BatchRun:
-    """One batch over ``inputs`` into ``out_dir``: plan the items, record outcomes, summarise."""
+    """One batch over ``inputs`` into ``out_dir``: plan the items, record outcomes, summarise.
+
+    Raises:
+        InputError: ``inputs`` name no image (an empty folder, a glob that matches none);
+            ``out_dir`` is then not created.
+    """
 
     def __init__(
         self,
@@ -355,8 +371,10 @@ class BatchRun:
         self.settings = settings
         self.lang = lang
         self.fingerprint = settings_fingerprint(settings, lang)
-        self.manifest = Manifest(self.out_dir)
         self.total = count_sources(inputs, self.out_dir)
+        if not self.total:  # a mistyped glob or the wrong folder: say so, create nothing
+            raise InputError(None, _nothing_found(inputs))
+        self.manifest = Manifest(self.out_dir)
         self.counts: Counter[str] = Counter()
         self.tokens = 0
         self.on_progress = on_progress

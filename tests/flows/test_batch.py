@@ -345,3 +345,14 @@ def test_local_dask_workers_run_rapidocr_on_their_share_of_the_cores() -> None:
     assert len(seen) == kwargs["n_workers"]
     for worker, found in seen.items():
         assert found == {"slots": str(share), "threads": share, "onnxruntime": {share}}, worker
+
+
+def test_the_flow_fails_on_a_folder_with_no_image_and_creates_nothing(tmp_path: Path) -> None:
+    """A scheduled run pointed at the wrong folder ends Failed saying so, not '0 of 0'."""
+    from flows.batch import batch_describe
+
+    (tmp_path / "inbox").mkdir()
+    state = batch_describe.fn(str(tmp_path / "inbox"), out_dir=tmp_path / "out")
+    assert state.is_failed()
+    assert state.message.startswith(f"no image found in {tmp_path / 'inbox'} (folders are")
+    assert not (tmp_path / "out").exists()

@@ -237,6 +237,22 @@ def test_a_batch_of_only_missing_paths_is_refused_and_creates_nothing(tmp_path: 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("spec", ["empty", "scans/*.png"])
+def test_a_batch_that_finds_no_image_says_so_and_creates_nothing(tmp_path: Path, spec: str) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "scans" / "page.jpg").write_bytes(b"")  # a .jpg: the .png glob misses it
+    (tmp_path / "empty" / "notes.txt").write_text("not an image", encoding="utf-8")
+    run = narrate("batch", spec, "--out", "out", cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        f"narrate: error: no image found in {spec} (folders are searched recursively for "
+        ".bmp .gif .jpeg .jpg .png .tif .tiff .webp; a glob must match such files); "
+        "nothing was done"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("command", ["describe", "batch"])
 def test_an_out_that_is_a_file_is_refused_once_before_any_image(
     tmp_path: Path, command: str

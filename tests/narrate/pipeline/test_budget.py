@@ -64,8 +64,9 @@ def test_batch_run_takes_the_budget_from_the_settings(
 ) -> None:
     monkeypatch.setenv("NARRATE_LLM_TOKEN_BUDGET", "5000")
     settings = load_settings()
-    assert BatchRun([], tmp_path, settings=settings).budget.limit == 5000
-    assert BatchRun([], tmp_path, settings=settings, token_budget=7).budget.limit == 7
+    image = str(tmp_path / "one.png")  # a named file is an item (it fails when run)
+    assert BatchRun([image], tmp_path / "out", settings=settings).budget.limit == 5000
+    assert BatchRun([image], tmp_path / "out", settings=settings, token_budget=7).budget.limit == 7
 
 
 def test_a_server_without_usage_still_uses_up_the_budget(
