@@ -172,6 +172,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     out_dir = _out_dir(Path(args.out) if args.out else settings.out_dir)
+    fresh = not out_dir.exists()  # made by this run: not left behind empty
     if engine == "prefect":
         from flows.image_to_speech import image_to_speech
 
@@ -226,6 +227,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"{done} of {len(records)} image(s) described{where}")
     if failures:
         print(f"narrate: {failures} image(s) failed", file=sys.stderr)
+    if fresh and out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
     return 1 if failures or stopped else 0
 
 

@@ -118,25 +118,34 @@ def iter_sources(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> It
     """Stream the images named by ``inputs``: folders (recursively), globs, or file paths.
 
     A named file is yielded even when it is missing or not an image, so that it fails as an
-    item with its reason; folders and globs yield image files only, never ``out_dir``.
+    item with its reason; folders and globs yield image files only, never ``out_dir``. A
+    file named twice (twice over, or also through its folder or a glob) is yielded once.
     """
     specs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     skip = Path(out_dir).resolve()
+    seen: set[Path] = set()
+
+    def once(source: Source) -> Iterator[Source]:
+        real = source.path.resolve()
+        if real not in seen:
+            seen.add(real)
+            yield source
+
     for spec in specs:
         text = str(spec)
         path = on_disk(Path(text).expanduser())  # also a non-UTF-8 name given readably
         if path.is_dir():
             for found in _walk(path, skip):
-                yield Source(found, path)
+                yield from once(Source(found, path))
         elif is_glob(text):
             root = _glob_root(text)
             for name in glob.iglob(text, recursive=True):
                 found = Path(name)
                 is_image = found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES
                 if is_image and skip not in found.resolve().parents:
-                    yield Source(found, root)
+                    yield from once(Source(found, root))
         else:
-            yield Source(path, path.parent)
+            yield from once(Source(path, path.parent))
 
 
 def count_sources(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> int:

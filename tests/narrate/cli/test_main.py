@@ -225,7 +225,7 @@ def test_a_wrong_setting_stops_describe_once_instead_of_failing_each_image(
         "narrate: error: espeak-ng has no voice 'xx/no-such-voice' (NARRATE_"
     )
     assert lines[1] == "narrate: stopped; 2 image(s) not described"
-    assert not list((tmp_path / "out").glob("*.wav"))
+    assert not (tmp_path / "out").exists()  # made for this run, left empty: removed
 
 
 def test_a_batch_of_only_missing_paths_is_refused_and_creates_nothing(tmp_path: Path) -> None:

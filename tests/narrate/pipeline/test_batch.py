@@ -34,6 +34,10 @@ def test_sources_from_folder_glob_and_list_skip_the_output_folder(tmp_path: Path
     assert globbed == ["b.png"]
     listed = list(iter_sources([str(photos / "b.png"), "missing.gif"], out))
     assert [s.path.name for s in listed] == ["b.png", "missing.gif"]  # named files always come
+    # one file named twice over, and through its folder and a glob, is one item
+    twice = [str(photos / "b.png"), f"{photos}/./b.png", str(photos), f"{photos}/*.png"]
+    again = [str(s.path.relative_to(photos)) for s in iter_sources(twice, out)]
+    assert again == ["b.png", "a.jpg", "sub/c.webp"]
 
 
 @pytest.mark.slow
