@@ -227,9 +227,14 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"{done} of {len(records)} image(s) described{where}")
     if failures:
         print(f"narrate: {failures} image(s) failed", file=sys.stderr)
+    _remove_if_left_empty(out_dir, fresh)
+    return 1 if failures or stopped else 0
+
+
+def _remove_if_left_empty(out_dir: Path, fresh: bool) -> None:
+    """Remove ``out_dir`` if this run created it (``fresh``) and wrote nothing in it."""
     if fresh and out_dir.is_dir() and not any(out_dir.iterdir()):
         out_dir.rmdir()
-    return 1 if failures or stopped else 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -238,6 +243,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     out_dir = _out_dir(Path(args.out) if args.out else settings.out_dir)
+    fresh = not out_dir.exists()
     image = Path(args.image)
     audio = Path(args.audio) if args.audio else None
     engine = _engine(args.engine)  # an unreachable Prefect server is no fault of the image
@@ -257,11 +263,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 lang=args.lang, settings=settings, steps=plain_steps(settings.llm.cache),
             )  # fmt: skip
     except Exception as exc:
-        reason = _error_line(exc, args.debug, image)
+        from adapters.errors import ConfigError
+
+        setting = isinstance(exc, ConfigError)  # a setting, not this image, is at fault
+        reason = _error_line(exc, args.debug, None if setting else image)
         if args.json:
             json.dump({"image_path": str(image), "ok": False, "error": reason}, sys.stdout)
             sys.stdout.write("\n")
-        print(f"narrate: failed: {reason}", file=sys.stderr)
+        print(f"narrate: {'error' if setting else 'failed'}: {reason}", file=sys.stderr)
+        _remove_if_left_empty(out_dir, fresh)
         return 1
     if args.json:
         json.dump({"ok": True, **result.to_dict()}, sys.stdout, ensure_ascii=False, indent=2)

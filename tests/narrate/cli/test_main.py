@@ -228,6 +228,18 @@ def test_a_wrong_setting_stops_describe_once_instead_of_failing_each_image(
     assert not (tmp_path / "out").exists()  # made for this run, left empty: removed
 
 
+def test_ask_blames_a_wrong_setting_not_the_image(tmp_path: Path) -> None:
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / "r.png")
+    run = narrate(
+        "ask", "r.png", "--question", "what is the total?", "--out", "out", cwd=tmp_path,
+        NARRATE_TTS_VOICE_EN="xx/no-such-voice",
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.startswith("narrate: error: espeak-ng has no voice 'xx/no-such-voice'")
+    assert "r.png" not in run.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_batch_of_only_missing_paths_is_refused_and_creates_nothing(tmp_path: Path) -> None:
     run = narrate("batch", "missing_dir/", "gone.png", "--out", "out", cwd=tmp_path)
     assert run.returncode == 1
