@@ -42,6 +42,10 @@ def _engine(choice: str, *, prefect: bool = False) -> str:
     if choice == "prefect" and url:
         instead = "drop --runner dask and use --engine direct" if prefect else "use --engine direct"
         require_prefect_server(url, instead=instead)
+    elif choice == "prefect":
+        # Prefect starts a throwaway server for the run: it need not report usage (offline,
+        # its failed attempt is an ERROR line on the user's console). Set it to override.
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     return choice
 
 

@@ -276,3 +276,19 @@ def test_an_out_that_is_a_file_is_refused_once_before_any_image(
     assert run.stderr.splitlines() == [
         "narrate: error: the output folder taken is a file: give --out a folder"
     ]
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, "false"), ("true", "true")])
+def test_a_throwaway_prefect_server_reports_no_usage_unless_asked(
+    monkeypatch: pytest.MonkeyPatch, given: str | None, kept: str
+) -> None:
+    """Offline, the temporary server's usage report fails as an ERROR line on the console."""
+    from narrate.cli.main import _engine
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    if given is None:
+        monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)
+    else:
+        monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", given)
+    assert _engine("prefect") == "prefect"
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == kept
