@@ -138,12 +138,22 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
 
 
 def _quiet_dask() -> AbstractContextManager[Any]:
-    """``QUIET_DASK`` for the Dask objects made in this process (a local scheduler, nannies)."""
-    import dask
+    """``QUIET_DASK`` for the Dask objects made in this process (a local scheduler, nannies).
 
-    return dask.config.set(
-        {"distributed": dask.config.merge(dask.config.get("distributed"), QUIET_DASK)}
-    )
+    Sets its keys one by one over Dask's defaults (``distributed`` is imported first: it
+    loads them).
+    """
+    import dask
+    import distributed  # noqa: F401  (loads its part of the Dask config)
+
+    def flat(tree: dict[str, Any], prefix: str) -> dict[str, Any]:
+        keys: dict[str, Any] = {}
+        for key, value in tree.items():
+            name = f"{prefix}.{key}"
+            keys.update(flat(value, name) if isinstance(value, dict) else {name: value})
+        return keys
+
+    return dask.config.set(flat(QUIET_DASK, "distributed"))
 
 
 def configured_api_url() -> str | None:

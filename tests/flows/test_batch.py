@@ -356,3 +356,22 @@ def test_the_flow_fails_on_a_folder_with_no_image_and_creates_nothing(tmp_path: 
     assert state.is_failed()
     assert state.message.startswith(f"no image found in {tmp_path / 'inbox'} (folders are")
     assert not (tmp_path / "out").exists()
+
+
+def test_quiet_dask_applies_in_a_fresh_process_over_dasks_defaults() -> None:
+    """`narrate batch --runner dask` in a new process: Dask's config is not loaded yet."""
+    code = (
+        "import dask\n"
+        "from flows.batch import _quiet_dask\n"
+        "with _quiet_dask():\n"
+        "    print(dask.config.get('distributed.admin.tick.interval'),\n"
+        "          dask.config.get('distributed.worker.memory.monitor-interval'),\n"
+        "          dask.config.get('distributed.worker.profile.enabled'),\n"
+        "          dask.config.get('distributed.scheduler.allowed-failures'))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+        timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1s", "1s", "False", "3"]  # ours, and Dask's own default
