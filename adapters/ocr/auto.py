@@ -14,7 +14,10 @@ Chinese and some photos more surely. So:
   two letters in a line: digits alone from a text-free photo's texture are not text), and
   an unsure read without two letters in a line is no text either;
 * a sure read, or one whose words were all junk (not word-like: text-free photos), stands
-  alone;
+  alone, unless its lines run ``TILTED_DEG`` or more off the horizontal (the median slope
+  between neighbouring words): on signs photographed 7-10 degrees askew tesseract read two to
+  four of six lines at 0.92-0.97 confidence and nothing said a line was missing, so RapidOCR
+  (which read them all) reads too and the read with more confident text wins;
 * on a big photo (``CHECKED_PIXELS`` or more, 4 MP: phone photos) RapidOCR first takes a
   glance (a read at a shorter side of 736 px, ~1 s of CPU for 12 MP instead of 5-11 s at
   the size the text-size estimate asks for). The costly extra reads (tesseract's
@@ -32,6 +35,7 @@ Both engines are built once and reused; ``details["engine_choice"]`` says what w
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +56,10 @@ LONG_ASPECT = 6.0  # RapidOCR's detector shrinks such images and loses their lin
 SURE = 0.85  # tesseract's mean kept-word confidence above which its read stands alone
 HINT = 0.45  # a dropped word-like word at least this sure hints at text worth a second read
 NO_TEXT_GLANCED = "rapidocr's glance saw no text, no second read"
+# Lines of a sure tesseract read this steep (degrees) call for RapidOCR too: measured on
+# generated signs (bench/README.md, session 6), partial sure reads sloped 6.3-7.4 degrees,
+# complete ones of straight and 3-5 degree tilted signs 0-5.1.
+TILTED_DEG = 5.5
 
 
 class AutoOcr:
@@ -140,11 +148,20 @@ class AutoOcr:
             b.confidence >= HINT and looks_like_text(b.text) for b in page.dropped
         )
         no_word = not page.boxes and not page.dropped
-        if not (unsure_text or hidden_text or no_word):
+        tilted = page.has_text and not unsure_text and _tilt_deg(page) >= TILTED_DEG
+        if not (unsure_text or hidden_text or no_word or tilted):
             return _noted(page, "tesseract")
         if _is_long(page.image_size):
             return _noted(page, "tesseract (long image)")
-        why = "unsure" if unsure_text else "nothing kept" if hidden_text else "no word read"
+        why = (
+            "unsure"
+            if unsure_text
+            else "nothing kept"
+            if hidden_text
+            else "no word read"
+            if no_word
+            else f"sure, lines tilted {_tilt_deg(page):.1f} deg"
+        )
         big = _is_big(page.image_size)
         if big and not text_seen():
             chosen = _noted(page, f"tesseract ({why}; {NO_TEXT_GLANCED})")
@@ -166,6 +183,26 @@ class AutoOcr:
 
 def _is_big(size: tuple[int, int]) -> bool:
     return size[0] * size[1] >= CHECKED_PIXELS
+
+
+def _tilt_deg(result: OcrResult) -> float:
+    """How steeply the read's lines run, in degrees: the median slope between neighbours.
+
+    Neighbours are consecutive word boxes (reading order) where the second starts right of
+    the first's middle, less than a word's height above or below it; 0 when there is none.
+    """
+    slopes = []
+    for a, b in zip(result.boxes, result.boxes[1:], strict=False):
+        ax, ay = a.left + a.width / 2, a.top + a.height / 2
+        bx, by = b.left + b.width / 2, b.top + b.height / 2
+        if b.left > ax and bx > ax and abs(by - ay) < max(a.height, b.height):
+            slopes.append(abs(by - ay) / (bx - ax))
+    if not slopes:
+        return 0.0
+    slopes.sort()
+    middle = len(slopes) // 2
+    median = slopes[middle] if len(slopes) % 2 else (slopes[middle - 1] + slopes[middle]) / 2
+    return math.degrees(math.atan(median))
 
 
 def _saw_text(glance: OcrResult) -> bool:
