@@ -5,6 +5,7 @@ One invocation generates the inputs (fixed seeds, known text) into a temporary f
 * ``sign``: a 12-megapixel phone photo (4032x3024) of a six-line sign, light falling off
   across the frame, 3 degrees of tilt, sensor noise, JPEG;
 * ``sign_dark``: its dark-mode twin (light text on a near-black panel);
+* ``sign_tilted``: the sign at 2016x1512 turned to 7 degrees and dimmed to 0.8;
 * ``long``: a 100x30000 scrolling screenshot with 750 short lines;
 * ``vertical_zh``: three columns of Simplified Chinese written top to bottom;
 * ``rotated``: a page turned 90 degrees with no EXIF tag;
@@ -74,6 +75,7 @@ def _sample(kind: str, name: str) -> Input:
 INPUTS: list[Input] = [
     _saved("sign.jpg", gen.render_sign_photo, quality=90),
     _saved("sign_dark.jpg", lambda: gen.render_sign_photo(dark=True), quality=90),
+    _saved("sign_tilted.jpg", gen.render_dim_tilted_sign, quality=88),
     _saved("long.png", gen.render_long_screenshot),
     _saved("chat.png", gen.render_chat_screenshot),
     _saved("vertical_zh.png", gen.render_vertical_chinese),

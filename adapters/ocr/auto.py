@@ -166,16 +166,15 @@ class AutoOcr:
         if big and not text_seen():
             chosen = _noted(page, f"tesseract ({why}; {NO_TEXT_GLANCED})")
             return _as_noise(chosen) if _noise(chosen) else chosen
-        if big and glance().has_text and glance().confidence >= SURE:
-            scene = glance()
-        else:
-            scene = self.rapidocr.recognize(image_path, language)
+        at_a_glance = big and glance().has_text and glance().confidence >= SURE
+        scene = glance() if at_a_glance else self.rapidocr.recognize(image_path, language)
         if no_word and not _has_letters(scene):
             # Where tesseract saw no word, a lone "4," or "1" from RapidOCR is the texture of
             # a text-free photo (a new user's 12 MP landscape), not a sign to read aloud.
             return _noted(page, "tesseract (no word read; rapidocr read no letters either)")
         if _score(scene) > _score(page):
-            chosen = _noted(scene, f"rapidocr (tesseract {why}; both read, rapidocr read more)")
+            how = "its glance" if at_a_glance else "both read"
+            chosen = _noted(scene, f"rapidocr (tesseract {why}; {how}, rapidocr read more)")
         else:
             chosen = _noted(page, f"tesseract ({why}; both read, tesseract read more)")
         return _as_noise(chosen) if _noise(chosen) else chosen

@@ -16,7 +16,12 @@ import pytest
 from adapters.ocr.auto import HINT, NO_TEXT_GLANCED, SURE, AutoOcr
 from adapters.ocr.base import OcrResult, WordBox
 from assets import SAMPLES_DIR
-from tests.images import render_sign_photo, render_textfree_photo, word_recall
+from tests.images import (
+    render_dim_tilted_sign,
+    render_sign_photo,
+    render_textfree_photo,
+    word_recall,
+)
 
 
 def _read(text: str, confidence: float, *, size: tuple[int, int] = (800, 600)) -> OcrResult:
@@ -155,12 +160,12 @@ PHONE = (4032, 3024)  # 12 MP: a big photo, on which RapidOCR takes a glance fir
         ),
         pytest.param(
             _read("0PEN DA1LY", 0.6, size=PHONE), _read("OPEN DAILY", 0.97, size=PHONE),
-            "OPEN DAILY", "rapidocr (tesseract unsure", False,
+            "OPEN DAILY", "rapidocr (tesseract unsure; its glance, rapidocr read more)", False,
             id="a sure glance is RapidOCR's read: no full read",
         ),
         pytest.param(
             _read("0PEN DA1LY", 0.6, size=PHONE), _nothing_kept("OPEN DA", 0.7),
-            "OPEN DAILY", "rapidocr (tesseract unsure", True,
+            "OPEN DAILY", "rapidocr (tesseract unsure; both read", True,
             id="an unsure glance that saw letters: the full read follows",
         ),
     ],
@@ -191,14 +196,9 @@ def test_auto_reads_a_tilted_sign_in_which_tesseract_finds_no_word(tmp_path: Pat
 def test_auto_reads_every_line_of_a_dim_sign_tilted_7_degrees(tmp_path: Path) -> None:
     """Tesseract reads this sign's first four of six lines at 0.92 confidence (a sure read);
     the slope of its lines is what sends it to RapidOCR, which reads all six."""
-    import numpy as np
-    from PIL import Image
-
-    image, text = render_sign_photo(size=(2016, 1512))  # tilted 3 degrees already
-    turned = image.rotate(-10, resample=Image.Resampling.BILINEAR, fillcolor=(92, 88, 80))
-    dim = np.clip(np.asarray(turned, np.float32) * 0.8, 0, 255).astype(np.uint8)
+    image, text = render_dim_tilted_sign()
     path = tmp_path / "dim_tilted.jpg"
-    Image.fromarray(dim).save(path, quality=88)
+    image.save(path, quality=88)
     result = AutoOcr().recognize(path, "auto")
     assert "lines tilted" in result.details["engine_choice"], result.details
     assert word_recall(text, result.text) == 1.0, result.text
