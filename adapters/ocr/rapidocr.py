@@ -16,7 +16,7 @@ Lines go through the same garbage filter as tesseract's words.
 ``recognize(..., short_side_px=736)`` is a glance instead: the image decoded reduced and
 read at a shorter side of 736 px, the size RapidOCR's detector works at by its own
 configuration (``Det.limit_side_len``, ``limit_type: min``), whatever the text size. On a
-12 MP photo it costs about 0.5 s of one core instead of 5-11 s, and it is how ``auto``
+12 MP photo it costs 0.85-1.5 s of CPU instead of 5-11 s, and it is how ``auto``
 learns whether a big photo holds text at all (bench/README.md, "Text-free 12 MP photos").
 """
 
