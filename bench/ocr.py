@@ -5,6 +5,7 @@ One invocation generates the inputs (fixed seeds, known text) into a temporary f
 * ``sign``: a 12-megapixel phone photo (4032x3024) of a six-line sign, light falling off
   across the frame, 3 degrees of tilt, sensor noise, JPEG;
 * ``sign_dark``: its dark-mode twin (light text on a near-black panel);
+* ``sign_tilted``: the sign at 2016x1512 turned to 7 degrees and dimmed to 0.8;
 * ``long``: a 100x30000 scrolling screenshot with 750 short lines;
 * ``vertical_zh``: three columns of Simplified Chinese written top to bottom;
 * ``rotated``: a page turned 90 degrees with no EXIF tag;
@@ -12,6 +13,7 @@ One invocation generates the inputs (fixed seeds, known text) into a temporary f
 * ``dark_screen``: a dark-mode settings screenshot;
 * ``mixed``: an English notice with one Chinese line;
 * ``textfree``: a noisy outdoor-like photo with no writing (any word read is garbage);
+* ``textfree12``: the same kind of photo at 12 megapixels (4032x3024), as phones save it;
 * the committed samples ``receipt``, ``notice_zh``, ``page_uneven`` and ``sunset``.
 
 For each input it runs plain tesseract (the baseline, ``OMP_THREAD_LIMIT=1``, default
@@ -23,12 +25,13 @@ children) and their ratios to plain tesseract's. On a shared machine the CPU sec
 steadier figure; wall seconds are what a user waits.
 
 ``--describe`` also times ``narrate describe`` (offline describer, fresh process, direct
-engine) on the 12 MP photo against plain tesseract on the same file, alternating, ``--runs``
-times each after a warm-up round, and reports the median wall and CPU seconds, their
-ratios, the peak memory of each and narrate's step timings.
+engine) against plain tesseract on the same file, alternating, ``--runs`` times each after
+a warm-up round, on the 12 MP sign photo or the inputs named by ``--describe-on``, and
+reports the median wall and CPU seconds, their ratios, the peak memory of each, the recall
+(for text-free inputs: 1 when no word was reported) and narrate's step timings.
 
     flock /tmp/bench.lock .venv/bin/python bench/ocr.py [--engines tesseract,rapidocr,auto]
-        [--only sign,long] [--describe [--runs 5]]
+        [--only sign,long] [--describe [--runs 5] [--describe-on sign,textfree12]]
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def _sample(kind: str, name: str) -> Input:
 INPUTS: list[Input] = [
     _saved("sign.jpg", gen.render_sign_photo, quality=90),
     _saved("sign_dark.jpg", lambda: gen.render_sign_photo(dark=True), quality=90),
+    _saved("sign_tilted.jpg", gen.render_dim_tilted_sign, quality=88),
     _saved("long.png", gen.render_long_screenshot),
     _saved("chat.png", gen.render_chat_screenshot),
     _saved("vertical_zh.png", gen.render_vertical_chinese),
@@ -80,6 +84,11 @@ INPUTS: list[Input] = [
     _saved("dark_screen.png", gen.render_dark_screenshot),
     _saved("mixed.png", gen.render_mixed_page),
     _saved("textfree.jpg", lambda: (gen.render_textfree_photo(), ""), quality=88),
+    _saved(
+        "textfree12.jpg",
+        lambda: (gen.render_textfree_photo(size=(4032, 3024)), ""),
+        quality=90,
+    ),
     _sample("receipt", "receipt_en.png"),
     _sample("notice_zh", "notice_zh.png"),
     _sample("page_uneven", "page_uneven_light.jpg"),
@@ -160,15 +169,16 @@ def run(engines: list[str], only: set[str] | None, folder: Path) -> None:
             )
 
 
-def describe_vs_tesseract(folder: Path, runs: int) -> None:
-    """``narrate describe`` (fresh process, offline) vs ``tesseract FILE -`` on the 12 MP photo.
+def describe_vs_tesseract(folder: Path, runs: int, kind: str = "sign") -> None:
+    """``narrate describe`` (fresh process, offline) vs ``tesseract FILE -`` on input ``kind``.
 
     The two commands alternate ``runs`` times after one untimed run of each (page cache,
     narrate's bytecode); medians of wall seconds and of CPU seconds (user + system, the
     process and its children) are compared, as the machine is shared.
     """
-    path, expected = INPUTS[0][1](folder)
-    out = folder / "out"
+    path, expected = dict(INPUTS)[kind](folder)
+    out = folder / f"out-{kind}"
+    print(f"# narrate describe vs plain tesseract on {kind} ({path.name})")
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -193,7 +203,8 @@ def describe_vs_tesseract(folder: Path, runs: int) -> None:
             text = done.stdout
             if label == "narrate describe":
                 json_files = list(out.glob("*.json"))
-                text = json_files[0].read_text(encoding="utf-8") if json_files else ""
+                data = json.loads(json_files[0].read_text(encoding="utf-8")) if json_files else {}
+                text = str(data.get("ocr_text", ""))
             recalls[label] = recall(expected, text) if done.returncode == 0 else 0.0
             if attempt:  # the first round warms up
                 timed[label].append((float(wall), float(user) + float(system), int(peak_kib)))
@@ -223,6 +234,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated input kinds")
     parser.add_argument("--describe", action="store_true", help="time narrate describe too")
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each (--describe)")
+    parser.add_argument(
+        "--describe-on", default="sign", help="comma-separated input kinds for --describe"
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     load = os.getloadavg()
@@ -233,7 +247,8 @@ def main() -> None:
         only = {k for k in args.only.split(",") if k} or None
         run(engines, only, folder)
         if args.describe:
-            describe_vs_tesseract(folder, args.runs)
+            for kind in (k for k in args.describe_on.split(",") if k):
+                describe_vs_tesseract(folder, args.runs, kind)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = os.getloadavg()
     print(f"# bench process peak RSS {peak:.0f} MiB; load average at end: {load[0]:.2f}")

@@ -155,6 +155,22 @@ def render_sign_photo(
     return photo, "\n".join(SIGN_LINES)
 
 
+def render_dim_tilted_sign(
+    *, turn_deg: float = -10.0, light: float = 0.8, size: tuple[int, int] = (2016, 1512)
+) -> tuple[Any, str]:
+    """The sign photo turned ``turn_deg`` more (-10: 7 degrees clockwise in all) and dimmed.
+
+    ``light`` scales every pixel (0.8: a dim room). Tesseract reads only the first lines of
+    such a sign, surely; see ``adapters/ocr/auto.py`` (``TILTED_DEG``).
+    """
+    from PIL import Image
+
+    photo, text = render_sign_photo(size=size)
+    turned = photo.rotate(turn_deg, resample=Image.Resampling.BILINEAR, fillcolor=(92, 88, 80))
+    dim = np.clip(np.asarray(turned, np.float32) * light, 0, 255).astype(np.uint8)
+    return Image.fromarray(dim), text
+
+
 def render_long_screenshot(
     *, width: int = 100, height: int = 30000, line_px: int = 40
 ) -> tuple[Any, str]:

@@ -14,7 +14,20 @@ Chinese and some photos more surely. So:
   two letters in a line: digits alone from a text-free photo's texture are not text), and
   an unsure read without two letters in a line is no text either;
 * a sure read, or one whose words were all junk (not word-like: text-free photos), stands
-  alone.
+  alone, unless its lines run ``TILTED_DEG`` or more off the horizontal (the median slope
+  between neighbouring words): on signs photographed 7-10 degrees askew tesseract read two to
+  four of six lines at 0.92-0.97 confidence and nothing said a line was missing, so RapidOCR
+  (which read them all) reads too and the read with more confident text wins;
+* on a big photo (``CHECKED_PIXELS`` or more, 4 MP: phone photos) RapidOCR first takes a
+  glance (a read at a shorter side of 736 px, ~1 s of CPU for 12 MP instead of 5-11 s at
+  the size the text-size estimate asks for). The costly extra reads (tesseract's
+  ``chi_sim+eng``, OSD and ``chi_sim_vert`` passes at full size, RapidOCR's full read) are
+  made only when the glance saw text (a line of two letters or more, read at ``HINT`` or
+  more); where it saw none, tesseract's first read is weighed as it stands (so an unsure
+  read without letters is no text). A sure glance is RapidOCR's read; only an unsure one
+  is followed by the full read. A 12 MP text-free photo cost 15-25 s before, its texture
+  read four times by tesseract and once by RapidOCR (bench/README.md, "Text-free 12 MP
+  photos (session 6)").
 
 Both engines are built once and reused; ``details["engine_choice"]`` says what was done.
 """
@@ -22,6 +35,7 @@ Both engines are built once and reused; ``details["engine_choice"]`` says what w
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +47,7 @@ from adapters.ocr.filtering import (
     TESSERACT_MIN_CONFIDENCE,
     looks_like_text,
 )
-from adapters.ocr.tesseract import TesseractOcr
+from adapters.ocr.tesseract import CHECKED_PIXELS, TesseractOcr
 
 if TYPE_CHECKING:
     from adapters.ocr.rapidocr import RapidOcr
@@ -41,6 +55,11 @@ if TYPE_CHECKING:
 LONG_ASPECT = 6.0  # RapidOCR's detector shrinks such images and loses their lines
 SURE = 0.85  # tesseract's mean kept-word confidence above which its read stands alone
 HINT = 0.45  # a dropped word-like word at least this sure hints at text worth a second read
+NO_TEXT_GLANCED = "rapidocr's glance saw no text, no second read"
+# Lines of a sure tesseract read this steep (degrees) call for RapidOCR too: measured on
+# generated signs (bench/README.md, session 6), partial sure reads sloped 6.3-7.4 degrees,
+# complete ones of straight and 3-5 degree tilted signs 0-5.1.
+TILTED_DEG = 5.5
 
 
 class AutoOcr:
@@ -107,29 +126,97 @@ class AutoOcr:
         Raises:
             InputError, ConfigError, PermanentError, TransientError: as the engines raise them.
         """
-        page = self.tesseract.recognize(image_path, language)
+        glanced: list[OcrResult] = []
+
+        def glance() -> OcrResult:
+            """RapidOCR's read at a 736-px shorter side (made once, when first needed)."""
+            if not glanced:
+                rapidocr = self.rapidocr  # imports adapters.ocr.rapidocr
+                from adapters.ocr.rapidocr import GLANCE_SHORT_SIDE_PX
+
+                glanced.append(
+                    rapidocr.recognize(image_path, language, short_side_px=GLANCE_SHORT_SIDE_PX)
+                )
+            return glanced[0]
+
+        def text_seen() -> bool:
+            return _saw_text(glance())
+
+        page = self.tesseract.recognize(image_path, language, text_check=text_seen)
         unsure_text = page.has_text and page.confidence < SURE
         hidden_text = not page.has_text and any(
             b.confidence >= HINT and looks_like_text(b.text) for b in page.dropped
         )
         no_word = not page.boxes and not page.dropped
-        if not (unsure_text or hidden_text or no_word):
+        tilted = page.has_text and not unsure_text and _tilt_deg(page) >= TILTED_DEG
+        if not (unsure_text or hidden_text or no_word or tilted):
             return _noted(page, "tesseract")
         if _is_long(page.image_size):
             return _noted(page, "tesseract (long image)")
-        scene = self.rapidocr.recognize(image_path, language)
-        why = "unsure" if unsure_text else "nothing kept" if hidden_text else "no word read"
+        why = (
+            "unsure"
+            if unsure_text
+            else "nothing kept"
+            if hidden_text
+            else "no word read"
+            if no_word
+            else f"sure, lines tilted {_tilt_deg(page):.1f} deg"
+        )
+        big = _is_big(page.image_size)
+        if big and not text_seen():
+            chosen = _noted(page, f"tesseract ({why}; {NO_TEXT_GLANCED})")
+            return _as_noise(chosen) if _noise(chosen) else chosen
+        at_a_glance = big and glance().has_text and glance().confidence >= SURE
+        scene = glance() if at_a_glance else self.rapidocr.recognize(image_path, language)
         if no_word and not _has_letters(scene):
             # Where tesseract saw no word, a lone "4," or "1" from RapidOCR is the texture of
             # a text-free photo (a new user's 12 MP landscape), not a sign to read aloud.
             return _noted(page, "tesseract (no word read; rapidocr read no letters either)")
         if _score(scene) > _score(page):
-            chosen = _noted(scene, f"rapidocr (tesseract {why}; both read, rapidocr read more)")
+            how = "its glance" if at_a_glance else "both read"
+            chosen = _noted(scene, f"rapidocr (tesseract {why}; {how}, rapidocr read more)")
         else:
             chosen = _noted(page, f"tesseract ({why}; both read, tesseract read more)")
-        if chosen.confidence < SURE and not _has_letters(chosen):
-            return _as_noise(chosen)
-        return chosen
+        return _as_noise(chosen) if _noise(chosen) else chosen
+
+
+def _is_big(size: tuple[int, int]) -> bool:
+    return size[0] * size[1] >= CHECKED_PIXELS
+
+
+def _tilt_deg(result: OcrResult) -> float:
+    """How steeply the read's lines run, in degrees: the median slope between neighbours.
+
+    Neighbours are consecutive word boxes (reading order) where the second starts right of
+    the first's middle, less than a word's height above or below it; 0 when there is none.
+    """
+    slopes = []
+    for a, b in zip(result.boxes, result.boxes[1:], strict=False):
+        ax, ay = a.left + a.width / 2, a.top + a.height / 2
+        bx, by = b.left + b.width / 2, b.top + b.height / 2
+        if b.left > ax and bx > ax and abs(by - ay) < max(a.height, b.height):
+            slopes.append(abs(by - ay) / (bx - ax))
+    if not slopes:
+        return 0.0
+    slopes.sort()
+    middle = len(slopes) // 2
+    median = slopes[middle] if len(slopes) % 2 else (slopes[middle - 1] + slopes[middle]) / 2
+    return math.degrees(math.atan(median))
+
+
+def _saw_text(glance: OcrResult) -> bool:
+    """Did a glance read (kept or dropped) a line of two letters or more at ``HINT`` or more?
+
+    A text-free photo's glance reads nothing or lone marks ("1", "六" from poles and
+    branches); a sign's reads its lines.
+    """
+    lines = (*glance.boxes, *glance.dropped)
+    return any(b.confidence >= HINT and sum(ch.isalpha() for ch in b.text) >= 2 for b in lines)
+
+
+def _noise(result: OcrResult) -> bool:
+    """An unsure read without two letters in a line (a lone "4," from a photo's texture)."""
+    return result.has_text and result.confidence < SURE and not _has_letters(result)
 
 
 def _is_long(size: tuple[int, int]) -> bool:

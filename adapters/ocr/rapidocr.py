@@ -12,6 +12,12 @@ text is about 32 px high (the text size is estimated on a small copy by
 runs the engine, orders vertical columns right to left (RapidOCR returns them left to right)
 and maps the line boxes back to the original pixels. Each ``WordBox`` is one text line.
 Lines go through the same garbage filter as tesseract's words.
+
+``recognize(..., short_side_px=736)`` is a glance instead: the image decoded reduced and
+read at a shorter side of 736 px, the size RapidOCR's detector works at by its own
+configuration (``Det.limit_side_len``, ``limit_type: min``), whatever the text size. On a
+12 MP photo it costs 0.85-1.5 s of CPU instead of 5-11 s, and it is how ``auto``
+learns whether a big photo holds text at all (bench/README.md, "Text-free 12 MP photos").
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from adapters.errors import ConfigError, PermanentError, TransientError
-from adapters.imaging import DEFAULT_MAX_PIXELS, load_image
+from adapters.imaging import DEFAULT_MAX_PIXELS, decode_image
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import CJK, RAPIDOCR_MIN_CONFIDENCE, split_words
 from adapters.ocr.preprocess import Deadline, prepare
@@ -38,6 +44,9 @@ TARGET_TEXT_PX = 32.0  # line height the detector and recogniser read best at (m
 SMALL_TEXT_PX = 12.0  # text below this height is enlarged (at most 2x)
 MAX_SIDE_PX = 4000  # RapidOCR downsizes anything larger itself; keep boxes in our hands
 MAX_ASPECT = 20  # longer/shorter side; beyond it RapidOCR fails (100x30000: ResizeImgError)
+# RapidOCR's Det.limit_side_len with limit_type "min": its detector enlarges any image whose
+# shorter side is below this, so a glance at this size is the cheapest full read it makes.
+GLANCE_SHORT_SIDE_PX = 736
 
 
 class RapidOcr:
@@ -116,13 +125,23 @@ class RapidOcr:
         except PackageNotFoundError:
             return "unknown"
 
-    def recognize(self, image_path: Path, language: OcrLanguage | str = "auto") -> OcrResult:
+    def recognize(
+        self,
+        image_path: Path,
+        language: OcrLanguage | str = "auto",
+        *,
+        short_side_px: int | None = None,
+    ) -> OcrResult:
         """Read the text in ``image_path``.
 
         Args:
             image_path: the image file.
             language: auto, en or zh; one model reads both, so this only names the result's
                 language when it is not auto.
+            short_side_px: read a copy whose shorter side is this many pixels (never
+                enlarged; a big JPEG decoded reduced, so that side may come out a little
+                shorter for a panorama) instead of the size the text calls for: a glance.
+                Default: the text-size rule of the module docstring.
 
         Returns:
             The kept lines (empty text when nothing readable was found), the language (zh
@@ -138,8 +157,15 @@ class RapidOcr:
         if language not in ("auto", "en", "zh", "eng", "chi_sim"):
             raise ConfigError(f"unknown OCR language {language!r}; use auto, en or zh")
         deadline = Deadline(self.timeout_s)
-        original = load_image(image_path, max_pixels=self.max_pixels)
-        width, height = original.size
+        glance = short_side_px is not None
+        decoded = decode_image(
+            image_path,
+            # a JPEG decoded at 1/2-1/8 as long as the glance's copy keeps its pixels (4:3)
+            min_side=math.ceil(short_side_px * 4 / 3) if short_side_px is not None else 0,
+            max_pixels=self.max_pixels,
+        )
+        original = decoded.image
+        width, height = decoded.full_size
         if max(width, height) > MAX_ASPECT * min(width, height):
             raise PermanentError(
                 f"{image_path}: RapidOCR cannot read a {width}x{height}-pixel image (sides "
@@ -148,12 +174,15 @@ class RapidOcr:
                 "long images in bands"
             )
         try:
-            text_px = prepare(original, deadline=deadline).text_height_px
-            scale = _scale_for(text_px, width, height)
+            if short_side_px is not None:
+                scale = min(1.0, short_side_px / min(width, height))
+            else:
+                text_px = prepare(original, deadline=deadline).text_height_px
+                scale = _scale_for(text_px, width, height)
             image = original
-            if scale != 1.0:
-                size = (max(1, round(width * scale)), max(1, round(height * scale)))
-                method = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            if size != original.size:
+                method = cv2.INTER_AREA if size[0] < original.width else cv2.INTER_CUBIC
                 image = Image.fromarray(
                     cv2.resize(np.asarray(original), size, interpolation=method)
                 )
@@ -183,6 +212,7 @@ class RapidOcr:
         text = "\n".join(w.text for w in kept)
         details = {
             "preprocessing": f"scaled {scale:.2f}x" if scale != 1.0 else "none",
+            "read_size": f"{image.width}x{image.height}" + (" (glance)" if glance else ""),
             "layout": "vertical" if _vertical(lines) else "horizontal",
             "lines_dropped": str(len(dropped)),
         }

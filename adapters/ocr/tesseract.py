@@ -16,7 +16,11 @@ then reads it:
   the cores; each word is kept from the one band that holds its centre away from the cut,
   so the text comes back once and in order;
 * tall images and bands are read as one column (page segmentation mode 4, not 3): the
-  automatic layout analysis read a chat screenshot's labels apart from their texts.
+  automatic layout analysis read a chat screenshot's labels apart from their texts;
+* on a big working image (``CHECKED_PIXELS`` or more) a caller's ``text_check`` (``auto``:
+  RapidOCR's text detector) is asked before those extra passes, which cost seconds there:
+  when it finds no text, the first pass's read stands (a 12 MP text-free photo's texture
+  was read four times, 15-19 s, for nothing).
 
 Words go through the garbage filter (``adapters.ocr.filtering``); confidences are 0-1. One
 deadline covers loading, preprocessing and every tesseract call; running out of it is a
@@ -32,7 +36,7 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,7 +59,7 @@ from adapters.ocr.filtering import (
 )
 from adapters.ocr.preprocess import ANALYSIS_PIXELS, Deadline, Prepared, estimate_skew, prepare
 
-__all__ = ["INSTALL_HINT", "TesseractOcr", "estimate_skew"]
+__all__ = ["CHECKED_PIXELS", "INSTALL_HINT", "TesseractOcr", "estimate_skew"]
 
 INSTALL_HINT = (
     "apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim "
@@ -72,6 +76,7 @@ _LANGUAGE_ALIASES = {
 }
 _OCR_PSMS = frozenset({1, *range(3, 14)})  # 0 and 2 only analyse the layout
 _GOOD_READ = 0.75  # mean confidence of a read that needs no other candidate
+_NO_TEXT_SEEN = "the text check found no text, other passes skipped"
 _OSD_MIN_CONFIDENCE = 1.5  # tesseract's orientation confidence worth acting on
 _BAND_PX = 1800  # band height of a long image, working pixels
 _BAND_OVERLAP_PX = 160  # must exceed twice the tallest line
@@ -79,6 +84,9 @@ _LONG_ASPECT = 6.0  # height / width above which (and over 2 bands) an image is 
 _BANDS_PER_WORKER = 2
 _TALL_ASPECT = 2.0  # height / width from which a page is read as one column (phone screenshots)
 _ONE_COLUMN_PSM = 4  # tesseract: "a single column of text of variable sizes"
+# Working pixels from which the extra passes (chi_sim+eng, OSD, chi_sim_vert) cost seconds
+# each (~0.25 s per megapixel and pass here) and a caller's text check is asked first.
+CHECKED_PIXELS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -196,12 +204,22 @@ class TesseractOcr:
         except BaseException:  # pytesseract raises SystemExit on an unparsable version
             return
 
-    def recognize(self, image_path: Path, language: OcrLanguage | str = "auto") -> OcrResult:
+    def recognize(
+        self,
+        image_path: Path,
+        language: OcrLanguage | str = "auto",
+        *,
+        text_check: Callable[[], bool] | None = None,
+    ) -> OcrResult:
         """Read the text in ``image_path``.
 
         Args:
             image_path: the image file.
             language: auto, en or zh (tesseract's names eng, chi_sim are accepted too).
+            text_check: asked, only for a working image of ``CHECKED_PIXELS`` or more
+                whose first pass read poorly, whether the image holds text at all; False
+                skips the extra passes and keeps the first read. It may be asked twice
+                (before the ``chi_sim+eng`` pass and before OSD): remember the answer.
 
         Returns:
             The kept text (empty when nothing readable was found), its language, the kept
@@ -260,7 +278,7 @@ class TesseractOcr:
                 full_size=decoded.full_size,
                 finer=finer,
             )
-            read, prepared = self._read(prepared, wanted, deadline, ahead)
+            read, prepared = self._read(prepared, wanted, deadline, ahead, text_check)
         except TimeoutError as exc:
             width, height = decoded.full_size
             raise PermanentError(
@@ -296,26 +314,42 @@ class TesseractOcr:
     # -- reading -------------------------------------------------------------------------
 
     def _read(
-        self, prepared: Prepared, wanted: str, deadline: Deadline, ahead: PassAhead | None = None
+        self,
+        prepared: Prepared,
+        wanted: str,
+        deadline: Deadline,
+        ahead: PassAhead | None = None,
+        text_check: Callable[[], bool] | None = None,
     ) -> tuple[_Read, Prepared]:
         """The best reading of ``prepared`` and the (possibly turned) image it refers to.
 
         ``ahead``, a tesseract process already started for the first upright pass, reads
         that pass when its language and mode match (a long image's bands do without it).
+        ``text_check``: see ``recognize``.
         """
         height, width = prepared.image.shape
         if height > _LONG_ASPECT * width and height > 2 * _BAND_PX:
             return self._read_bands(prepared, wanted, deadline), prepared
-        best = self._read_upright(prepared.image, wanted, deadline, ahead=ahead)
+        if text_check is not None and height * width < CHECKED_PIXELS:
+            text_check = None  # the extra passes are cheap here: no need to ask
+        best = self._read_upright(
+            prepared.image, wanted, deadline, ahead=ahead, text_check=text_check
+        )
         if not best.words and best.psm != self.psm:
             # A page lying on its side is tall too; read as one column it gives no word at
             # all, where the automatic layout reads the junk that calls for the OSD below.
-            best = self._read_upright(prepared.image, wanted, deadline, psm=self.psm)
+            best = self._read_upright(
+                prepared.image, wanted, deadline, psm=self.psm, text_check=text_check
+            )
         best_prepared = prepared
         if best.good or not best.words or not self.preprocess:
             # No word at all: tesseract's layout analysis found no text, and the other
             # passes (same analysis) find none either; on text-free photos this saves
             # three passes (measured: 2.6 s, 2.8 s and 3.5 s of a 12 s read).
+            return best, best_prepared
+        if text_check is not None and not text_check():
+            if _NO_TEXT_SEEN not in best.how:  # not yet said by the chi_sim+eng pass's skip
+                best = _with_how(best, f"{best.how}; {_NO_TEXT_SEEN}")
             return best, best_prepared
         if self.osd:
             turns = self._osd_turns(prepared.image, deadline)
@@ -346,11 +380,13 @@ class TesseractOcr:
         banded: bool = False,
         psm: int | None = None,
         ahead: PassAhead | None = None,
+        text_check: Callable[[], bool] | None = None,
     ) -> _Read:
         """Horizontal text: ``eng``, ``chi_sim+eng``, or ``auto`` (eng, then both if unsure).
 
         ``banded``: ``image`` is a band of a long image (read as one column); ``psm``: the
-        page segmentation mode (default: ``_layout_psm``'s choice for the image).
+        page segmentation mode (default: ``_layout_psm``'s choice for the image);
+        ``text_check``: asked before the ``chi_sim+eng`` pass, False skips it.
         """
         if psm is None:
             height, width = image.shape[:2]
@@ -368,6 +404,8 @@ class TesseractOcr:
         )
         if not english.words or _confidently_latin(english.words):
             return english
+        if text_check is not None and not text_check():
+            return _with_how(english, f"eng pass; {_NO_TEXT_SEEN}")
         both = self._tesseract(image, "chi_sim+eng", deadline, psm=psm, band=band)
         language = "zh" if _cjk_share(both) >= 0.3 else "en"
         how = "eng and chi_sim+eng passes, the better read"

@@ -7,15 +7,21 @@ module docstring); the engines themselves are tested on real images in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from adapters.ocr.auto import HINT, SURE, AutoOcr
+from adapters.ocr.auto import HINT, NO_TEXT_GLANCED, SURE, AutoOcr
 from adapters.ocr.base import OcrResult, WordBox
 from assets import SAMPLES_DIR
-from tests.images import render_sign_photo, render_textfree_photo, word_recall
+from tests.images import (
+    render_dim_tilted_sign,
+    render_sign_photo,
+    render_textfree_photo,
+    word_recall,
+)
 
 
 def _read(text: str, confidence: float, *, size: tuple[int, int] = (800, 600)) -> OcrResult:
@@ -23,6 +29,16 @@ def _read(text: str, confidence: float, *, size: tuple[int, int] = (800, 600)) -
         WordBox(word, 10 + 60 * i, 10, 50, 20, confidence) for i, word in enumerate(text.split())
     )
     return OcrResult(text, "en", confidence if boxes else 0.0, boxes, image_size=size)
+
+
+def _sloped(text: str, confidence: float, deg: float) -> OcrResult:
+    """A sure read whose words run ``deg`` degrees off the horizontal (a tilted sign)."""
+    rise = math.tan(math.radians(deg))
+    boxes = tuple(
+        WordBox(word, 10 + 120 * i, 400 - round(120 * i * rise), 100, 30, confidence)
+        for i, word in enumerate(text.split())
+    )
+    return OcrResult(text, "en", confidence, boxes, image_size=(2016, 1512))
 
 
 def _nothing_kept(dropped: str, confidence: float) -> OcrResult:
@@ -34,8 +50,14 @@ def _nothing_kept(dropped: str, confidence: float) -> OcrResult:
 class _Scripted:
     result: OcrResult
     calls: list[Path] = field(default_factory=list)
+    glance: OcrResult | None = None  # RapidOCR's read at a 736-px shorter side
+    glances: list[int] = field(default_factory=list)  # short_side_px of each glance asked
 
-    def recognize(self, image_path: Path, language: str = "auto") -> OcrResult:
+    def recognize(self, image_path: Path, language: str = "auto", **options: object) -> OcrResult:
+        if options.get("short_side_px") is not None:
+            assert self.glance is not None, "a glance was not expected"
+            self.glances.append(int(options["short_side_px"]))  # type: ignore[call-overload]
+            return self.glance
         self.calls.append(image_path)
         return self.result
 
@@ -92,6 +114,18 @@ UNUSED = _read("never asked", 1.0)
             id="a word-like word dropped with some confidence: ask RapidOCR",
         ),
         pytest.param(
+            _sloped("Trains to the airport", 0.95, 3.0), UNUSED, "Trains to the airport",
+            "tesseract", False,
+            id="a sure read of lines tilted 3 degrees stands alone",
+        ),
+        pytest.param(
+            _sloped("Trains to the airport", 0.95, 7.0),
+            _read("PLATFORM 4 Trains to the airport leave every 15 minutes", 0.99),
+            "PLATFORM 4 Trains to the airport leave every 15 minutes",
+            "rapidocr (tesseract sure, lines tilted 7.", True,
+            id="a sure read of lines tilted 7 degrees (lines missed): RapidOCR reads too",
+        ),
+        pytest.param(
             _read("LINE ONE", 0.6, size=(100, 30000)), UNUSED, "LINE ONE",
             "tesseract (long image)", False,
             id="long images stay with tesseract (RapidOCR's detector loses their lines)",
@@ -108,6 +142,46 @@ def test_auto_asks_rapidocr_only_when_tesseract_is_unsure(
     assert bool(rapid.calls) is asked
 
 
+PHONE = (4032, 3024)  # 12 MP: a big photo, on which RapidOCR takes a glance first
+
+
+@pytest.mark.parametrize(
+    ("page", "glance", "kept", "choice", "full_read"),
+    [
+        pytest.param(
+            _read("4,", 0.83, size=PHONE), _read("", 0.0, size=PHONE), "",
+            f"tesseract (unsure; {NO_TEXT_GLANCED})", False,
+            id="unsure digit, glance saw nothing (text-free 12 MP photo): no text, no full read",
+        ),
+        pytest.param(
+            OcrResult("", "en", 0.0, (), image_size=PHONE), _nothing_kept("1", 0.99), "",
+            f"tesseract (no word read; {NO_TEXT_GLANCED})", False,
+            id="no word read, glance read a pole as '1': no full read",
+        ),
+        pytest.param(
+            _read("0PEN DA1LY", 0.6, size=PHONE), _read("OPEN DAILY", 0.97, size=PHONE),
+            "OPEN DAILY", "rapidocr (tesseract unsure; its glance, rapidocr read more)", False,
+            id="a sure glance is RapidOCR's read: no full read",
+        ),
+        pytest.param(
+            _read("0PEN DA1LY", 0.6, size=PHONE), _nothing_kept("OPEN DA", 0.7),
+            "OPEN DAILY", "rapidocr (tesseract unsure; both read", True,
+            id="an unsure glance that saw letters: the full read follows",
+        ),
+    ],
+)  # fmt: skip
+def test_auto_glances_before_a_second_read_of_a_big_photo(
+    page: OcrResult, glance: OcrResult, kept: str, choice: str, full_read: bool
+) -> None:
+    auto, rapid = _auto(page, _read("OPEN DAILY", 0.95, size=PHONE))
+    rapid.glance = glance
+    result = auto.recognize(Path("photo.jpg"), "auto")
+    assert result.text == kept
+    assert result.details["engine_choice"].startswith(choice)
+    assert rapid.glances == [736]  # RapidOCR's detector's own working size, asked once
+    assert bool(rapid.calls) is full_read
+
+
 @pytest.mark.slow
 def test_auto_reads_a_tilted_sign_in_which_tesseract_finds_no_word(tmp_path: Path) -> None:
     image, text = render_sign_photo(size=(2016, 1512))
@@ -116,6 +190,18 @@ def test_auto_reads_a_tilted_sign_in_which_tesseract_finds_no_word(tmp_path: Pat
     result = AutoOcr().recognize(path, "auto")
     assert result.details["engine_choice"].startswith("rapidocr (tesseract no word read")
     assert word_recall(text, result.text) >= 0.9, result.text
+
+
+@pytest.mark.slow
+def test_auto_reads_every_line_of_a_dim_sign_tilted_7_degrees(tmp_path: Path) -> None:
+    """Tesseract reads this sign's first four of six lines at 0.92 confidence (a sure read);
+    the slope of its lines is what sends it to RapidOCR, which reads all six."""
+    image, text = render_dim_tilted_sign()
+    path = tmp_path / "dim_tilted.jpg"
+    image.save(path, quality=88)
+    result = AutoOcr().recognize(path, "auto")
+    assert "lines tilted" in result.details["engine_choice"], result.details
+    assert word_recall(text, result.text) == 1.0, result.text
 
 
 @pytest.mark.slow
@@ -134,3 +220,7 @@ def test_auto_finds_no_text_in_a_phone_size_photo_without_text(tmp_path: Path) -
     result = AutoOcr().recognize(path, "auto")
     assert result.text == "" and not result.boxes, result.details
     assert "no_text" in result.details
+    # RapidOCR's glance saw no text: neither its full read (5-11 s on this photo) nor
+    # tesseract's chi_sim+eng, OSD and chi_sim_vert passes at 12 MP (10-15 s) were made.
+    assert NO_TEXT_GLANCED in result.details["engine_choice"]
+    assert "other passes skipped" in result.details["language_detection"]

@@ -35,3 +35,19 @@ def test_an_image_without_text_prints_nothing(
     assert result.text == "" and result.details["no_text"] == "no text found"
     out, err = capfd.readouterr()
     assert "detection result is empty" not in out + err and err == ""
+
+
+def test_a_glance_reads_a_phone_photo_at_the_detectors_own_size(tmp_path: Path) -> None:
+    """``short_side_px`` sets the size RapidOCR is handed, whatever the text size; the boxes
+    still come back in the original's pixels."""
+    from tests.images import SIGN_LINES, render_sign_photo
+
+    image, _text = render_sign_photo(size=(2016, 1512))
+    path = tmp_path / "sign.jpg"
+    image.save(path, quality=90)
+    result = registry.load("ocr", "rapidocr").recognize(path, "auto", short_side_px=736)
+    assert result.details["read_size"] == "981x736 (glance)"
+    assert [line.strip() for line in result.text.splitlines()] == list(SIGN_LINES)
+    assert result.image_size == (2016, 1512)
+    platform = [b for b in result.boxes if "PLATFORM" in b.text]
+    assert platform and 1512 // 16 < platform[0].top < 1512 // 3, platform

@@ -30,6 +30,7 @@ from tests.images import (
     render_long_screenshot,
     render_rotated_page,
     render_sign_photo,
+    render_textfree_photo,
     sample_path,
     word_recall,
 )
@@ -382,3 +383,39 @@ def test_planar_16_bit_tiff_is_read(ocr: TesseractOcr, tmp_path: Path) -> None:
     tifffile.imwrite(path, rgb.transpose(2, 0, 1), photometric="rgb", planarconfig="separate")
     result = ocr.recognize(path, "en")
     assert _lines(result) == list(RECEIPT_LINES)
+
+
+def test_a_small_page_turned_on_its_side_is_read_without_asking_the_text_check(
+    ocr: TesseractOcr, tmp_path: Path
+) -> None:
+    """Below CHECKED_PIXELS the extra passes are cheap: the caller's check is never asked."""
+    image, text = render_rotated_page(90)
+    path = tmp_path / "turned.png"
+    image.save(path)
+
+    def never() -> bool:
+        raise AssertionError("the text check was asked for a small image")
+
+    result = ocr.recognize(path, "auto", text_check=never)
+    assert word_recall(text, result.text) >= 0.95, result.text
+    assert "turned" in result.details["language_detection"]
+
+
+@pytest.mark.slow  # a 12 MP photo read at full size: ~3 s
+def test_a_text_check_that_finds_no_text_stops_the_extra_passes_on_a_big_photo(
+    ocr: TesseractOcr, tmp_path: Path
+) -> None:
+    """Tesseract reads this text-free photo's texture as junk at 12 MP; without the check
+    the chi_sim+eng, OSD and chi_sim_vert passes followed (10-15 s) and found nothing."""
+    path = tmp_path / "landscape.jpg"
+    render_textfree_photo(size=(4032, 3024)).save(path, quality=90)
+    asked: list[bool] = []
+
+    def no_text() -> bool:
+        asked.append(False)
+        return False
+
+    result = ocr.recognize(path, "auto", text_check=no_text)
+    assert asked, "the check was not asked"
+    assert result.details["tesseract_lang"] == "eng"  # the first pass's read stands
+    assert result.details["language_detection"].endswith("other passes skipped")
