@@ -25,10 +25,12 @@ steadier figure; wall seconds are what a user waits.
 ``--describe`` also times ``narrate describe`` (offline describer, fresh process, direct
 engine) on the 12 MP photo against plain tesseract on the same file, alternating, ``--runs``
 times each after a warm-up round, and reports the median wall and CPU seconds, their
-ratios, the peak memory of each and narrate's step timings.
+ratios, the peak memory of each and narrate's step timings. ``--other-tree DIR`` times
+another tree's ``narrate describe`` in the same rounds (a before/after in one run, e.g.
+``git archive main | tar -x -C DIR``).
 
     flock /tmp/bench.lock .venv/bin/python bench/ocr.py [--engines tesseract,rapidocr,auto]
-        [--only sign,long] [--describe [--runs 5]]
+        [--only sign,long] [--describe [--runs 5] [--other-tree DIR]]
 """
 
 from __future__ import annotations
@@ -160,39 +162,41 @@ def run(engines: list[str], only: set[str] | None, folder: Path) -> None:
             )
 
 
-def describe_vs_tesseract(folder: Path, runs: int) -> None:
+def describe_vs_tesseract(folder: Path, runs: int, other: Path | None = None) -> None:
     """``narrate describe`` (fresh process, offline) vs ``tesseract FILE -`` on the 12 MP photo.
 
-    The two commands alternate ``runs`` times after one untimed run of each (page cache,
+    The commands alternate ``runs`` times after one untimed run of each (page cache,
     narrate's bytecode); medians of wall seconds and of CPU seconds (user + system, the
-    process and its children) are compared, as the machine is shared.
+    process and its children) are compared, as the machine is shared. ``other``: another
+    tree of narrate (e.g. ``git archive main``) whose ``describe`` is timed alongside, a
+    before/after in one run.
     """
     path, expected = INPUTS[0][1](folder)
-    out = folder / "out"
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
         "NARRATE_LLM_BACKEND": "offline",
         "NARRATE_CACHE_BACKEND": "off",
         "OMP_THREAD_LIMIT": "1",
     }
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed narrate has its bytecode
-    commands = {
-        "plain tesseract": ["tesseract", str(path), "-"],
-        "narrate describe": [
+    trees = {"narrate describe": REPO, **({"other tree describe": other} if other else {})}
+    commands: dict[str, list[str]] = {"plain tesseract": ["tesseract", str(path), "-"]}
+    for label in trees:
+        out = folder / f"out-{len(commands)}"
+        commands[label] = [
             sys.executable, "-m", "narrate.cli.main", "describe", str(path), "--out", str(out),
-        ],
-    }  # fmt: skip
+        ]  # fmt: skip
     timed: dict[str, list[tuple[float, float, float]]] = {label: [] for label in commands}
     recalls: dict[str, float] = {}
     for attempt in range(runs + 1):
         for label, command in commands.items():
             timer = ["/usr/bin/time", "-f", "%e %U %S %M", *command]
-            done = subprocess.run(timer, env=env, capture_output=True, text=True, check=False)
+            tree_env = {**env, "PYTHONPATH": str(trees.get(label, REPO))}
+            done = subprocess.run(timer, env=tree_env, capture_output=True, text=True, check=False)
             wall, user, system, peak_kib = done.stderr.strip().splitlines()[-1].split()
             text = done.stdout
-            if label == "narrate describe":
-                json_files = list(out.glob("*.json"))
+            if label in trees:
+                json_files = list(Path(command[-1]).glob("*.json"))
                 text = json_files[0].read_text(encoding="utf-8") if json_files else ""
             recalls[label] = recall(expected, text) if done.returncode == 0 else 0.0
             if attempt:  # the first round warms up
@@ -208,9 +212,11 @@ def describe_vs_tesseract(folder: Path, runs: int) -> None:
             f"{label:17} median {wall:5.2f} s wall, {cpu:5.2f} s CPU, peak RSS {peak:4.0f} MiB, "
             f"recall {recalls[label]:.2f}  (walls: {walls})"
         )
-    (n_wall, n_cpu), (t_wall, t_cpu) = medians["narrate describe"], medians["plain tesseract"]
-    ratios = f"{n_wall / t_wall:.2f} wall, {n_cpu / t_cpu:.2f} CPU"
-    print(f"narrate describe / plain tesseract: {ratios}")
+    t_wall, t_cpu = medians["plain tesseract"]
+    for label in trees:
+        n_wall, n_cpu = medians[label]
+        print(f"{label} / plain tesseract: {n_wall / t_wall:.2f} wall, {n_cpu / t_cpu:.2f} CPU")
+    out = Path(commands["narrate describe"][-1])
     data = json.loads(next(out.glob("*.json")).read_text(encoding="utf-8"))
     steps = ", ".join(f"{k} {v:.2f}" for k, v in data["timings"].items())
     print(f"last narrate run's step timings (s): {steps}")
@@ -223,6 +229,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated input kinds")
     parser.add_argument("--describe", action="store_true", help="time narrate describe too")
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each (--describe)")
+    parser.add_argument(
+        "--other-tree", type=Path, help="another narrate tree whose describe is timed too"
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     load = os.getloadavg()
@@ -233,7 +242,7 @@ def main() -> None:
         only = {k for k in args.only.split(",") if k} or None
         run(engines, only, folder)
         if args.describe:
-            describe_vs_tesseract(folder, args.runs)
+            describe_vs_tesseract(folder, args.runs, args.other_tree)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = os.getloadavg()
     print(f"# bench process peak RSS {peak:.0f} MiB; load average at end: {load[0]:.2f}")
