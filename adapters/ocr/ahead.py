@@ -33,6 +33,7 @@ from __future__ import annotations
 import atexit
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -300,10 +301,17 @@ class _ReadAhead:
         self._thread.start()
 
     def _run(self) -> None:
+        # Beside a thread that imports (pure Python, holding the GIL), this one gets the GIL
+        # back after each OpenCV or Pillow call only when the other is made to let go:
+        # every ``switch interval`` (5 ms by default; the convoy effect). Shorter while it runs.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, _SWITCH_INTERVAL_S))
         try:
             self._value = self._start()
         except BaseException as exc:  # re-raised by ``result``, in the reader's thread
             self._error = exc
+        finally:
+            sys.setswitchinterval(interval)
 
     def result(self) -> Any:
         """What ``start`` returned, waiting for it; re-raises what it raised."""
@@ -321,6 +329,7 @@ class _ReadAhead:
 
 
 _parked_read: _ReadAhead | None = None
+_SWITCH_INTERVAL_S = 0.001  # see ``_ReadAhead._run``
 
 
 def park_read(key: Hashable, start: Callable[[], Any]) -> None:

@@ -226,8 +226,10 @@ def test_a_parked_read_goes_to_the_read_with_its_key_only() -> None:
     assert claim_read(("a.png", 1)) is None  # nothing stays parked
 
     kept = _Closable()
-    park_read(("a.png", 1), lambda: kept)
-    assert claim_read(("a.png", 1)) is kept and not kept.closed
+    interval = sys.getswitchinterval()
+    park_read(("a.png", 1), lambda: (kept, sys.getswitchinterval()))
+    assert claim_read(("a.png", 1)) == (kept, 0.001) and not kept.closed
+    assert sys.getswitchinterval() == interval  # shorter only while the read ran
 
 
 def test_a_parked_read_hands_its_error_to_the_read_that_claims_it(tmp_path: Path) -> None:
