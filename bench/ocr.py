@@ -191,8 +191,11 @@ def describe_vs_tesseract(folder: Path, runs: int, other: Path | None = None) ->
     for attempt in range(runs + 1):
         for label, command in commands.items():
             timer = ["/usr/bin/time", "-f", "%e %U %S %M", *command]
-            tree_env = {**env, "PYTHONPATH": str(trees.get(label, REPO))}
-            done = subprocess.run(timer, env=tree_env, capture_output=True, text=True, check=False)
+            tree = trees.get(label, REPO)  # ``-m`` puts the working folder first on the path
+            tree_env = {**env, "PYTHONPATH": str(tree)}
+            done = subprocess.run(
+                timer, cwd=tree, env=tree_env, capture_output=True, text=True, check=False
+            )
             wall, user, system, peak_kib = done.stderr.strip().splitlines()[-1].split()
             text = done.stdout
             if label in trees:
