@@ -297,6 +297,9 @@ class _ReadAhead:
         self._start = start
         self._value: Any = None
         self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._finished = False
+        self._abandoned = False
         self._thread = threading.Thread(target=self._run, name="ocr-ahead", daemon=True)
         self._thread.start()
 
@@ -307,11 +310,16 @@ class _ReadAhead:
         interval = sys.getswitchinterval()
         sys.setswitchinterval(min(interval, _SWITCH_INTERVAL_S))
         try:
-            self._value = self._start()
+            value = self._start()
         except BaseException as exc:  # re-raised by ``result``, in the reader's thread
-            self._error = exc
+            value, self._error = None, exc
         finally:
             sys.setswitchinterval(interval)
+        with self._lock:
+            self._value, self._finished = value, True
+            abandoned = self._abandoned
+        if abandoned:
+            _close(value)
 
     def result(self) -> Any:
         """What ``start`` returned, waiting for it; re-raises what it raised."""
@@ -321,11 +329,22 @@ class _ReadAhead:
         return self._value
 
     def discard(self) -> None:
-        """Wait for the thread and close what it started (``close()`` of its value)."""
-        self._thread.join()
-        close = getattr(self._value, "close", None)
-        if close is not None:
-            close()
+        """Close what the work started (``close()`` of its value), now or when it finishes.
+
+        Does not wait: a read that is not wanted (other settings, a cached result, the
+        end of the process) should not hold anything up.
+        """
+        with self._lock:
+            self._abandoned = True
+            finished = self._finished
+        if finished:
+            _close(self._value)
+
+
+def _close(value: Any) -> None:
+    close = getattr(value, "close", None)
+    if close is not None:
+        close()
 
 
 _parked_read: _ReadAhead | None = None

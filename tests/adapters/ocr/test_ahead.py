@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -210,6 +212,13 @@ def test_a_fed_pass_that_runs_out_of_time_is_killed(tmp_path: Path) -> None:
     assert started._process.poll() is not None
 
 
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "not within 10 s"
+        time.sleep(0.01)
+
+
 class _Closable:
     def __init__(self) -> None:
         self.closed = False
@@ -222,7 +231,8 @@ def test_a_parked_read_goes_to_the_read_with_its_key_only() -> None:
     work = _Closable()
     park_read(("a.png", 1), lambda: work)
     assert claim_read(("b.png", 1)) is None  # another file: dropped, what it made closed
-    assert work.closed and ahead._parked_read is None
+    assert ahead._parked_read is None
+    _wait_for(lambda: work.closed)
     assert claim_read(("a.png", 1)) is None  # nothing stays parked
 
     kept = _Closable()
@@ -230,6 +240,20 @@ def test_a_parked_read_goes_to_the_read_with_its_key_only() -> None:
     park_read(("a.png", 1), lambda: (kept, sys.getswitchinterval()))
     assert claim_read(("a.png", 1)) == (kept, 0.001) and not kept.closed
     assert sys.getswitchinterval() == interval  # shorter only while the read ran
+
+
+def test_a_parked_read_dropped_while_it_runs_closes_what_it_made_when_done() -> None:
+    release, work = threading.Event(), _Closable()
+
+    def slow() -> _Closable:
+        release.wait(10)
+        return work
+
+    park_read("key", slow)
+    assert claim_read("other") is None  # does not wait for the work
+    assert not work.closed
+    release.set()
+    _wait_for(lambda: work.closed)
 
 
 def test_a_parked_read_hands_its_error_to_the_read_that_claims_it(tmp_path: Path) -> None:
