@@ -29,9 +29,12 @@ engine) against plain tesseract on the same file, alternating, ``--runs`` times 
 a warm-up round, on the 12 MP sign photo or the inputs named by ``--describe-on``, and
 reports the median wall and CPU seconds, their ratios, the peak memory of each, the recall
 (for text-free inputs: 1 when no word was reported) and narrate's step timings.
+``--other-tree DIR`` times another tree's ``narrate describe`` in the same rounds (a
+before/after in one run, e.g. ``git archive main | tar -x -C DIR``).
 
     flock /tmp/bench.lock .venv/bin/python bench/ocr.py [--engines tesseract,rapidocr,auto]
-        [--only sign,long] [--describe [--runs 5] [--describe-on sign,textfree12]]
+        [--only sign,long] [--describe [--runs 5] [--describe-on sign,textfree12]
+        [--other-tree DIR]]
 """
 
 from __future__ import annotations
@@ -169,40 +172,47 @@ def run(engines: list[str], only: set[str] | None, folder: Path) -> None:
             )
 
 
-def describe_vs_tesseract(folder: Path, runs: int, kind: str = "sign") -> None:
+def describe_vs_tesseract(
+    folder: Path, runs: int, kind: str = "sign", other: Path | None = None
+) -> None:
     """``narrate describe`` (fresh process, offline) vs ``tesseract FILE -`` on input ``kind``.
 
-    The two commands alternate ``runs`` times after one untimed run of each (page cache,
+    The commands alternate ``runs`` times after one untimed run of each (page cache,
     narrate's bytecode); medians of wall seconds and of CPU seconds (user + system, the
-    process and its children) are compared, as the machine is shared.
+    process and its children) are compared, as the machine is shared. ``other``: another
+    tree of narrate (e.g. ``git archive main``) whose ``describe`` is timed alongside, a
+    before/after in one run.
     """
     path, expected = dict(INPUTS)[kind](folder)
-    out = folder / f"out-{kind}"
     print(f"# narrate describe vs plain tesseract on {kind} ({path.name})")
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
         "NARRATE_LLM_BACKEND": "offline",
         "NARRATE_CACHE_BACKEND": "off",
         "OMP_THREAD_LIMIT": "1",
     }
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed narrate has its bytecode
-    commands = {
-        "plain tesseract": ["tesseract", str(path), "-"],
-        "narrate describe": [
+    trees = {"narrate describe": REPO, **({"other tree describe": other} if other else {})}
+    commands: dict[str, list[str]] = {"plain tesseract": ["tesseract", str(path), "-"]}
+    for label in trees:
+        out = folder / f"out-{kind}-{len(commands)}"
+        commands[label] = [
             sys.executable, "-m", "narrate.cli.main", "describe", str(path), "--out", str(out),
-        ],
-    }  # fmt: skip
+        ]  # fmt: skip
     timed: dict[str, list[tuple[float, float, float]]] = {label: [] for label in commands}
     recalls: dict[str, float] = {}
     for attempt in range(runs + 1):
         for label, command in commands.items():
             timer = ["/usr/bin/time", "-f", "%e %U %S %M", *command]
-            done = subprocess.run(timer, env=env, capture_output=True, text=True, check=False)
+            tree = trees.get(label, REPO)  # ``-m`` puts the working folder first on the path
+            tree_env = {**env, "PYTHONPATH": str(tree)}
+            done = subprocess.run(
+                timer, cwd=tree, env=tree_env, capture_output=True, text=True, check=False
+            )
             wall, user, system, peak_kib = done.stderr.strip().splitlines()[-1].split()
             text = done.stdout
-            if label == "narrate describe":
-                json_files = list(out.glob("*.json"))
+            if label in trees:
+                json_files = list(Path(command[-1]).glob("*.json"))
                 data = json.loads(json_files[0].read_text(encoding="utf-8")) if json_files else {}
                 text = str(data.get("ocr_text", ""))
             recalls[label] = recall(expected, text) if done.returncode == 0 else 0.0
@@ -219,9 +229,11 @@ def describe_vs_tesseract(folder: Path, runs: int, kind: str = "sign") -> None:
             f"{label:17} median {wall:5.2f} s wall, {cpu:5.2f} s CPU, peak RSS {peak:4.0f} MiB, "
             f"recall {recalls[label]:.2f}  (walls: {walls})"
         )
-    (n_wall, n_cpu), (t_wall, t_cpu) = medians["narrate describe"], medians["plain tesseract"]
-    ratios = f"{n_wall / t_wall:.2f} wall, {n_cpu / t_cpu:.2f} CPU"
-    print(f"narrate describe / plain tesseract: {ratios}")
+    t_wall, t_cpu = medians["plain tesseract"]
+    for label in trees:
+        n_wall, n_cpu = medians[label]
+        print(f"{label} / plain tesseract: {n_wall / t_wall:.2f} wall, {n_cpu / t_cpu:.2f} CPU")
+    out = Path(commands["narrate describe"][-1])
     data = json.loads(next(out.glob("*.json")).read_text(encoding="utf-8"))
     steps = ", ".join(f"{k} {v:.2f}" for k, v in data["timings"].items())
     print(f"last narrate run's step timings (s): {steps}")
@@ -237,6 +249,9 @@ def main() -> None:
     parser.add_argument(
         "--describe-on", default="sign", help="comma-separated input kinds for --describe"
     )
+    parser.add_argument(
+        "--other-tree", type=Path, help="another narrate tree whose describe is timed too"
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     load = os.getloadavg()
@@ -248,7 +263,7 @@ def main() -> None:
         run(engines, only, folder)
         if args.describe:
             for kind in (k for k in args.describe_on.split(",") if k):
-                describe_vs_tesseract(folder, args.runs, kind)
+                describe_vs_tesseract(folder, args.runs, kind, args.other_tree)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = os.getloadavg()
     print(f"# bench process peak RSS {peak:.0f} MiB; load average at end: {load[0]:.2f}")

@@ -48,8 +48,18 @@ import pytesseract
 from PIL import Image
 
 from adapters.errors import ConfigError, PermanentError, TransientError
-from adapters.imaging import DEFAULT_MAX_PIXELS, decode_image
-from adapters.ocr.ahead import PASS_OPTIONS, PassAhead, TesseractExit, claim, first_pack
+from adapters.imaging import DEFAULT_MAX_PIXELS, Decoded, decode_image
+from adapters.ocr.ahead import (
+    PASS_OPTIONS,
+    PassAhead,
+    TesseractExit,
+    claim,
+    claim_read,
+    first_pack,
+    layout_psm,
+    park_read,
+    upright_size,
+)
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
     CJK,
@@ -82,8 +92,6 @@ _BAND_PX = 1800  # band height of a long image, working pixels
 _BAND_OVERLAP_PX = 160  # must exceed twice the tallest line
 _LONG_ASPECT = 6.0  # height / width above which (and over 2 bands) an image is cut
 _BANDS_PER_WORKER = 2
-_TALL_ASPECT = 2.0  # height / width from which a page is read as one column (phone screenshots)
-_ONE_COLUMN_PSM = 4  # tesseract: "a single column of text of variable sizes"
 # Working pixels from which the extra passes (chi_sim+eng, OSD, chi_sim_vert) cost seconds
 # each (~0.25 s per megapixel and pass here) and a caller's text check is asked first.
 CHECKED_PIXELS = 4_000_000
@@ -94,6 +102,22 @@ class _Word(WordBox):
     """One word row of tesseract's TSV output, in prepared-image pixels (not yet upright)."""
 
     line_key: tuple[int, ...]  # band, block, paragraph, line
+
+
+@dataclass(frozen=True)
+class _Start:
+    """A read's first steps: the image decoded and prepared, its first pass started."""
+
+    decoded: Decoded
+    deadline: Deadline  # started with the read: it covers every step
+    ahead: PassAhead | None  # the first pass's tesseract (None for a long image)
+    prepared: Prepared | None  # None when the preparation ran out of time ...
+    timed_out: TimeoutError | None  # ... with this
+
+    def close(self) -> None:
+        """Stop the first pass's tesseract if it still runs (a read that was not made)."""
+        if self.ahead is not None:
+            self.ahead.close()
 
 
 @dataclass(frozen=True)
@@ -238,11 +262,84 @@ class TesseractOcr:
             raise ConfigError(
                 f"unknown OCR language {language!r}; use auto, en or zh (eng, chi_sim)"
             ) from None
-        deadline = Deadline(self.timeout_s)
         if self._version is None:  # ask ``tesseract --version`` while the image is prepared
             threading.Thread(
                 target=self._ask_version, name="tesseract-version", daemon=True
             ).start()
+        start: _Start | None = claim_read(self._read_key(image_path, wanted))
+        if start is None:
+            start = self._start(image_path, wanted, Deadline(self.timeout_s))
+        try:
+            if start.timed_out is not None:
+                raise start.timed_out
+            assert start.prepared is not None  # prepared unless it timed out
+            read, prepared = self._read(
+                start.prepared, wanted, start.deadline, start.ahead, text_check
+            )
+        except TimeoutError as exc:
+            width, height = start.decoded.full_size
+            raise PermanentError(
+                f"{image_path}: OCR did not finish within {self.timeout_s:g} s on this "
+                f"{width}x{height}-pixel image (stopped while {exc or 'reading'}); crop it to "
+                "the text or cut it into parts, or raise the OCR timeout (NARRATE_OCR_TIMEOUT)"
+            ) from None
+        finally:
+            start.close()
+        details = {
+            "preprocessing": ", ".join(prepared.steps) or "none",
+            "psm": str(read.psm),
+            "tesseract_lang": read.pack,
+            "language_detection": read.how,
+        }
+        return self._result(read, prepared, details)
+
+    def read_ahead(self, image_path: Path, language: OcrLanguage | str = "auto") -> None:
+        """Start reading ``image_path`` now, on a thread; ``recognize`` picks the work up.
+
+        For ``narrate describe``, which calls it at start-up, before its settings and
+        pipeline are imported: the image is decoded and prepared, and its first tesseract
+        pass fed, on a thread while the caller imports on the other core. The next
+        ``recognize(image_path, language)`` of an engine configured like this one (built
+        later from the settings) takes over from there, or starts afresh when the file,
+        the language or a setting that shapes those steps differs. The result is the same
+        either way; the time limit counts from this call. Only JPEG and PNG files are read
+        ahead: what reading them imports is imported here, before the thread starts
+        (``adapters.ocr.ahead.upright_size``); other formats load Pillow plugins on first
+        use and are read when asked, as before.
+
+        Args:
+            image_path: the image file.
+            language: auto, en or zh, as ``recognize`` will be asked.
+        """
+        wanted = _LANGUAGE_ALIASES.get(language)
+        key = self._read_key(image_path, wanted or "")
+        if wanted is None or key is None or upright_size(image_path) is None:
+            return  # not JPEG or PNG, or ``recognize`` will report what is wrong
+        park_read(key, lambda: self._start(image_path, wanted, Deadline(self.timeout_s), feed=True))
+
+    def _read_key(self, image_path: Path, wanted: str) -> tuple[object, ...] | None:
+        """What a read's first steps depend on: the file, the language, this engine's settings.
+
+        None when the file cannot be looked at (``recognize`` reports why).
+        """
+        try:
+            stat = os.stat(image_path)
+        except OSError:
+            return None
+        file = (os.fspath(image_path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        knobs = (self.max_pixels, self.preprocess, self.deskew, self.timeout_s, self.psm)
+        return (*file, wanted, *knobs, self.threads, pytesseract.pytesseract.tesseract_cmd)
+
+    def _start(
+        self, image_path: Path, wanted: str, deadline: Deadline, *, feed: bool = False
+    ) -> _Start:
+        """Decode and prepare the image; start the first pass's tesseract beside that.
+
+        ``feed``: hand the prepared image to that pass too, when it will read it.
+
+        Raises:
+            InputError: the file is missing or not a usable image.
+        """
         # A big JPEG is decoded at 1/2, 1/4 or 1/8 (DCT scaling) as long as the estimates
         # keep their pixels; a finer decode follows only when the text needs it.
         decoded = decode_image(
@@ -278,38 +375,33 @@ class TesseractOcr:
                 full_size=decoded.full_size,
                 finer=finer,
             )
-            read, prepared = self._read(prepared, wanted, deadline, ahead, text_check)
         except TimeoutError as exc:
-            width, height = decoded.full_size
-            raise PermanentError(
-                f"{image_path}: OCR did not finish within {self.timeout_s:g} s on this "
-                f"{width}x{height}-pixel image (stopped while {exc or 'reading'}); crop it to "
-                "the text or cut it into parts, or raise the OCR timeout (NARRATE_OCR_TIMEOUT)"
-            ) from None
-        finally:
+            return _Start(decoded, deadline, ahead, None, exc)
+        except BaseException:
             if ahead is not None:
                 ahead.close()
-        details = {
-            "preprocessing": ", ".join(prepared.steps) or "none",
-            "psm": str(read.psm),
-            "tesseract_lang": read.pack,
-            "language_detection": read.how,
-        }
-        return self._result(read, prepared, details)
+            raise
+        rows, columns = prepared.image.shape
+        if (
+            feed
+            and ahead is not None
+            and not self._banded(rows, columns)
+            and ahead.serves(first_pack(wanted), self._layout_psm(columns, rows))
+        ):
+            ahead.feed(_pgm_bytes(prepared.image))  # what ``_read``'s first pass will send
+        return _Start(decoded, deadline, ahead, prepared, None)
 
     def _layout_psm(self, width: int, height: int, *, banded: bool = False) -> int:
         """The page segmentation mode for horizontal text in a ``width`` x ``height`` image.
 
-        Tesseract's automatic layout analysis (mode 3) splits a column of aligned labels
-        from the text after them ("Message 12:" | "see you at six"), so a chat screenshot
-        came out as all its labels, then all its texts. Tall images (phone and scrolling
-        screenshots, one column in practice) and bands of a long image are read as one
-        column (mode 4) instead; pages and photos keep mode 3, which orders real columns.
-        A mode other than 3 given to the engine is always used as it is.
+        See ``adapters.ocr.ahead.layout_psm``: tall images and bands are read as one column.
         """
-        if self.psm == 3 and (banded or height >= _TALL_ASPECT * width):
-            return _ONE_COLUMN_PSM
-        return self.psm
+        return layout_psm(self.psm, width, height, banded=banded)
+
+    @staticmethod
+    def _banded(height: int, width: int) -> bool:
+        """True when a prepared image this size is read in bands (a long image)."""
+        return height > _LONG_ASPECT * width and height > 2 * _BAND_PX
 
     # -- reading -------------------------------------------------------------------------
 
@@ -328,7 +420,7 @@ class TesseractOcr:
         ``text_check``: see ``recognize``.
         """
         height, width = prepared.image.shape
-        if height > _LONG_ASPECT * width and height > 2 * _BAND_PX:
+        if self._banded(height, width):
             return self._read_bands(prepared, wanted, deadline), prepared
         if text_check is not None and height * width < CHECKED_PIXELS:
             text_check = None  # the extra passes are cheap here: no need to ask
@@ -504,8 +596,9 @@ class TesseractOcr:
             raise TimeoutError(f"reading with {pack}")
         psm = psm or self.psm
         try:
-            if ahead is not None and ahead.take(pack, psm):
-                tsv = ahead.read(_pgm_bytes(image), remaining)
+            pgm = _pgm_bytes(image) if ahead is not None else None
+            if ahead is not None and pgm is not None and ahead.take(pack, psm, pgm):
+                tsv = ahead.read(pgm, remaining)
             else:
                 with _pgm_file(image) as path:
                     tsv = pytesseract.image_to_data(

@@ -168,10 +168,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
     """Describe each image aloud; one failure does not stop the others."""
     engine = _engine(args.engine)
     if engine == "direct":
-        from adapters.ocr.ahead import first_pack, park
+        from narrate.cli.head_start import read_first_image_ahead
 
-        # tesseract loads its model on the other core while Python imports (adapters.ocr.ahead)
-        park(first_pack(args.lang))
+        # OCR starts on the first image while Python imports the rest (narrate/cli/head_start.py)
+        read_first_image_ahead(args.images[0], args.lang)
     from narrate.config.settings import load_settings
 
     settings = load_settings()
