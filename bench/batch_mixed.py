@@ -150,7 +150,7 @@ def _tree_cpu_s(processes: list[Any]) -> float:
 
 @contextmanager
 def dask_cluster(
-    env: dict[str, str], workers: int, threads: int
+    env: dict[str, str], workers: int, threads: int, cpu_slots: int = 0
 ) -> Iterator[tuple[str, list[Any]]]:
     """A ``dask scheduler`` and ``dask worker --nworkers N --preload flows.dask_preload``.
 
@@ -171,7 +171,7 @@ def dask_cluster(
     cores = os.cpu_count() or 1
     cluster_env = {
         **os.environ, **env, "PYTHONPATH": str(REPO),
-        "NARRATE_CPU_SLOTS": str(max(1, cores // workers)),
+        "NARRATE_CPU_SLOTS": str(cpu_slots or max(1, cores // workers)),
         **_dask_env(QUIET_DASK),  # as README's Dask set-up says
     }  # fmt: skip
     start = time.perf_counter()
@@ -227,6 +227,10 @@ def main() -> None:
     parser.add_argument("--configs", default="direct,thread,dask,cluster")
     parser.add_argument("--no-naive", action="store_true", help="limit from --cpu-s instead")
     parser.add_argument("--cpu-s", type=float, default=0.0)
+    parser.add_argument(
+        "--cluster-cpu-slots", type=int, default=0,
+        help="NARRATE_CPU_SLOTS of each cluster worker (default cores / workers)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
@@ -266,7 +270,9 @@ def main() -> None:
         if "cluster" in configs:
             workers = 2
             threads = -(-args.concurrency // workers)
-            address, cluster = stack.enter_context(dask_cluster(env, workers, threads))
+            address, cluster = stack.enter_context(
+                dask_cluster(env, workers, threads, args.cluster_cpu_slots)
+            )
 
         def run(config: str, out: Path) -> int:
             if config == "cluster":
