@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.batch import FONT, batch_bench, batch_parser, naive  # noqa: E402
-from flows.batch import QUIET_DASK  # noqa: E402
+from flows.batch import quiet_dask_keys  # noqa: E402
 from tests import images as gen  # noqa: E402
 from tests.images import sample_path  # noqa: E402
 
@@ -124,15 +124,6 @@ def _own_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _dask_env(config: dict[str, Any], prefix: str = "DASK_DISTRIBUTED") -> dict[str, str]:
-    """Dask config as the environment variables ``dask scheduler``/``worker`` read."""
-    env: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}__{key.upper().replace('-', '_')}"
-        env.update(_dask_env(value, name) if isinstance(value, dict) else {name: str(value)})
-    return env
-
-
 def _tree_cpu_s(processes: list[Any]) -> float:
     """CPU seconds of running processes and their children (and their ended children)."""
     import psutil
@@ -172,7 +163,10 @@ def dask_cluster(
     cluster_env = {
         **os.environ, **env, "PYTHONPATH": str(REPO),
         "NARRATE_CPU_SLOTS": str(cpu_slots or max(1, cores // workers)),
-        **_dask_env(QUIET_DASK),  # as README's Dask set-up says
+        **{  # as README's Dask set-up says
+            "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+            for key, value in quiet_dask_keys().items()
+        },
     }  # fmt: skip
     start = time.perf_counter()
     commands = [

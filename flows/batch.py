@@ -137,6 +137,23 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
     }
 
 
+def quiet_dask_keys() -> dict[str, Any]:
+    """``QUIET_DASK`` as dotted Dask config keys (``distributed.admin.tick.interval``: ``1s``).
+
+    As environment variables for ``dask scheduler``/``dask worker``: ``DASK_`` + the key in
+    capitals, ``.`` -> ``__``, ``-`` -> ``_`` (Dask, "Configuration": environment variables).
+    """
+
+    def flat(tree: dict[str, Any], prefix: str) -> dict[str, Any]:
+        keys: dict[str, Any] = {}
+        for key, value in tree.items():
+            name = f"{prefix}.{key}"
+            keys.update(flat(value, name) if isinstance(value, dict) else {name: value})
+        return keys
+
+    return flat(QUIET_DASK, "distributed")
+
+
 def _quiet_dask() -> AbstractContextManager[Any]:
     """``QUIET_DASK`` for the Dask objects made in this process (a local scheduler, nannies).
 
@@ -146,14 +163,7 @@ def _quiet_dask() -> AbstractContextManager[Any]:
     import dask
     import distributed  # noqa: F401  (loads its part of the Dask config)
 
-    def flat(tree: dict[str, Any], prefix: str) -> dict[str, Any]:
-        keys: dict[str, Any] = {}
-        for key, value in tree.items():
-            name = f"{prefix}.{key}"
-            keys.update(flat(value, name) if isinstance(value, dict) else {name: value})
-        return keys
-
-    return dask.config.set(flat(QUIET_DASK, "distributed"))
+    return dask.config.set(quiet_dask_keys())
 
 
 def configured_api_url() -> str | None:
