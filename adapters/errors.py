@@ -14,15 +14,33 @@ callers deal with one small tree::
 Tasks retry on ``TransientError`` only, and not on ``RetriesExhaustedError`` (retrying an
 adapter that has its own retry loop would multiply the attempts); everything else fails
 fast with its message.
+
+Every one of them survives pickling (a Dask worker sends the error of a failed task run
+back to the flow's process), subclasses with their own ``__init__`` included.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class NarrateError(Exception):
     """Base class of every error narrate raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls ``type(self)(*self.args)``: a subclass whose
+        # ``__init__`` takes other arguments (InputError: path, reason) would fail to
+        # unpickle, and Dask would report that TypeError instead of the real reason.
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(cls: type[NarrateError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """An error of ``cls`` with ``args`` and attributes ``state``, without its ``__init__``."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class InputError(NarrateError):

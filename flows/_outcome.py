@@ -111,15 +111,17 @@ def quiet_bad_input_tracebacks() -> None:
         logging.getLogger(name).addFilter(BadInputTracebackFilter())
 
 
-def batch_state(result: R, *, ok: int, skipped: int, failed: int, first: str | None) -> R:
+def batch_state(
+    result: R, *, ok: int, skipped: int, failed: int, first: str | None, left: int = 0
+) -> R:
     """The final state of a batch: ``N ok, M failed`` and whether anything failed, visibly.
 
     Failures with successes end ``Completed with failures``: a COMPLETED state under its
     own name. The run list, the run page's badge and ``prefect flow-run ls`` print that
     name, so it reads as not clean at a glance, while automations, ``--watch`` exit codes
     and deployment health still count the night's batch as done (the failed images are
-    reported one by one and retried on the next run). When every image failed, the run
-    is ``Failed``: nothing was produced.
+    reported one by one and retried on the next run). When every image tried failed, the
+    run is ``Failed``: nothing was produced.
 
     Args:
         result: the batch summary callers get back.
@@ -127,14 +129,17 @@ def batch_state(result: R, *, ok: int, skipped: int, failed: int, first: str | N
         skipped: images whose own outputs an earlier run already wrote.
         failed: images that failed.
         first: the first failure's one-line reason, if any.
+        left: images left for a later run (token budget reached, a wrong setting).
 
     Returns:
         The state for the flow to return, typed as ``result`` (callers get the data).
     """
     state: Any
-    message = f"{ok} ok, {failed} failed" + (
-        f", {skipped} skipped (done before)" if skipped else ""
-    )
+    message = f"{ok} ok, {failed} failed"
+    if skipped:
+        message += f", {skipped} skipped (done before)"
+    if left:
+        message += f", {left} left for a later run"
     if first:
         message += f"; first failure: {opening(first, 120)}"
     if failed and not (ok or skipped):

@@ -95,14 +95,40 @@ def task_runner_for(
             "the dask runner needs prefect-dask: pip install 'narrate[dask]'"
         ) from exc
     if dask_address:
-        if not configured_api_url():
-            raise ConfigError(
-                f"the Dask cluster at {dask_address} would record its task runs on throwaway "
-                "Prefect servers: start one server (`prefect server start`), then set "
-                "PREFECT_API_URL=http://HOST:4200/api for narrate and for every `dask worker`"
-            )
+        check_cluster(dask_address)
         return DaskTaskRunner(address=dask_address)
     return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(concurrency, _flow_api_url()))
+
+
+def check_cluster(dask_address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a running Dask cluster narrate cannot use, before anything starts.
+
+    Raises:
+        ConfigError: no ``PREFECT_API_URL`` (the workers would record their task runs on
+            throwaway servers), or nothing answers at a ``tcp://HOST:PORT`` address within
+            ``timeout_s`` (Dask's client would wait 30 s, then raise through the flow).
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from adapters.errors import ConfigError
+
+    if not configured_api_url():
+        raise ConfigError(
+            f"the Dask cluster at {dask_address} would record its task runs on throwaway "
+            "Prefect servers: start one server (`prefect server start`), then set "
+            "PREFECT_API_URL=http://HOST:4200/api for narrate and for every `dask worker`"
+        )
+    where = urlsplit(dask_address if "://" in dask_address else f"tcp://{dask_address}")
+    if where.scheme != "tcp" or not where.hostname or not where.port:
+        return  # tls://, ucx://, inproc://: Dask's client checks them itself
+    try:
+        socket.create_connection((where.hostname, where.port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"no Dask scheduler answers at {dask_address} ({exc.strerror or exc}): start one "
+            "(`dask scheduler`) or fix --dask-address"
+        ) from None
 
 
 def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any]:
@@ -201,7 +227,8 @@ class _ProgressArtifact:
         percent = int(100 * done / total) if total else 100
         description = None
         if outcome.status == "failed":
-            line = f"{outcome.item}: {outcome.reason}"
+            named = outcome.item in outcome.reason  # an InputError names its file already
+            line = outcome.reason if named else f"{outcome.item}: {outcome.reason}"
             logging.getLogger("narrate.batch").warning("failed: %s", line)
             self.failed = [*self.failed[-4:], line]
             description = f"narrate batch: {self.total} image(s); failed so far:\n" + "\n".join(
@@ -302,8 +329,9 @@ def batch_describe(
     return batch_state(
         summary.to_dict(),
         ok=summary.ok,
-        skipped=summary.skipped,
+        skipped=summary.done_before,
         failed=summary.failed,
+        left=summary.left,
         first=first["reason"] if first else None,
     )
 

@@ -336,6 +336,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = load_settings()
     out_dir = _out_dir(Path(args.out) if args.out else settings.out_dir)
     engine = _engine(args.engine, prefect=args.runner == "dask")
+    if args.dask_address:
+        if args.runner != "dask":
+            print("narrate: --dask-address needs --runner dask", file=sys.stderr)
+            return 2
+        from flows.batch import check_cluster
+
+        check_cluster(args.dask_address)  # before a temporary Prefect server is started
     if engine == "direct":
         if args.runner != "thread":
             print("narrate: --runner dask needs --engine prefect", file=sys.stderr)

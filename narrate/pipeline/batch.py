@@ -344,6 +344,16 @@ class BatchSummary:
     skipped_budget: int = 0  # of ``skipped``: left for a later run by the token budget
     skipped_setting: int = 0  # of ``skipped``: not tried after a wrong setting (SETTING_REASON)
 
+    @property
+    def left(self) -> int:
+        """Of ``skipped``: images left for a later run (token budget, a wrong setting)."""
+        return self.skipped_budget + self.skipped_setting
+
+    @property
+    def done_before(self) -> int:
+        """Of ``skipped``: images whose outputs an earlier run already wrote."""
+        return self.skipped - self.left
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
         return {k: readable(str(v)) if isinstance(v, Path) else v for k, v in vars(self).items()}

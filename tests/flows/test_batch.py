@@ -177,10 +177,18 @@ def test_batch_on_a_dask_local_cluster(
     folder = tmp_path / "in"
     text_image(folder / "one.png", "HOTEL")
     shutil.copy(SAMPLES_DIR / "notice_zh.png", folder / "two.png")
+    (folder / "empty.png").write_bytes(b"")  # its InputError comes back from a worker
 
-    summary = batch_describe(str(folder), out_dir=tmp_path / "out", concurrency=2, runner="dask")
+    state = batch_describe(
+        str(folder), out_dir=tmp_path / "out", concurrency=2, runner="dask", return_state=True
+    )
+    summary = state.result()
 
-    assert (summary["ok"], summary["failed"]) == (2, 0)
+    assert (summary["ok"], summary["failed"]) == (2, 1)
+    failed = [r for r in read_csv(tmp_path / "out" / "summary.csv") if r["status"] == "failed"]
+    assert [r["item"].endswith("empty.png") for r in failed] == [True]
+    assert failed[0]["reason"].endswith("empty.png: file is empty (0 bytes)")
+    assert "first failure: " in state.message and "file is empty (0 bytes)" in state.message
     assert "HOTEL" in json.loads((tmp_path / "out" / "one.json").read_text())["description"]
     assert "停车场" in json.loads((tmp_path / "out" / "two.json").read_text())["ocr_text"]
     assert wav_stats(tmp_path / "out" / "two.wav")[0] > 0.5
@@ -375,3 +383,24 @@ def test_quiet_dask_applies_in_a_fresh_process_over_dasks_defaults() -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["1s", "1s", "False", "3"]  # ours, and Dask's own default
+
+
+def test_a_running_cluster_that_does_not_answer_is_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    import flows.batch
+    from adapters.errors import ConfigError
+
+    monkeypatch.setattr(flows.batch, "configured_api_url", lambda: "http://127.0.0.1:4200/api")
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        flows.batch.check_cluster(f"tcp://127.0.0.1:{port}")  # something answers: accepted
+    with pytest.raises(
+        ConfigError,
+        match=rf"^no Dask scheduler answers at tcp://127\.0\.0\.1:{port} .*--dask-address$",
+    ):
+        flows.batch.check_cluster(f"tcp://127.0.0.1:{port}", timeout_s=2)

@@ -45,6 +45,11 @@ def test_batch_state_names_a_partial_failure_and_fails_when_nothing_worked() -> 
     assert nothing.is_failed() and nothing.message.startswith("0 ok, 2 failed")
     assert nothing.result(raise_on_failure=False) == {"ok": 0}
 
+    # a wrong setting: 2 tried and failed, 10 never tried; none of them was done before
+    halted = batch_state({}, ok=0, skipped=0, failed=2, first="espeak-ng has no voice", left=10)
+    assert halted.is_failed()
+    assert halted.message.startswith("0 ok, 2 failed, 10 left for a later run; first failure")
+
 
 def test_files_are_links_under_the_served_folder_else_absolute_paths(tmp_path: Path) -> None:
     served = tmp_path / "out"

@@ -292,3 +292,11 @@ def test_a_throwaway_prefect_server_reports_no_usage_unless_asked(
         monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", given)
     assert _engine("prefect") == "prefect"
     assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == kept
+
+
+def test_a_dask_address_without_the_dask_runner_is_refused(tmp_path: Path) -> None:
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / "r.png")
+    run = narrate("batch", "r.png", "--dask-address", "tcp://127.0.0.1:8786", cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.strip() == "narrate: --dask-address needs --runner dask"
+    assert not (tmp_path / "narrate-out").exists()
