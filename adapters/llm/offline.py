@@ -200,14 +200,27 @@ def clip(text: str, limit: int, *, zh: bool) -> tuple[str, bool]:
         return text, False
     head = text[:limit]
     ends = _SENTENCE_END_ZH + _SENTENCE_END_EN if zh else _SENTENCE_END_EN
-    cut = max(head.rfind(ch) for ch in ends)
+    cut = _last_boundary(text, limit, ends)
     if cut >= limit // 2:
         return head[: cut + 1].rstrip(), True
     soft = "，、,: " if zh else " ,"
-    cut = max(head.rfind(ch) for ch in soft)
+    cut = _last_boundary(text, limit, soft)
     if cut >= limit // 2:
         return head[:cut].rstrip(" ,，、:"), True
     return head.rstrip(), True
+
+
+def _last_boundary(text: str, limit: int, marks: str) -> int:
+    """The last index before ``limit`` of a mark that ends a sentence or a phrase, or -1.
+
+    Latin punctuation counts only before a space or the end: the point in "$2.20" or the
+    comma in "1,000" is no boundary (cut there, "$2..." is spoken as "two dollars").
+    """
+    for i in range(min(limit, len(text)) - 1, -1, -1):
+        mark = text[i]
+        if mark in marks and (mark not in ".!?;:," or i + 1 == len(text) or text[i + 1].isspace()):
+            return i
+    return -1
 
 
 def _count_words(lines: Sequence[str], *, zh: bool) -> int:

@@ -178,3 +178,18 @@ def test_low_contrast_needs_a_small_luma_range_too() -> None:
     assert "low-contrast" not in _describe("Wi-Fi On", facts={**dark_mode, "luma_range": 0.89})
     assert "low-contrast" in _describe("Wi-Fi On", facts={**dark_mode, "luma_range": 0.14})
     assert "low-contrast" in _describe("Wi-Fi On", facts=dark_mode)  # measured before the range
+
+
+def test_a_quote_is_never_cut_inside_a_price_a_time_or_a_number() -> None:
+    """Cut at the point of "$2.20", the WAV says "two dollars": a wrong price, aloud."""
+    from adapters.llm.offline import clip
+
+    text = "Fresh bread $3.50, Coffee and tea $2.20, Open 7:00 to 19:00, Seats 1,200 in all"
+    for limit in range(20, len(text)):
+        quote, cut = clip(text, limit, zh=False)
+        assert cut and text.startswith(quote)
+        rest = text[len(quote) :]
+        assert not rest[:1].isalnum() and not (rest[:1] in ".,:" and rest[1:2].isdigit()), (
+            limit,
+            quote,
+        )
