@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -196,12 +197,7 @@ def _tilt_deg(result: OcrResult) -> float:
         bx, by = b.left + b.width / 2, b.top + b.height / 2
         if b.left > ax and bx > ax and abs(by - ay) < max(a.height, b.height):
             slopes.append(abs(by - ay) / (bx - ax))
-    if not slopes:
-        return 0.0
-    slopes.sort()
-    middle = len(slopes) // 2
-    median = slopes[middle] if len(slopes) % 2 else (slopes[middle - 1] + slopes[middle]) / 2
-    return math.degrees(math.atan(median))
+    return math.degrees(math.atan(statistics.median(slopes))) if slopes else 0.0
 
 
 def _saw_text(glance: OcrResult) -> bool:

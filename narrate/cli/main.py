@@ -212,6 +212,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
         except Exception as exc:
             failures += 1
             reason = _error_line(exc, args.debug, image)
+            if image.is_dir():
+                reason += f" (`narrate batch {_readable(str(image))}` describes every image in it)"
             records.append({"image_path": str(image), "ok": False, "error": reason})
             print(f"narrate: failed: {reason}", file=sys.stderr)
             continue
@@ -336,6 +338,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = load_settings()
     out_dir = _out_dir(Path(args.out) if args.out else settings.out_dir)
     engine = _engine(args.engine, prefect=args.runner == "dask")
+    if args.runner == "dask":
+        # Dask's INFO lines (scheduler, nannies, workers: dozens per run) would bury
+        # narrate's own; its warnings and errors still show. Set it to override.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     if args.dask_address:
         if args.runner != "dask":
             print("narrate: --dask-address needs --runner dask", file=sys.stderr)

@@ -300,3 +300,33 @@ def test_a_dask_address_without_the_dask_runner_is_refused(tmp_path: Path) -> No
     assert run.returncode == 2
     assert run.stderr.strip() == "narrate: --dask-address needs --runner dask"
     assert not (tmp_path / "narrate-out").exists()
+
+
+def test_describe_on_a_folder_points_to_batch(tmp_path: Path) -> None:
+    (tmp_path / "scans").mkdir()
+    run = narrate("describe", "scans", "--out", "out", cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.splitlines()[0] == (
+        "narrate: failed: scans: is a directory, not a file "
+        "(`narrate batch scans` describes every image in it)"
+    )
+
+
+@pytest.mark.slow
+def test_batch_on_dask_keeps_dasks_info_lines_off_the_console(tmp_path: Path) -> None:
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / "r.png")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_LOGGING")}
+    env.pop("PREFECT_API_URL", None)  # a temporary server, as a new user gets
+    run = subprocess.run(
+        [sys.executable, "-m", "narrate.cli.main", "batch", "r.png", "--out", "out",
+         "--runner", "dask", "--engine", "prefect"],
+        cwd=tmp_path, env={**env, "NARRATE_LLM_BACKEND": "offline"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "1 described" in run.stdout
+    dask_info = [
+        line for line in run.stderr.splitlines()
+        if "| INFO" in line and " - " in line and "distributed." in line.split(" - ")[0]
+    ]  # fmt: skip
+    assert dask_info == []
