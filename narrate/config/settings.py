@@ -456,7 +456,9 @@ class Settings(BaseSettings):
 
     out_dir: Path = Path("narrate-out")
     max_image_pixels: int = Field(
-        50_000_000, gt=0, description="larger images are refused as decompression bombs"
+        120_000_000,  # = adapters.imaging.DEFAULT_MAX_PIXELS (tests/config checks)
+        gt=0,
+        description="larger images are refused as decompression bombs",
     )
     max_file_bytes: int = Field(100 * 1024 * 1024, gt=0)
     cpu_slots: int | None = Field(

@@ -129,7 +129,7 @@ def build_describer(llm: LLMSettings) -> Describer:
 
 
 def warm_up(
-    image_path: Path, llm: LLMSettings, tts: TTSSettings, *, max_pixels: int = 50_000_000
+    image_path: Path, llm: LLMSettings, tts: TTSSettings, *, max_pixels: int = 120_000_000
 ) -> Callable[[], None]:
     """Ready the steps after OCR; return the part to run beside OCR, on a second thread.
 
@@ -164,7 +164,7 @@ def _nothing() -> None:
 
 
 def ready_ocr(
-    ocr: OCRSettings, *, max_pixels: int = 50_000_000, cache: CacheSettings | None = None
+    ocr: OCRSettings, *, max_pixels: int = 120_000_000, cache: CacheSettings | None = None
 ) -> None:
     """Import, here in the caller's thread, what ``run_ocr`` needs, so it can run on another.
 
@@ -231,7 +231,7 @@ def ready_process(settings: Settings) -> list[str]:
 
 
 def run_ocr(
-    image_path: Path, language: str, ocr: OCRSettings, *, max_pixels: int = 50_000_000
+    image_path: Path, language: str, ocr: OCRSettings, *, max_pixels: int = 120_000_000
 ) -> OcrResult:
     """Read the text in ``image_path`` (language ``auto``, ``en`` or ``zh``)."""
     engine = _ocr_engine(
@@ -242,7 +242,7 @@ def run_ocr(
 
 
 def run_features(
-    image_path: Path, boxes: Sequence[WordBox] = (), *, max_pixels: int = 50_000_000
+    image_path: Path, boxes: Sequence[WordBox] = (), *, max_pixels: int = 120_000_000
 ) -> ImageFeatures:
     """Measure the image; the OCR word boxes give its text coverage."""
     with time_stage("features"):

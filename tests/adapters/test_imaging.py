@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from adapters.errors import InputError
-from adapters.imaging import decode_image, load_image
+from adapters.imaging import DEFAULT_MAX_PIXELS, decode_image, load_image
 
 SIZE = (64, 48)
 RED, BLUE, WHITE = (200, 30, 30), (30, 30, 200), (255, 255, 255)
@@ -326,3 +326,17 @@ def test_tiff_neither_reader_decodes_names_its_variant(tmp_path: Path) -> None:
     error = _raises(path, "TIFF variant not supported")
     assert "compression" in error.reason and "34712" in error.reason
     assert "corrupt" not in error.reason
+
+
+@pytest.mark.parametrize(("width", "height"), [(8160, 6144), (12000, 9000)])
+def test_the_largest_phone_photos_are_not_refused_as_bombs(
+    tmp_path: Path, width: int, height: int
+) -> None:
+    """50 MP and 108 MP phone photos pass the default limit (this header has no pixels)."""
+    from narrate.config.settings import Settings
+
+    assert Settings().max_image_pixels == DEFAULT_MAX_PIXELS  # one default, said twice
+    path = tmp_path / "phone.png"
+    path.write_bytes(_png_header(width, height))
+    error = _raises(path, "truncated or corrupt")  # it got past the pixel limit
+    assert "decompression bomb" not in error.reason
