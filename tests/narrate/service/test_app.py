@@ -120,8 +120,8 @@ def test_a_job_is_a_question_only_when_one_came(question, recorded, kind):
 
 
 def _bomb(path: Path) -> Path:
-    """A 10000x10000 1-bit PNG: 100 Mpx (over the 50 Mpx limit) in a few kilobytes."""
-    Image.new("1", (10_000, 10_000)).save(path, optimize=True)
+    """A 13000x13000 1-bit PNG: 169 Mpx (over the 120 Mpx limit, under Pillow's own) in KBs."""
+    Image.new("1", (13_000, 13_000)).save(path, optimize=True)
     return path
 
 
