@@ -40,6 +40,7 @@ import os
 import resource
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -112,6 +113,7 @@ class Measured:
     server_cpu_s: float = 0.0
     load_before: float = 0.0
     load_after: float = 0.0
+    busy: list[float] | None = None  # cores busy in each second of the run (--timeline)
 
     def utilisation(self, cores: int) -> float:
         """Share of the machine's cores this run's own processes kept busy."""
@@ -193,9 +195,44 @@ def dask_cluster(
             popen.wait(30)
 
 
+def _sample_busy(cluster: list[Any], stop: threading.Event, into: list[float]) -> None:
+    """Cores busy in each second: this process tree (Prefect server included) and ``cluster``."""
+    import psutil
+
+    def cpu_s() -> float:  # the bench started the cluster's processes: count each once
+        procs = {psutil.Process()}
+        for root in [psutil.Process(), *cluster]:
+            try:
+                procs.update([root, *root.children(recursive=True)])
+            except psutil.NoSuchProcess:
+                continue
+        total = 0.0
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    last, then = cpu_s(), time.perf_counter()
+    while not stop.wait(1.0):
+        cpu, now = cpu_s(), time.perf_counter()
+        into.append((cpu - last) / (now - then))
+        last, then = cpu, now
+
+
 @contextmanager
-def measured(server_pid: int | None = None, cluster: list[Any] = ()) -> Iterator[Measured]:  # type: ignore[assignment]
-    """Time the block: wall, own CPU (with ended children and ``cluster``), the server's CPU."""
+def measured(
+    server_pid: int | None = None,
+    cluster: list[Any] = (),  # type: ignore[assignment]
+    timeline: bool = False,
+) -> Iterator[Measured]:
+    """Time the block: wall, own CPU (with ended children and ``cluster``), the server's CPU.
+
+    With ``timeline``, also the cores busy in each second (``Measured.busy``): where a run
+    leaves a core idle (a tail where one worker still has images and the other has none).
+    """
     import psutil
 
     server = psutil.Process(server_pid) if server_pid else None
@@ -207,8 +244,18 @@ def measured(server_pid: int | None = None, cluster: list[Any] = ()) -> Iterator
         return times.user + times.system
 
     result = Measured(load_before=os.getloadavg()[0])
+    stop = threading.Event()
+    if timeline:
+        result.busy = []
+        sampler = threading.Thread(target=_sample_busy, args=(cluster, stop, result.busy))
+        sampler.start()
     cpu0, server0, start = _own_cpu_s() + _tree_cpu_s(cluster), server_cpu(), time.perf_counter()
-    yield result
+    try:
+        yield result
+    finally:
+        stop.set()
+        if timeline:
+            sampler.join()
     result.wall_s = time.perf_counter() - start
     result.cpu_s = _own_cpu_s() + _tree_cpu_s(cluster) - cpu0
     result.server_cpu_s = server_cpu() - server0
@@ -221,6 +268,9 @@ def main() -> None:
     parser.add_argument("--configs", default="direct,thread,dask,cluster")
     parser.add_argument("--no-naive", action="store_true", help="limit from --cpu-s instead")
     parser.add_argument("--cpu-s", type=float, default=0.0)
+    parser.add_argument(
+        "--timeline", action="store_true", help="print the cores busy in each second of a run"
+    )
     parser.add_argument(
         "--cluster-cpu-slots", type=int, default=0,
         help="NARRATE_CPU_SLOTS of each cluster worker (default cores / workers)",
@@ -284,7 +334,8 @@ def main() -> None:
         walls: dict[str, list[float]] = {c: [] for c in configs}
         for round_ in range(args.rounds):
             for config in configs:
-                with measured(server_pid, cluster if config == "cluster" else []) as m:
+                cluster_now = cluster if config == "cluster" else []
+                with measured(server_pid, cluster_now, args.timeline) as m:
                     ok = run(config, work / f"{config}-{round_}")
                 walls[config].append(m.wall_s)
                 extra = f", server {m.server_cpu_s:.1f} CPU s" if config != "direct" else ""
@@ -295,6 +346,8 @@ def main() -> None:
                     f"load {m.load_before:.1f}->{m.load_after:.1f}",
                     flush=True,
                 )
+                if m.busy is not None:
+                    print("  cores busy per second: " + " ".join(f"{b:.1f}" for b in m.busy))
         print("\nmedian wall (s) and ratios:")
         best = {c: statistics.median(w) for c, w in walls.items()}
         for config, wall in best.items():
