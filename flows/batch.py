@@ -31,7 +31,13 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows._outcome import BAD_INPUT, bad_input, batch_run_name, batch_state
+from flows._outcome import (
+    BAD_INPUT,
+    bad_input,
+    batch_run_name,
+    batch_state,
+    quiet_bad_input_tracebacks,
+)
 from flows._setup import flow_settings
 from narrate.config.settings import Settings
 from narrate.ops.metrics import push_to_gateway
@@ -62,6 +68,7 @@ def describe_batch_item(
     A bad image ends this task run ``Failed`` with the one-line reason and no traceback;
     the flow records it (``future.result()`` raises the ``InputError``) and goes on.
     """
+    quiet_bad_input_tracebacks()  # in a Dask worker process too
     try:
         return process_item(
             work, out_dir=out_dir, lang=lang, settings=settings,
@@ -229,7 +236,10 @@ class _ProgressArtifact:
         if outcome.status == "failed":
             named = outcome.item in outcome.reason  # an InputError names its file already
             line = outcome.reason if named else f"{outcome.item}: {outcome.reason}"
-            logging.getLogger("narrate.batch").warning("failed: %s", line)
+            # the CLI prints its own line instead (flows._outcome.RunFailureConsoleFilter)
+            logging.getLogger("narrate.batch").warning(
+                "failed: %s", line, extra={"item_failure": True}
+            )
             self.failed = [*self.failed[-4:], line]
             description = f"narrate batch: {self.total} image(s); failed so far:\n" + "\n".join(
                 f"- {f}" for f in self.failed

@@ -49,6 +49,20 @@ def _engine(choice: str, *, prefect: bool = False) -> str:
     return choice
 
 
+def _one_line_per_failure(engine: str, debug: bool) -> None:
+    """Under Prefect, each failure on the console is narrate's one line, not Prefect's too.
+
+    Prefect's task and flow engines log a failed run as several ERROR lines repeating the
+    reason (``flows._outcome.RunFailureConsoleFilter``); the CLI prints one line per failure
+    itself, so those stay off this console (and off the consoles of Dask workers the flow
+    starts). The Prefect server still records them. ``--debug`` keeps them.
+    """
+    if engine == "prefect" and not debug:
+        from flows._outcome import CLI_REPORTS_FAILURES
+
+        os.environ[CLI_REPORTS_FAILURES] = "1"
+
+
 def _error_line(exc: BaseException, debug: bool, item: Path | None = None) -> str:
     """One line a person can act on; ``item`` (the file being worked on) leads it."""
     from adapters.errors import AdapterError, InputError, NarrateError
@@ -167,6 +181,7 @@ def _for_flow(path: Path) -> Path:
 def cmd_describe(args: argparse.Namespace) -> int:
     """Describe each image aloud; one failure does not stop the others."""
     engine = _engine(args.engine)
+    _one_line_per_failure(engine, args.debug)
     if engine == "direct":
         from narrate.cli.head_start import read_first_image_ahead
 
@@ -253,6 +268,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     image = Path(args.image)
     audio = Path(args.audio) if args.audio else None
     engine = _engine(args.engine)  # an unreachable Prefect server is no fault of the image
+    _one_line_per_failure(engine, args.debug)
     try:
         if engine == "prefect":
             from flows.voice_qa import voice_qa
@@ -338,6 +354,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = load_settings()
     out_dir = _out_dir(Path(args.out) if args.out else settings.out_dir)
     engine = _engine(args.engine, prefect=args.runner == "dask")
+    _one_line_per_failure(engine, args.debug)
     if args.runner == "dask":
         # Dask's INFO lines (scheduler, nannies, workers: dozens per run) would bury
         # narrate's own; its warnings and errors still show. Set it to override.

@@ -330,3 +330,92 @@ def test_batch_on_dask_keeps_dasks_info_lines_off_the_console(tmp_path: Path) ->
         if "| INFO" in line and " - " in line and "distributed." in line.split(" - ")[0]
     ]  # fmt: skip
     assert dask_info == []
+
+
+def _bad_and_good_images(folder: Path) -> list[str]:
+    """A folder with one good image and three bad ones; their names."""
+    folder.mkdir()
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", folder / "receipt.png")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "cut.png").write_bytes((SAMPLES_DIR / "receipt_en.png").read_bytes()[:2000])
+    (folder / "notes.png").write_text("not a picture\n", encoding="utf-8")
+    return ["empty.png", "cut.png", "notes.png"]
+
+
+def _task_run_logs(flow_name: str) -> dict[str, tuple[str, str, list[str]]]:
+    """The latest run of ``flow_name`` on the harness server: per task run name, its state
+    type, state message and log lines."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        LogFilter,
+        LogFilterTaskRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            sort=FlowRunSort.START_TIME_DESC, limit=1,
+        )  # fmt: skip
+        found = {}
+        for task_run in client.read_task_runs():
+            if task_run.flow_run_id != runs[0].id or task_run.state is None:
+                continue
+            logs = client.read_logs(LogFilter(task_run_id=LogFilterTaskRunId(any_=[task_run.id])))
+            state = task_run.state
+            found[task_run.name] = (
+                state.type.value,
+                state.message or "",
+                [g.message for g in logs],
+            )
+    return found
+
+
+@pytest.mark.slow
+def test_a_bad_image_under_prefect_is_one_line_on_the_console_and_failed_in_the_ui(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    bad = _bad_and_good_images(tmp_path / "in")
+    api = str(PREFECT_API_URL.value())
+    run = narrate(
+        "batch", "in", "--out", "out", "--engine", "prefect", "--concurrency", "2",
+        cwd=tmp_path, PREFECT_API_URL=api, PREFECT_LOGGING_LEVEL="INFO",
+    )  # fmt: skip
+
+    assert run.returncode == 1, run.stderr
+    assert "1 described, 0 skipped (done before), 3 failed of 4" in run.stdout
+    for name in bad:  # each bad image: narrate's line, nothing else repeats it
+        said = [line for line in run.stderr.splitlines() if name in line and "[#" not in line]
+        assert len(said) == 1 and said[0].startswith(f"narrate: failed: in/{name}: "), said
+    assert "NoneType" not in run.stderr and "| ERROR" not in run.stderr, run.stderr
+    assert "| WARNING" not in run.stderr, run.stderr
+    # The Prefect UI still shows each bad image's task run Failed, with the reason.
+    runs = _task_run_logs("batch-describe")
+    assert runs["empty"][:2] == ("FAILED", "in/empty.png: file is empty (0 bytes)")
+    assert "in/empty.png: file is empty (0 bytes)" in runs["empty"][2]
+    assert runs["notes"][0] == "FAILED" and "not an image file" in runs["notes"][1]
+    assert runs["receipt"][0] == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_describe_under_prefect_says_a_bad_image_once(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    _bad_and_good_images(tmp_path / "in")
+    run = narrate(
+        "describe", "in/cut.png", "in/receipt.png", "--out", "out", "--engine", "prefect",
+        cwd=tmp_path, PREFECT_API_URL=str(PREFECT_API_URL.value()), PREFECT_LOGGING_LEVEL="INFO",
+    )  # fmt: skip
+
+    assert run.returncode == 1, run.stderr
+    said = [line for line in run.stderr.splitlines() if "truncated" in line]
+    assert len(said) == 1, run.stderr  # the reason once, not Prefect's task and flow lines too
+    assert said[0].startswith("narrate: failed: in/cut.png: image data is truncated")
+    assert "| ERROR" not in run.stderr, run.stderr
+    assert "CORNER CAFE" in run.stdout
