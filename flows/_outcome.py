@@ -127,17 +127,18 @@ class RunFailureConsoleFilter(logging.Filter):
     state Failed(...)"), plus the batch's "failed:" warning, before the CLI's line. This
     handler filter drops, from the console only: task and flow run records at ERROR and
     above, and their "Finished in state Failed" (or a batch's "... Completed with failures",
-    which quotes the first failure; the CLI prints its own summary); and narrate's per-item failure
-    records (those logged with ``extra={"item_failure": True}``). A record that carries the
-    traceback of an exception other than bad input is kept: that is a bug to see. The
-    server still gets every record (Prefect's API handler sits on the run loggers).
+    which quotes the first failure; the CLI prints its own summary); and narrate's records
+    of what the CLI prints itself (logged with ``extra={"cli_says_it": True}``). A record
+    that carries the traceback of an exception other than bad input is kept: that is a bug
+    to see. The server still gets every record (Prefect's API handler sits on the run
+    loggers).
     """
 
     RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
     def filter(self, record: logging.LogRecord) -> bool:
         """False for a record that repeats a failure narrate reports on this console."""
-        if getattr(record, "item_failure", False):
+        if getattr(record, "cli_says_it", False):
             return False
         if record.name not in self.RUN_LOGGERS:
             return True

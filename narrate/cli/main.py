@@ -344,6 +344,19 @@ class _ProgressBar:
             print(line, file=sys.stderr, flush=True)
 
 
+def _warn_unmatched(inputs: list[str], out_dir: Path) -> None:
+    """A warning line per folder or glob that names no image, when other inputs name some.
+
+    When none does, the batch refuses to start (``BatchRun``), with one error line.
+    """
+    from narrate.pipeline.batch import nothing_in, unmatched_inputs
+
+    unmatched = unmatched_inputs(inputs, out_dir)
+    if len(unmatched) < len(inputs):
+        for spec in unmatched:
+            print(f"narrate: warning: {nothing_in(spec)}", file=sys.stderr)
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     """Describe every image of folders, globs or files; resumable, with a summary."""
     from narrate.config.settings import load_settings
@@ -366,10 +379,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from flows.batch import check_cluster
 
         check_cluster(args.dask_address)  # before a temporary Prefect server is started
+    if engine == "direct" and args.runner != "thread":
+        print("narrate: --runner dask needs --engine prefect", file=sys.stderr)
+        return 2
+    _warn_unmatched(inputs, out_dir)
     if engine == "direct":
-        if args.runner != "thread":
-            print("narrate: --runner dask needs --engine prefect", file=sys.stderr)
-            return 2
         summary = run_direct(
             inputs, out_dir, settings=settings, lang=args.lang, concurrency=args.concurrency,
             on_progress=_ProgressBar(), token_budget=args.token_budget,

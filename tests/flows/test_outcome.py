@@ -123,7 +123,7 @@ def test_a_run_failure_stays_off_the_cli_console_unless_it_is_a_bug() -> None:
     )
     assert not console.filter(record("prefect.task_runs", logging.ERROR, "failed", bad))
     item = record("narrate.batch", logging.WARNING, "failed: x.png: file is empty")
-    item.item_failure = True
+    item.cli_says_it = True
     assert not console.filter(item)
     # kept: a bug's traceback, the run's progress, everything else
     assert console.filter(record("prefect.task_runs", logging.ERROR, "failed", RuntimeError("bug")))

@@ -419,3 +419,33 @@ def test_describe_under_prefect_says_a_bad_image_once(
     assert said[0].startswith("narrate: failed: in/cut.png: image data is truncated")
     assert "| ERROR" not in run.stderr, run.stderr
     assert "CORNER CAFE" in run.stdout
+
+
+@pytest.mark.parametrize("engine", ["direct", pytest.param("prefect", marks=pytest.mark.slow)])
+def test_a_glob_or_folder_that_names_no_image_is_a_warning_when_others_do(
+    request: pytest.FixtureRequest, tmp_path: Path, engine: str
+) -> None:
+    env = {}
+    if engine == "prefect":
+        request.getfixturevalue("prefect_harness")
+        from prefect.settings import PREFECT_API_URL
+
+        env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "empty").mkdir()
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / "a" / "receipt.png")
+    (tmp_path / "b" / "scan.png").write_bytes(b"")  # a .png: the .jpg glob misses it
+    run = narrate(
+        "batch", "a/*.png", "b/*.jpg", "nothing/*.tif", "empty", "--out", "out",
+        "--engine", engine, cwd=tmp_path, **env,
+    )  # fmt: skip
+
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if "no image found" in line]
+    assert warnings == [
+        f"narrate: warning: no image found in {spec}; going on with the other inputs"
+        for spec in ("b/*.jpg", "nothing/*.tif", "empty")
+    ]
+    assert "1 described, 0 skipped (done before), 0 failed of 1" in run.stdout
+    assert "CORNER CAFE" in json.loads((tmp_path / "out" / "receipt.json").read_text())["ocr_text"]
