@@ -583,13 +583,36 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--port", type=int, default=9464, help="TCP port (default 9464)")
     metrics.add_argument("--addr", default="127.0.0.1", help="address to bind (127.0.0.1)")
     metrics.set_defaults(func=cmd_metrics)
+    for command in sub.choices.values():  # its own usage for what it does not take
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, with arguments a sub-command does not take refused by it.
+
+    argparse leaves them to the top-level parser, which printed narrate's usage for
+    ``narrate ask a.png b.png``; the sub-command's usage and what is wrong help more.
+
+    Raises:
+        SystemExit: status 2 after the usage and the error line, as argparse does.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    command: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+    if args.command == "ask" and not any(e.startswith("-") for e in extra):
+        images = ", ".join([args.image, *extra])
+        command.error(
+            f"ask takes one IMAGE, got {1 + len(extra)} ({images}): ask about one image at a time"
+        )
+    command.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -449,3 +449,20 @@ def test_a_glob_or_folder_that_names_no_image_is_a_warning_when_others_do(
     ]
     assert "1 described, 0 skipped (done before), 0 failed of 1" in run.stdout
     assert "CORNER CAFE" in json.loads((tmp_path / "out" / "receipt.json").read_text())["ocr_text"]
+
+
+def test_ask_with_two_images_says_what_is_wrong_with_ask(tmp_path: Path) -> None:
+    run = narrate("ask", "a.png", "b.png", "--question", "What is the total?", cwd=tmp_path)
+    assert run.returncode == 2
+    lines = run.stderr.splitlines()
+    assert lines[0].startswith("usage: narrate ask ")  # ask's usage, not narrate's
+    assert lines[-1] == (
+        "narrate ask: error: ask takes one IMAGE, got 2 (a.png, b.png): ask about one image "
+        "at a time"
+    )
+    unknown = narrate("doctor", "--nope", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines()[0].startswith("usage: narrate doctor ")
+    assert (
+        unknown.stderr.splitlines()[-1] == "narrate doctor: error: unrecognized arguments: --nope"
+    )
