@@ -213,11 +213,17 @@ def cmd_describe(args: argparse.Namespace) -> int:
                 )  # fmt: skip
 
     from adapters.errors import ConfigError
+    from narrate.pipeline.steps import check_voices
 
     records: list[dict[str, Any]] = []
     failures = 0
     stopped: ConfigError | None = None
-    for image, stem in zip(args.images, _unique_stems(args.images), strict=True):
+    try:
+        check_voices(settings.tts)  # a wrong voice: said before any image is read
+    except ConfigError as exc:
+        stopped = exc
+    todo = [] if stopped else zip(args.images, _unique_stems(args.images), strict=True)
+    for image, stem in todo:
         image = Path(image)
         try:
             result = run(image, stem)
@@ -270,6 +276,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     engine = _engine(args.engine)  # an unreachable Prefect server is no fault of the image
     _one_line_per_failure(engine, args.debug)
     try:
+        from narrate.pipeline.steps import check_voices
+
+        check_voices(settings.tts)  # a wrong voice: said before OCR and the LLM run
         if engine == "prefect":
             from flows.voice_qa import voice_qa
 

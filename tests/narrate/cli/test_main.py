@@ -14,6 +14,7 @@ import pytest
 from assets import SAMPLES_DIR
 from narrate.cli.main import _ProgressBar
 from narrate.pipeline.batch import ItemOutcome
+from tests.support.fake_llm import FakeLLMServer
 from tests.support.prefect_server import free_port
 from tests.support.wavcheck import wav_stats
 
@@ -466,3 +467,21 @@ def test_ask_with_two_images_says_what_is_wrong_with_ask(tmp_path: Path) -> None
     assert (
         unknown.stderr.splitlines()[-1] == "narrate doctor: error: unrecognized arguments: --nope"
     )
+
+
+@pytest.mark.parametrize("command", ["ask", "describe"])
+def test_a_wrong_voice_is_refused_before_the_llm_is_asked(
+    tmp_path: Path, fake_llm: FakeLLMServer, command: str
+) -> None:
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / "r.png")
+    question = ["--question", "What is the total?"] if command == "ask" else []
+    run = narrate(
+        command, "r.png", *question, "--out", "out", cwd=tmp_path,
+        NARRATE_LLM_BACKEND="openai", NARRATE_LLM_BASE_URL=fake_llm.base_url,
+        NARRATE_CACHE_BACKEND="off", NARRATE_TTS_VOICE_EN="xx/no-such-voice",
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.startswith("narrate: error: espeak-ng has no voice 'xx/no-such-voice'")
+    assert len(run.stderr.splitlines()) == (1 if command == "ask" else 2)  # + "stopped; ..."
+    assert fake_llm.requests == []  # nothing was spent on an answer that cannot be spoken
+    assert not (tmp_path / "out").exists()
