@@ -9,12 +9,17 @@ a caller of the flow still gets the state's data back, or its exception raised. 
   mostly Prefect internals; ``BadInputTracebackFilter`` drops the one a deployment's flow
   process still logs after the run); the caller still gets the ``InputError`` raised;
 - a batch with failed images ends ``Completed with failures`` (see ``batch_state``).
+
+On the console each failure is one line. Where narrate prints it itself (the CLI, which
+sets ``CLI_REPORTS_FAILURES``), Prefect's records of the failed run stay off the console
+(``RunFailureConsoleFilter``) and still reach the Prefect server, whose UI shows them.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +30,9 @@ from adapters.errors import ConfigError, InputError
 R = TypeVar("R")
 
 BAD_INPUT: tuple[type[Exception], ...] = (InputError, ConfigError)
+# Set (to "1") by the CLI: it prints every failure itself, as one line naming the file.
+# Dask worker processes started by the flow inherit it and keep the same console quiet.
+CLI_REPORTS_FAILURES = "NARRATE_CLI_REPORTS_FAILURES"
 MESSAGE_CHARS = 160  # the run page's header shows about this much on one line
 PARTIAL = "Completed with failures"
 
@@ -94,7 +102,14 @@ class BadInputTracebackFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """False for the engine's wrapper record of bad input; strips other such tracebacks."""
+        """False for the engine's wrapper record of bad input; strips other such tracebacks.
+
+        Also drops an empty ``exc_info`` (logged with ``exc_info=True`` outside an ``except``,
+        as Prefect's task engine does when a task returns a ``Failed`` state), which Python
+        would print as a stray ``NoneType: None`` line.
+        """
+        if record.exc_info == (None, None, None):
+            record.exc_info = None
         exc = record.exc_info[1] if record.exc_info else None
         if not isinstance(exc, BAD_INPUT):
             return True
@@ -104,11 +119,60 @@ class BadInputTracebackFilter(logging.Filter):
         return True
 
 
+class RunFailureConsoleFilter(logging.Filter):
+    """Keeps the repeats of a failure off a console where narrate reports it as one line.
+
+    A bad image under the CLI's Prefect engine was three ERROR lines from Prefect's task
+    engine and narrate's own (the reason, "Task run failed with state: ...", "Finished in
+    state Failed(...)"), plus the batch's "failed:" warning, before the CLI's line. This
+    handler filter drops, from the console only: task and flow run records at ERROR and
+    above, and their "Finished in state Failed" (or a batch's "... Completed with failures",
+    which quotes the first failure; the CLI prints its own summary); and narrate's records
+    of what the CLI prints itself (logged with ``extra={"cli_says_it": True}``). A record
+    that carries the traceback of an exception other than bad input is kept: that is a bug
+    to see. The server still gets every record (Prefect's API handler sits on the run
+    loggers).
+    """
+
+    RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a record that repeats a failure narrate reports on this console."""
+        if getattr(record, "cli_says_it", False):
+            return False
+        if record.name not in self.RUN_LOGGERS:
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and not isinstance(exc, BAD_INPUT):
+            return True
+        return record.levelno < logging.ERROR and not str(record.msg).startswith(
+            ("Finished in state Failed", f"Finished in state {PARTIAL}")
+        )
+
+
 @functools.cache
 def quiet_bad_input_tracebacks() -> None:
-    """Install ``BadInputTracebackFilter`` on Prefect's run and engine loggers (once)."""
+    """Install ``BadInputTracebackFilter`` on Prefect's run and engine loggers (once).
+
+    Under the CLI (``CLI_REPORTS_FAILURES`` set) it also installs ``RunFailureConsoleFilter``
+    on this process's console handlers: in a Dask worker the flow started, too.
+    """
     for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
         logging.getLogger(name).addFilter(BadInputTracebackFilter())
+    if os.environ.get(CLI_REPORTS_FAILURES):
+        leave_failures_to_the_cli()
+
+
+def leave_failures_to_the_cli() -> None:
+    """Install ``RunFailureConsoleFilter`` on the console handlers of this process (once each).
+
+    The console handlers are the stream handlers of the root logger (Prefect's
+    ``PrefectConsoleHandler``; the API handler is not one).
+    """
+    for handler in logging.getLogger().handlers:
+        is_console = isinstance(handler, logging.StreamHandler)
+        if is_console and not any(isinstance(f, RunFailureConsoleFilter) for f in handler.filters):
+            handler.addFilter(RunFailureConsoleFilter())
 
 
 def batch_state(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_progress_artifact,
     create_table_artifact,
@@ -31,11 +31,25 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows._outcome import BAD_INPUT, bad_input, batch_run_name, batch_state
+from flows._outcome import (
+    BAD_INPUT,
+    bad_input,
+    batch_run_name,
+    batch_state,
+    quiet_bad_input_tracebacks,
+)
 from flows._setup import flow_settings
 from narrate.config.settings import Settings
 from narrate.ops.metrics import push_to_gateway
-from narrate.pipeline.batch import BatchRun, ItemOutcome, WorkItem, drive, process_item
+from narrate.pipeline.batch import (
+    BatchRun,
+    ItemOutcome,
+    WorkItem,
+    drive,
+    nothing_in,
+    process_item,
+    unmatched_inputs,
+)
 from narrate.pipeline.budget import TokenBudget
 from narrate.pipeline.results import on_disk
 from narrate.pipeline.sequence import plain_steps
@@ -62,6 +76,7 @@ def describe_batch_item(
     A bad image ends this task run ``Failed`` with the one-line reason and no traceback;
     the flow records it (``future.result()`` raises the ``InputError``) and goes on.
     """
+    quiet_bad_input_tracebacks()  # in a Dask worker process too
     try:
         return process_item(
             work, out_dir=out_dir, lang=lang, settings=settings,
@@ -229,7 +244,10 @@ class _ProgressArtifact:
         if outcome.status == "failed":
             named = outcome.item in outcome.reason  # an InputError names its file already
             line = outcome.reason if named else f"{outcome.item}: {outcome.reason}"
-            logging.getLogger("narrate.batch").warning("failed: %s", line)
+            # the CLI prints its own line instead (flows._outcome.RunFailureConsoleFilter)
+            logging.getLogger("narrate.batch").warning(
+                "failed: %s", line, extra={"cli_says_it": True}
+            )
             self.failed = [*self.failed[-4:], line]
             description = f"narrate batch: {self.total} image(s); failed so far:\n" + "\n".join(
                 f"- {f}" for f in self.failed
@@ -303,6 +321,8 @@ def batch_describe(
         batch = BatchRun(inputs, out, settings=settings, lang=lang, token_budget=token_budget)
     except BAD_INPUT as exc:
         return bad_input(exc)
+    for spec in unmatched_inputs(inputs, out):  # a mistyped glob among good ones
+        get_run_logger().warning("%s", nothing_in(spec), extra={"cli_says_it": True})
     batch.on_progress = _ProgressArtifact(batch.total)
     with (
         _quiet_dask() if runner == "dask" else nullcontext(),

@@ -328,6 +328,10 @@ class _ReadAhead:
             raise self._error
         return self._value
 
+    def wait(self, timeout_s: float) -> None:
+        """Wait for the work to end, ``timeout_s`` at most (it goes on after that)."""
+        self._thread.join(timeout_s)
+
     def discard(self) -> None:
         """Close what the work started (``close()`` of its value), now or when it finishes.
 
@@ -391,10 +395,22 @@ def claim_read(key: Hashable) -> Any:
     return parked.result()
 
 
+_EXIT_WAIT_S = 10.0  # at most, for a parked read's first steps to end at exit (see below)
+
+
 def _stop_parked_read() -> None:
-    """At exit: close what an unclaimed parked read started (its tesseract pass)."""
+    """At exit: close what an unclaimed parked read started (its tesseract pass).
+
+    Waits (``_EXIT_WAIT_S`` at most) for the read's thread: its first steps run in OpenCV
+    and Pillow, and an interpreter that finalises while a daemon thread is inside OpenCV
+    can abort with "terminate called without an active exception". That happened to
+    ``narrate describe`` stopped by a wrong setting before its first image was read (11 of
+    20 runs, when the imports were already warm). The wait is the decode and preparation
+    of one image, which the read had started anyway.
+    """
     global _parked_read
     with _parked_lock:
         parked, _parked_read = _parked_read, None
     if parked is not None:
         parked.discard()
+        parked.wait(_EXIT_WAIT_S)

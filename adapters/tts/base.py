@@ -39,7 +39,8 @@ class SpeechResult:
         voice: The (first) voice used.
         language: The (first) run's language, ``en`` or ``zh``.
         engine: The (first) engine used.
-        text: The cleaned text that was spoken (empty when the engine did not say).
+        text: The text that was spoken, as the engine was given it: cleaned, and with
+            ``ScriptVoices`` prices and times in words (empty when the engine did not say).
         runs: Each script run with the voice that spoke it (empty for a single plain call).
     """
 

@@ -16,6 +16,7 @@ image's language was):
    with ``num2words`` for English and ``cn2an`` for Chinese; other numbers the engines read.
 
 When no letter or digit is left, ``InputError`` says the answer had no words in it.
+``said`` joins the runs' spoken forms back into one string: the words the WAV says.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from adapters.errors import InputError
@@ -286,13 +288,42 @@ def prepare(text: str, hint: str = "en") -> list[Run]:
             for chunk, lang in split_runs(cleaned, hint)]  # fmt: skip
 
 
-def speakable_text(text: str) -> str:
-    """The cleaned text that ``prepare`` speaks, as one string (what the WAV says).
+def said(cleaned: str, runs: Sequence[Run]) -> str:
+    """What the engines are given for ``runs``, as one string: the words the WAV says.
+
+    ``cleaned`` with each run's text replaced by its spoken form (``Run.spoken``: prices and
+    times in words), the spaces and punctuation between runs kept: ``Flat white $3.50`` ->
+    ``Flat white three dollars and fifty cents``.
+
+    Args:
+        cleaned: ``clean_text`` of the result's text.
+        runs: ``prepare``'s runs of that text, in order.
+
+    Returns:
+        The spoken text.
+    """
+    parts: list[str] = []
+    at = 0
+    for run in runs:
+        start = cleaned.find(run.text, at)
+        if start < 0:  # not a run of ``cleaned``: say the runs as they are
+            return " ".join(r.spoken for r in runs)
+        parts += [cleaned[at:start], run.spoken]
+        at = start + len(run.text)
+    return "".join(parts) + cleaned[at:]
+
+
+def speakable_text(text: str, hint: str = "en") -> str:
+    """The words the WAV says for ``text``: cleaned, prices and times in words (``said``).
 
     Args:
         text: The text of the result.
+        hint: Language for runs without letters, as for ``prepare``.
 
     Returns:
-        ``clean_text(text)``.
+        The spoken text.
+
+    Raises:
+        InputError: No letter or digit is left after cleaning (``NOTHING_SPEAKABLE``).
     """
-    return clean_text(text)
+    return said(clean_text(text), prepare(text, hint))

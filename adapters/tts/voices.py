@@ -20,7 +20,7 @@ import numpy as np
 
 from adapters import registry
 from adapters.tts.base import SpeechResult, SpeechSynthesizer, SpokenRun
-from adapters.tts.speakable import clean_text, prepare
+from adapters.tts.speakable import clean_text, prepare, said
 from adapters.tts.wav import concatenate_wavs, read_samples, speech_result, writable_wav_path
 
 
@@ -75,7 +75,8 @@ class ScriptVoices:
             language: Used only for runs with no letters (e.g. a bare number).
 
         Returns:
-            The WAV, the cleaned text and each run's voice and length.
+            The WAV, the words it says (``text``: cleaned, prices and times in words, as
+            the engines were given them) and each run's voice and length.
 
         Raises:
             InputError: Nothing speakable is left, or ``out_path`` is unusable.
@@ -107,7 +108,7 @@ class ScriptVoices:
             voice=first.voice,
             language=first.language,
             engine=first.engine,
-            text=clean_text(text),
+            text=said(clean_text(text), runs),  # the words the WAV says: $3.50 in words
             runs=tuple(
                 SpokenRun(run.text, run.spoken, run.language, r.voice, r.engine, r.duration_s)
                 for run, r in zip(runs, results, strict=True)

@@ -49,6 +49,20 @@ def _engine(choice: str, *, prefect: bool = False) -> str:
     return choice
 
 
+def _one_line_per_failure(engine: str, debug: bool) -> None:
+    """Under Prefect, each failure on the console is narrate's one line, not Prefect's too.
+
+    Prefect's task and flow engines log a failed run as several ERROR lines repeating the
+    reason (``flows._outcome.RunFailureConsoleFilter``); the CLI prints one line per failure
+    itself, so those stay off this console (and off the consoles of Dask workers the flow
+    starts). The Prefect server still records them. ``--debug`` keeps them.
+    """
+    if engine == "prefect" and not debug:
+        from flows._outcome import CLI_REPORTS_FAILURES
+
+        os.environ[CLI_REPORTS_FAILURES] = "1"
+
+
 def _error_line(exc: BaseException, debug: bool, item: Path | None = None) -> str:
     """One line a person can act on; ``item`` (the file being worked on) leads it."""
     from adapters.errors import AdapterError, InputError, NarrateError
@@ -167,6 +181,7 @@ def _for_flow(path: Path) -> Path:
 def cmd_describe(args: argparse.Namespace) -> int:
     """Describe each image aloud; one failure does not stop the others."""
     engine = _engine(args.engine)
+    _one_line_per_failure(engine, args.debug)
     if engine == "direct":
         from narrate.cli.head_start import read_first_image_ahead
 
@@ -198,11 +213,17 @@ def cmd_describe(args: argparse.Namespace) -> int:
                 )  # fmt: skip
 
     from adapters.errors import ConfigError
+    from narrate.pipeline.steps import check_voices
 
     records: list[dict[str, Any]] = []
     failures = 0
     stopped: ConfigError | None = None
-    for image, stem in zip(args.images, _unique_stems(args.images), strict=True):
+    try:
+        check_voices(settings.tts)  # a wrong voice: said before any image is read
+    except ConfigError as exc:
+        stopped = exc
+    todo = [] if stopped else zip(args.images, _unique_stems(args.images), strict=True)
+    for image, stem in todo:
         image = Path(image)
         try:
             result = run(image, stem)
@@ -253,7 +274,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     image = Path(args.image)
     audio = Path(args.audio) if args.audio else None
     engine = _engine(args.engine)  # an unreachable Prefect server is no fault of the image
+    _one_line_per_failure(engine, args.debug)
     try:
+        from narrate.pipeline.steps import check_voices
+
+        check_voices(settings.tts)  # a wrong voice: said before OCR and the LLM run
         if engine == "prefect":
             from flows.voice_qa import voice_qa
 
@@ -328,6 +353,19 @@ class _ProgressBar:
             print(line, file=sys.stderr, flush=True)
 
 
+def _warn_unmatched(inputs: list[str], out_dir: Path) -> None:
+    """A warning line per folder or glob that names no image, when other inputs name some.
+
+    When none does, the batch refuses to start (``BatchRun``), with one error line.
+    """
+    from narrate.pipeline.batch import nothing_in, unmatched_inputs
+
+    unmatched = unmatched_inputs(inputs, out_dir)
+    if len(unmatched) < len(inputs):
+        for spec in unmatched:
+            print(f"narrate: warning: {nothing_in(spec)}", file=sys.stderr)
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     """Describe every image of folders, globs or files; resumable, with a summary."""
     from narrate.config.settings import load_settings
@@ -338,6 +376,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = load_settings()
     out_dir = _out_dir(Path(args.out) if args.out else settings.out_dir)
     engine = _engine(args.engine, prefect=args.runner == "dask")
+    _one_line_per_failure(engine, args.debug)
     if args.runner == "dask":
         # Dask's INFO lines (scheduler, nannies, workers: dozens per run) would bury
         # narrate's own; its warnings and errors still show. Set it to override.
@@ -349,10 +388,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from flows.batch import check_cluster
 
         check_cluster(args.dask_address)  # before a temporary Prefect server is started
+    if engine == "direct" and args.runner != "thread":
+        print("narrate: --runner dask needs --engine prefect", file=sys.stderr)
+        return 2
+    _warn_unmatched(inputs, out_dir)
     if engine == "direct":
-        if args.runner != "thread":
-            print("narrate: --runner dask needs --engine prefect", file=sys.stderr)
-            return 2
         summary = run_direct(
             inputs, out_dir, settings=settings, lang=args.lang, concurrency=args.concurrency,
             on_progress=_ProgressBar(), token_budget=args.token_budget,
@@ -552,13 +592,36 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--port", type=int, default=9464, help="TCP port (default 9464)")
     metrics.add_argument("--addr", default="127.0.0.1", help="address to bind (127.0.0.1)")
     metrics.set_defaults(func=cmd_metrics)
+    for command in sub.choices.values():  # its own usage for what it does not take
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, with arguments a sub-command does not take refused by it.
+
+    argparse leaves them to the top-level parser, which printed narrate's usage for
+    ``narrate ask a.png b.png``; the sub-command's usage and what is wrong help more.
+
+    Raises:
+        SystemExit: status 2 after the usage and the error line, as argparse does.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    command: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+    if args.command == "ask" and not any(e.startswith("-") for e in extra):
+        images = ", ".join([args.image, *extra])
+        command.error(
+            f"ask takes one IMAGE, got {1 + len(extra)} ({images}): ask about one image at a time"
+        )
+    command.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -121,31 +121,55 @@ def iter_sources(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> It
     item with its reason; folders and globs yield image files only, never ``out_dir``. A
     file named twice (twice over, or also through its folder or a glob) is yielded once.
     """
-    specs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     skip = Path(out_dir).resolve()
     seen: set[Path] = set()
+    for spec in _specs(inputs):
+        for source in _sources_of(spec, skip):
+            real = source.path.resolve()
+            if real not in seen:
+                seen.add(real)
+                yield source
 
-    def once(source: Source) -> Iterator[Source]:
-        real = source.path.resolve()
-        if real not in seen:
-            seen.add(real)
-            yield source
 
-    for spec in specs:
-        text = str(spec)
-        path = on_disk(Path(text).expanduser())  # also a non-UTF-8 name given readably
-        if path.is_dir():
-            for found in _walk(path, skip):
-                yield from once(Source(found, path))
-        elif is_glob(text):
-            root = _glob_root(text)
-            for name in glob.iglob(text, recursive=True):
-                found = Path(name)
-                is_image = found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES
-                if is_image and skip not in found.resolve().parents:
-                    yield from once(Source(found, root))
-        else:
-            yield from once(Source(path, path.parent))
+def _specs(inputs: str | Path | Sequence[str | Path]) -> list[str]:
+    return [str(inputs)] if isinstance(inputs, str | Path) else [str(i) for i in inputs]
+
+
+def _sources_of(spec: str, skip: Path) -> Iterator[Source]:
+    """The images one input names (``iter_sources`` without the de-duplication)."""
+    path = on_disk(Path(spec).expanduser())  # also a non-UTF-8 name given readably
+    if path.is_dir():
+        for found in _walk(path, skip):
+            yield Source(found, path)
+    elif is_glob(spec):
+        root = _glob_root(spec)
+        for name in glob.iglob(spec, recursive=True):
+            found = Path(name)
+            is_image = found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES
+            if is_image and skip not in found.resolve().parents:
+                yield Source(found, root)
+    else:
+        yield Source(path, path.parent)
+
+
+def unmatched_inputs(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> list[str]:
+    """The folders and globs among ``inputs`` that name no image, as given.
+
+    Each stops at its first image, so a folder or glob that has some costs little. A named
+    file is never listed: it is an item of the batch (a missing one fails with its reason).
+    """
+    skip = Path(out_dir).resolve()
+    return [
+        spec
+        for spec in _specs(inputs)
+        if (is_glob(spec) or on_disk(Path(spec).expanduser()).is_dir())
+        and next(_sources_of(spec, skip), None) is None
+    ]
+
+
+def nothing_in(spec: str) -> str:
+    """The warning for an input that names no image while others do (``unmatched_inputs``)."""
+    return f"no image found in {readable(spec)}; going on with the other inputs"
 
 
 def count_sources(inputs: str | Path | Sequence[str | Path], out_dir: Path) -> int:

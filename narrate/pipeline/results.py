@@ -98,8 +98,9 @@ class DescribeResult:
     usage: dict[str, int] | None = field(default_factory=dict)  # None: the server sent none
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     audio_duration_s: float = 0.0
-    # What the WAV says: the TTS adapter's cleaned text (``SpeechResult.text``), which may
-    # differ from ``description`` (Markdown marks, emoji and control characters removed).
+    # What the WAV says: the TTS adapter's text (``SpeechResult.text``), which may differ
+    # from ``description`` (Markdown marks, emoji and control characters removed; prices
+    # and clock times in words, as spoken: "$3.50" -> "three dollars and fifty cents").
     spoken_text: str = ""
     attempts: int = 1  # HTTP attempts the description took (retries, failovers, fallbacks)
     truncated: bool = False

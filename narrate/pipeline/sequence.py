@@ -350,7 +350,7 @@ def _result_fields(
         "usage": to_jsonable(description.usage),
         "timings": timings,
         "audio_duration_s": speech.duration_s,
-        "spoken_text": speech.text,  # the cleaned text the WAV says, also when streamed
+        "spoken_text": speech.text,  # the words the WAV says ($3.50 in words), also streamed
         "attempts": description.attempts,
         "truncated": description.truncated,
         "ttft_s": description.ttft_s,

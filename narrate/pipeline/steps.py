@@ -121,6 +121,20 @@ def _script_voices(engine: str, rate_wpm: int, voice_en: str, voice_zh: str) -> 
     return build_script_voices(engine, rate_wpm, voice_en, voice_zh)
 
 
+def check_voices(tts: TTSSettings) -> None:
+    """Start the speech engines and check the configured voices now, before any image is read.
+
+    A wrong voice otherwise surfaces at the last step, after OCR and the LLM ran (and were
+    paid for). The engines are built once per process, so the TTS step reuses them: ~30 ms
+    for espeak-ng here, which the step would spend anyway.
+
+    Raises:
+        ConfigError: a speech engine or a configured voice (``NARRATE_TTS_VOICE_EN`` /
+            ``_ZH``) is missing; the message lists voices that exist.
+    """
+    _synthesizer(tts).warm_up()
+
+
 def build_describer(llm: LLMSettings) -> Describer:
     """The describer the LLM settings ask for (see ``narrate.ops.llm``), built once."""
     from narrate.ops.llm import build_describer as build

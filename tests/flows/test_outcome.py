@@ -93,3 +93,41 @@ def test_bad_input_loses_its_traceback_in_the_logs_and_other_errors_keep_theirs(
     assert quiet.filter(task_record) and task_record.exc_info is None
     surprise = record("Engine execution exited with unexpected exception", RuntimeError("bug"))
     assert quiet.filter(surprise) and surprise.exc_info is not None
+
+
+def test_a_run_failure_stays_off_the_cli_console_unless_it_is_a_bug() -> None:
+    import logging
+    import sys
+
+    from flows._outcome import BadInputTracebackFilter, RunFailureConsoleFilter
+
+    def record(name: str, level: int, msg: str, exc: Exception | None = None) -> logging.LogRecord:
+        info = None
+        if exc is not None:
+            try:
+                raise exc
+            except Exception:
+                info = sys.exc_info()
+        return logging.LogRecord(name, level, __file__, 1, msg, (), info)
+
+    # logged with exc_info=True outside an except: Python would print "NoneType: None"
+    empty = logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, "m", (), None)
+    empty.exc_info = (None, None, None)
+    assert BadInputTracebackFilter().filter(empty) and empty.exc_info is None
+
+    console = RunFailureConsoleFilter()
+    bad = InputError("/data/x.png", "file is empty (0 bytes)")
+    assert not console.filter(record("prefect.task_runs", logging.ERROR, "x.png: file is empty"))
+    assert not console.filter(
+        record("prefect.flow_runs", logging.INFO, "Finished in state Failed('x')")
+    )
+    assert not console.filter(record("prefect.task_runs", logging.ERROR, "failed", bad))
+    item = record("narrate.batch", logging.WARNING, "failed: x.png: file is empty")
+    item.cli_says_it = True
+    assert not console.filter(item)
+    # kept: a bug's traceback, the run's progress, everything else
+    assert console.filter(record("prefect.task_runs", logging.ERROR, "failed", RuntimeError("bug")))
+    assert console.filter(
+        record("prefect.flow_runs", logging.INFO, "Finished in state Completed()")
+    )
+    assert console.filter(record("prefect.client", logging.ERROR, "server gone"))

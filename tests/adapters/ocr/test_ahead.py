@@ -345,3 +345,18 @@ def test_a_read_started_ahead_reports_a_broken_file_as_the_read_would(tmp_path: 
         TesseractOcr().recognize(cut, "auto")
     assert str(taken.value) == str(fresh.value)
     assert "truncated or corrupt" in str(taken.value)
+
+
+def test_at_exit_an_unclaimed_read_is_waited_for_and_closed() -> None:
+    """A process must not finalise while the read's thread is inside OpenCV (it can abort)."""
+    work = _Closable()
+
+    def slow() -> _Closable:
+        time.sleep(0.3)
+        return work
+
+    park_read("key", slow)
+    parked = ahead._parked_read
+    assert parked is not None
+    ahead._stop_parked_read()
+    assert not parked._thread.is_alive() and work.closed

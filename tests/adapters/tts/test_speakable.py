@@ -83,3 +83,21 @@ def test_prepare_gives_each_run_its_spoken_form() -> None:
         ("en", "Harbour Bakery"),
         ("zh", "今天 九点三十分 开门，面包 八元."),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        (
+            "Flat white $3.50, opens at 7:05.",
+            "Flat white three dollars and fifty cents, opens at seven oh five.",
+        ),
+        ("No numbers here.", "No numbers here."),
+        ("Harbour Bakery 总计 ¥12.50", "Harbour Bakery 总计 十二元五角"),
+        ("<b>Total</b> 7.20 👍", "Total 7.20"),  # a bare number: the engine reads it
+    ],
+)
+def test_speakable_text_is_the_words_the_engines_are_given(text: str, spoken: str) -> None:
+    from adapters.tts.speakable import speakable_text
+
+    assert speakable_text(text) == spoken

@@ -141,3 +141,16 @@ def test_runs_of_prepare_match_the_runs_spoken(voices: ScriptVoices, tmp_path: P
     assert [(r.text, r.spoken) for r in result.runs] == [
         (run.text, run.spoken) for run in prepare(text)
     ]
+
+
+def test_the_result_text_is_what_the_wav_says_prices_and_times_in_words(
+    voices: ScriptVoices, tmp_path: Path
+) -> None:
+    result = voices.synthesize("A flat white is $3.50 until 7:30 pm.", tmp_path / "p.wav")
+    said = "A flat white is three dollars and fifty cents until seven thirty p m"
+    assert result.text == said  # not "$3.50", which the WAV does not say
+    assert result.duration_s == pytest.approx(
+        espeak_cli_seconds(said, "en-us", tmp_path / "cli.wav"), rel=0.15
+    )
+    mixed = voices.synthesize("这是 Harbour Bakery 的通知：总计 ¥12.50。", tmp_path / "m.wav")
+    assert mixed.text == "这是 Harbour Bakery 的通知：总计 十二元五角。"  # spaces kept

@@ -14,6 +14,7 @@ import pytest
 from assets import SAMPLES_DIR
 from narrate.cli.main import _ProgressBar
 from narrate.pipeline.batch import ItemOutcome
+from tests.support.fake_llm import FakeLLMServer
 from tests.support.prefect_server import free_port
 from tests.support.wavcheck import wav_stats
 
@@ -330,3 +331,157 @@ def test_batch_on_dask_keeps_dasks_info_lines_off_the_console(tmp_path: Path) ->
         if "| INFO" in line and " - " in line and "distributed." in line.split(" - ")[0]
     ]  # fmt: skip
     assert dask_info == []
+
+
+def _bad_and_good_images(folder: Path) -> list[str]:
+    """A folder with one good image and three bad ones; their names."""
+    folder.mkdir()
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", folder / "receipt.png")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "cut.png").write_bytes((SAMPLES_DIR / "receipt_en.png").read_bytes()[:2000])
+    (folder / "notes.png").write_text("not a picture\n", encoding="utf-8")
+    return ["empty.png", "cut.png", "notes.png"]
+
+
+def _task_run_logs(flow_name: str) -> dict[str, tuple[str, str, list[str]]]:
+    """The latest run of ``flow_name`` on the harness server: per task run name, its state
+    type, state message and log lines."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        LogFilter,
+        LogFilterTaskRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            sort=FlowRunSort.START_TIME_DESC, limit=1,
+        )  # fmt: skip
+        found = {}
+        for task_run in client.read_task_runs():
+            if task_run.flow_run_id != runs[0].id or task_run.state is None:
+                continue
+            logs = client.read_logs(LogFilter(task_run_id=LogFilterTaskRunId(any_=[task_run.id])))
+            state = task_run.state
+            found[task_run.name] = (
+                state.type.value,
+                state.message or "",
+                [g.message for g in logs],
+            )
+    return found
+
+
+@pytest.mark.slow
+def test_a_bad_image_under_prefect_is_one_line_on_the_console_and_failed_in_the_ui(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    bad = _bad_and_good_images(tmp_path / "in")
+    api = str(PREFECT_API_URL.value())
+    run = narrate(
+        "batch", "in", "--out", "out", "--engine", "prefect", "--concurrency", "2",
+        cwd=tmp_path, PREFECT_API_URL=api, PREFECT_LOGGING_LEVEL="INFO",
+    )  # fmt: skip
+
+    assert run.returncode == 1, run.stderr
+    assert "1 described, 0 skipped (done before), 3 failed of 4" in run.stdout
+    for name in bad:  # each bad image: narrate's line, nothing else repeats it
+        said = [line for line in run.stderr.splitlines() if name in line and "[#" not in line]
+        assert len(said) == 1 and said[0].startswith(f"narrate: failed: in/{name}: "), said
+    assert "NoneType" not in run.stderr and "| ERROR" not in run.stderr, run.stderr
+    assert "| WARNING" not in run.stderr, run.stderr
+    # The Prefect UI still shows each bad image's task run Failed, with the reason.
+    runs = _task_run_logs("batch-describe")
+    assert runs["empty"][:2] == ("FAILED", "in/empty.png: file is empty (0 bytes)")
+    assert "in/empty.png: file is empty (0 bytes)" in runs["empty"][2]
+    assert runs["notes"][0] == "FAILED" and "not an image file" in runs["notes"][1]
+    assert runs["receipt"][0] == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_describe_under_prefect_says_a_bad_image_once(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    _bad_and_good_images(tmp_path / "in")
+    run = narrate(
+        "describe", "in/cut.png", "in/receipt.png", "--out", "out", "--engine", "prefect",
+        cwd=tmp_path, PREFECT_API_URL=str(PREFECT_API_URL.value()), PREFECT_LOGGING_LEVEL="INFO",
+    )  # fmt: skip
+
+    assert run.returncode == 1, run.stderr
+    said = [line for line in run.stderr.splitlines() if "truncated" in line]
+    assert len(said) == 1, run.stderr  # the reason once, not Prefect's task and flow lines too
+    assert said[0].startswith("narrate: failed: in/cut.png: image data is truncated")
+    assert "| ERROR" not in run.stderr, run.stderr
+    assert "CORNER CAFE" in run.stdout
+
+
+@pytest.mark.parametrize("engine", ["direct", pytest.param("prefect", marks=pytest.mark.slow)])
+def test_a_glob_or_folder_that_names_no_image_is_a_warning_when_others_do(
+    request: pytest.FixtureRequest, tmp_path: Path, engine: str
+) -> None:
+    env = {}
+    if engine == "prefect":
+        request.getfixturevalue("prefect_harness")
+        from prefect.settings import PREFECT_API_URL
+
+        env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "empty").mkdir()
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / "a" / "receipt.png")
+    (tmp_path / "b" / "scan.png").write_bytes(b"")  # a .png: the .jpg glob misses it
+    run = narrate(
+        "batch", "a/*.png", "b/*.jpg", "nothing/*.tif", "empty", "--out", "out",
+        "--engine", engine, cwd=tmp_path, **env,
+    )  # fmt: skip
+
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if "no image found" in line]
+    assert warnings == [
+        f"narrate: warning: no image found in {spec}; going on with the other inputs"
+        for spec in ("b/*.jpg", "nothing/*.tif", "empty")
+    ]
+    assert "1 described, 0 skipped (done before), 0 failed of 1" in run.stdout
+    assert "CORNER CAFE" in json.loads((tmp_path / "out" / "receipt.json").read_text())["ocr_text"]
+
+
+def test_ask_with_two_images_says_what_is_wrong_with_ask(tmp_path: Path) -> None:
+    run = narrate("ask", "a.png", "b.png", "--question", "What is the total?", cwd=tmp_path)
+    assert run.returncode == 2
+    lines = run.stderr.splitlines()
+    assert lines[0].startswith("usage: narrate ask ")  # ask's usage, not narrate's
+    assert lines[-1] == (
+        "narrate ask: error: ask takes one IMAGE, got 2 (a.png, b.png): ask about one image "
+        "at a time"
+    )
+    unknown = narrate("doctor", "--nope", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines()[0].startswith("usage: narrate doctor ")
+    assert (
+        unknown.stderr.splitlines()[-1] == "narrate doctor: error: unrecognized arguments: --nope"
+    )
+
+
+@pytest.mark.parametrize("command", ["ask", "describe"])
+def test_a_wrong_voice_is_refused_before_the_llm_is_asked(
+    tmp_path: Path, fake_llm: FakeLLMServer, command: str
+) -> None:
+    shutil.copy(SAMPLES_DIR / "receipt_en.png", tmp_path / "r.png")
+    question = ["--question", "What is the total?"] if command == "ask" else []
+    run = narrate(
+        command, "r.png", *question, "--out", "out", cwd=tmp_path,
+        NARRATE_LLM_BACKEND="openai", NARRATE_LLM_BASE_URL=fake_llm.base_url,
+        NARRATE_CACHE_BACKEND="off", NARRATE_TTS_VOICE_EN="xx/no-such-voice",
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.startswith("narrate: error: espeak-ng has no voice 'xx/no-such-voice'")
+    assert len(run.stderr.splitlines()) == (1 if command == "ask" else 2)  # + "stopped; ..."
+    assert fake_llm.requests == []  # nothing was spent on an answer that cannot be spoken
+    assert not (tmp_path / "out").exists()

@@ -170,15 +170,15 @@ def test_max_file_bytes_refuses_a_bigger_image_naming_it(tmp_path: Path) -> None
     assert not list(tmp_path.iterdir())  # nothing written
 
 
-MARKED_UP = "**TOTAL** is 7.20 🧾. Paid by card."
+MARKED_UP = "**TOTAL** is $7.20 🧾. Paid by card at 14:05."
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "sentence-by-sentence"])
 def test_the_json_says_what_the_wav_says(
     fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, stream: bool
 ) -> None:
-    """``spoken_text`` is the text espeak-ng was given after cleaning, for describe and ask,
-    also when a streamed answer is spoken sentence by sentence."""
+    """``spoken_text`` is the text espeak-ng was given (cleaned, prices and times in words),
+    for describe and ask, also when a streamed answer is spoken sentence by sentence."""
     from narrate.config.settings import load_settings
     from narrate.ops.llm import forget_describers
 
@@ -207,7 +207,8 @@ def test_the_json_says_what_the_wav_says(
     forget_describers()
 
     assert len(spoken) == 2 and spoken[0] == spoken[1]
-    assert spoken[0] == "TOTAL is 7.20. Paid by card."  # what espeak-ng was handed
+    # what the engines were handed: no markup or emoji, the price and the time in words
+    assert spoken[0] == "TOTAL is seven dollars and twenty cents. Paid by card at fourteen oh five."
     assert described.description == answered.answer == MARKED_UP  # the text as written
     for name, result in [("receipt_en.json", described), ("receipt_en.answer.json", answered)]:
         saved = json.loads((tmp_path / name).read_text(encoding="utf-8"))
