@@ -38,6 +38,15 @@ def test_help_lists_commands_and_settings(tmp_path: Path) -> None:
     assert "--lang {auto,en,zh}" in run.stdout and "NARRATE_LLM_BACKEND" in run.stdout
 
 
+def test_python_dash_m_narrate_is_the_command(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "narrate", "describe", "--help"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "--lang {auto,en,zh}" in run.stdout
+
+
 @pytest.mark.slow
 def test_good_and_bad_images_in_one_call(tmp_path: Path) -> None:
     empty = tmp_path / "empty.png"
