@@ -8,6 +8,7 @@ import logging
 from pydantic import SecretStr
 
 from flows._outcome import quiet_bad_input_tracebacks
+from flows._prefect_clients import share_tls_context
 from narrate.config.secrets import install_redaction, register_secret
 from narrate.config.settings import Settings, load_settings
 
@@ -21,8 +22,11 @@ def flow_settings() -> Settings:
     key is in the environment, so a deployment's workers need no key in their environment.
     Every handler of the loggers that matter (Prefect's API log handler too) gets the
     redaction filter, and ``NARRATE_METRICS_PORT`` starts the metrics endpoint once.
+    Prefect's API clients in this process share one TLS context from then on
+    (``flows._prefect_clients``).
     """
     quiet_bad_input_tracebacks()  # first: a bad setting is bad input too
+    share_tls_context()  # each task run's Prefect client: no CA bundle loaded per run
     settings = load_settings()
     llm = settings.llm
     if llm.api_key is None and llm.api_key_block:

@@ -18,7 +18,9 @@ A step that cannot be readied (say, no espeak-ng) is logged; the task reports it
 It also stops Prefect from rebuilding its whole ``Settings`` for every task run the worker
 hydrates (pydantic-settings re-reads every source: ~55 CPU ms, twice per task run): one
 settings context is built per distinct serialized settings and reused
-(``share_settings_contexts``; upstream proposal: PrefectHQ/prefect#20853, not merged).
+(``share_settings_contexts``; upstream proposal: PrefectHQ/prefect#20853, not merged); and
+its API clients share one TLS context (``flows._prefect_clients``: ~14 CPU ms per client,
+two clients per task run).
 
 Source: Dask, "Customize initialization", preload scripts:
 https://distributed.dask.org/en/stable/customize-initialization.html
@@ -47,11 +49,13 @@ def dask_setup(worker: Worker | None = None) -> None:
     started = time.perf_counter()
     import prefect.task_engine  # noqa: F401  (what unpickling the first task imports)
 
+    from flows._prefect_clients import share_tls_context
     from flows.batch import configured_api_url
     from narrate.config.settings import load_settings
     from narrate.pipeline.steps import ready_process
 
     share_settings_contexts()
+    share_tls_context()
     if not configured_api_url():
         log.error(
             "narrate: this Dask worker would record narrate's task runs on a throwaway "
