@@ -52,7 +52,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.batch import FONT, batch_bench, batch_parser, naive  # noqa: E402
-from flows.batch import quiet_dask_keys  # noqa: E402
 from tests import images as gen  # noqa: E402
 from tests.images import sample_path  # noqa: E402
 
@@ -143,9 +142,11 @@ def _tree_cpu_s(processes: list[Any]) -> float:
 
 @contextmanager
 def dask_cluster(
-    env: dict[str, str], workers: int, threads: int, cpu_slots: int = 0
+    env: dict[str, str], workers: int, threads: int, cpu_slots: int = 0, preload: bool = True
 ) -> Iterator[tuple[str, list[Any]]]:
     """A ``dask scheduler`` and ``dask worker --nworkers N --preload flows.dask_preload``.
+
+    ``preload=False``: plain ``dask worker`` processes, as Dask starts them.
 
     Yields the scheduler's address and the two command processes (psutil) once every worker
     has joined; the start-up's wall and CPU seconds are printed.
@@ -155,6 +156,8 @@ def dask_cluster(
 
     import psutil
     from distributed import Client
+
+    from flows.batch import quiet_dask_keys
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -175,7 +178,7 @@ def dask_cluster(
         [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
          "--no-dashboard"],
         [str(bin_dir / "dask"), "worker", address, "--nworkers", str(workers), "--nthreads",
-         str(threads), "--no-dashboard", "--preload", "flows.dask_preload"],
+         str(threads), "--no-dashboard", *(["--preload", "flows.dask_preload"] * preload)],
     ]  # fmt: skip
     popens = [
         subprocess.Popen(c, env=cluster_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -186,8 +189,8 @@ def dask_cluster(
         with Client(address, timeout=60) as client:
             client.wait_for_workers(workers, timeout=120)
         print(f"cluster start   {time.perf_counter() - start:6.1f} s wall, "
-              f"{_tree_cpu_s(processes):6.1f} CPU s ({workers} workers x {threads} threads, "
-              "preloaded)")  # fmt: skip
+              f"{_tree_cpu_s(processes):6.1f} CPU s ({workers} workers x {threads} threads"
+              f"{', preloaded' if preload else ''})")  # fmt: skip
         yield address, processes
     finally:
         for popen in reversed(popens):
