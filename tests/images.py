@@ -238,7 +238,9 @@ CHAT_CONTACT = "Alex"
 CHAT_STAMPS = ("Today 6:12 PM", "6:40 PM")  # before the first and the ninth message
 
 
-def render_chat_bubbles(*, dark: bool = False) -> tuple[Any, str]:
+def render_chat_bubbles(
+    *, dark: bool = False, outgoing: tuple[int, int, int] | None = None
+) -> tuple[Any, str]:
     """A 1080x2400 phone chat screenshot: rounded bubbles, as a messaging app draws them.
 
     Outgoing messages are right-aligned blue bubbles ((0, 122, 255), iOS's system blue; in
@@ -247,14 +249,16 @@ def render_chat_bubbles(*, dark: bool = False) -> tuple[Any, str]:
     screen. A status bar (time, signal, battery), the contact's name and two small grey
     timestamp lines frame them. In grayscale the blue is mid-grey (~100): white text on it
     is light text on a region that is neither dark nor light. Text 42 px (DejaVu Sans), long
-    messages wrapped at 70% of the width. Returns the image and all its text, in order.
+    messages wrapped at 70% of the width. ``outgoing`` overrides the outgoing bubbles'
+    colour (iOS's green SMS bubble is (52, 199, 89)). Returns the image and all its text,
+    in order.
     """
     from PIL import Image, ImageDraw
 
     width, height = 1080, 2400
     screen, ink = ((0, 0, 0), (255, 255, 255)) if dark else ((255, 255, 255), (0, 0, 0))
     incoming = (38, 38, 41) if dark else (233, 233, 235)
-    outgoing = (10, 132, 255) if dark else (0, 122, 255)
+    outgoing = outgoing or ((10, 132, 255) if dark else (0, 122, 255))
     grey = (142, 142, 147)
     image = Image.new("RGB", (width, height), screen)
     draw = ImageDraw.Draw(image)

@@ -179,7 +179,7 @@ def prepare(
 
     k = min(255, _odd(max(31, round(math.sqrt(small.size) / 15))))
     ground = cv2.medianBlur(small, k)  # the majority around each pixel: text removed
-    light_text = _light_text_mask(small, ground, k)
+    light_text, panel_paper = _light_text_mask(small, ground, k)
     inverted_share = float(light_text.mean())
     if inverted_share > 0:
         small = np.where(light_text, 255 - small, small).astype(np.uint8)
@@ -193,6 +193,8 @@ def prepare(
             else f"inverted light-on-dark regions ({inverted_share:.0%})"
         )
     paper_small = cv2.GaussianBlur(ground, (0, 0), max(1.0, k / 6))
+    if panel_paper.any():  # an inverted panel's paper is its own level, out to its edge
+        paper_small = np.where(panel_paper > 0, panel_paper, paper_small)
     low, high = quantiles(paper_small, (0.02, 0.98))
     uneven = high > 0 and low / high < EVEN_LIGHT_RATIO
     if deadline:
@@ -294,22 +296,26 @@ def _resize(gray: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(gray, size, interpolation=method)
 
 
-def _light_text_mask(small: np.ndarray, ground: np.ndarray, k: int) -> np.ndarray:
-    """True where the strokes around a pixel are lighter than their ground.
+def _light_text_mask(
+    small: np.ndarray, ground: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """True where the strokes around a pixel are lighter than their ground, and panel paper.
 
     ``ground`` is a median of the neighbourhood: the majority, i.e. the paper or screen, since
     strokes cover less than half of any window. Pixels well above it (light strokes) are
     counted against pixels well below it (dark strokes) over a box of about three windows;
     where light strokes win by ``POLARITY_MARGIN`` the region is light text on dark. Edges
     between two grounds give both kinds in equal measure and change nothing. Each flat
-    ground is also weighed on its own (``_light_text_grounds``: chat bubbles).
+    ground is also weighed on its own (``_light_text_grounds``: chat bubbles); the second
+    array is the paper of such panels once inverted (their level, 0 off them).
     """
     diff = small.astype(np.int16) - ground.astype(np.int16)
     noise = max(12.0, 3.0 * _noise_sigma(small))
     dark_px, light_px = diff < -noise, diff > noise
     dark, light = dark_px.astype(np.float32), light_px.astype(np.float32)
+    no_panel = np.zeros(small.shape, dtype=np.uint8)
     if light.mean() > POLARITY_MARGIN * dark.mean():  # the whole image is light on dark
-        return np.ones(small.shape, dtype=bool)
+        return np.ones(small.shape, dtype=bool), no_panel
     window = (3 * k, 3 * k)
     dark_share = cv2.boxFilter(dark, -1, window)
     light_share = cv2.boxFilter(light, -1, window)
@@ -320,7 +326,8 @@ def _light_text_mask(small: np.ndarray, ground: np.ndarray, k: int) -> np.ndarra
         # Grow the regions so that inverted areas end in plain ground, not across strokes.
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
         mask = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
-    return mask | _light_text_grounds(small, light_px, dark_px, ground, noise, k)
+    panels, paper = _light_text_grounds(small, light_px, dark_px, ground, noise, k)
+    return mask | panels, paper
 
 
 def _light_text_grounds(
@@ -330,7 +337,7 @@ def _light_text_grounds(
     ground: np.ndarray,
     noise: float,
     k: int,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """True on the flat grounds (panels, chat bubbles) whose strokes are lighter than they are.
 
     ``light`` and ``dark`` are the light and dark stroke pixels (bool, the shape of
@@ -348,12 +355,13 @@ def _light_text_grounds(
     it lies on. A ground of at least half a window whose light strokes beat its dark ones by
     twice ``POLARITY_MARGIN`` and cover ``REGION_EVIDENCE`` of it is light text on its own
     ground, whatever its grey level. On photos the ground varies smoothly (no step above the
-    noise), so it is one region and the whole-image rule has already decided.
+    noise), so it is one region and the whole-image rule has already decided. Also returns
+    the panels' paper once inverted (``_whole_panels``).
     """
     steps = cv2.morphologyEx(ground, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > noise
     count, labels = cv2.connectedComponents((~steps).astype(np.uint8), connectivity=4)
     if count <= 2:  # one ground (label 0 is the steps): the whole-image rule's case
-        return np.zeros(ground.shape, dtype=bool)
+        return np.zeros(ground.shape, dtype=bool), np.zeros(ground.shape, dtype=np.uint8)
     # Strokes are a few percent of the pixels: counting them alone costs a tenth of a
     # weighted count over the image; the areas are counted only when a ground could pass.
     n_light = np.bincount(labels[light], minlength=count)
@@ -370,7 +378,7 @@ def _light_text_grounds(
 
 def _whole_panels(
     region: np.ndarray, small: np.ndarray, ground: np.ndarray, noise: float, k: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """``region`` grown to the whole panels it lies on, out to their edges, letters included.
 
     The median's panel is narrower than the panel (its window reaches past the edge), so
@@ -379,9 +387,14 @@ def _whole_panels(
     keep its ground level (to the noise) and connect to it (``cv2.connectedComponents``);
     the letters are holes in it, filled from its outer contours (``cv2.findContours``) when
     they are glyph-sized.
+
+    Also returns the panels' paper once inverted: 255 minus their level on them, 0 off them.
+    The blurred ground is no paper for a panel: blurred across its edge, it shades the
+    bubble's rounded ends grey after the division, over the first letter ("Yes," and
+    "Thanks!" were lost so on green and red bubbles and on JPEG copies).
     """
     if not region.any():
-        return region
+        return region, np.zeros(region.shape, dtype=np.uint8)
     kernel = np.ones((k, k), np.uint8)
     level = cv2.dilate(np.where(region, ground, 0).astype(np.uint8), kernel)
     near = cv2.dilate(region.astype(np.uint8), kernel).astype(bool)
@@ -398,7 +411,8 @@ def _whole_panels(
     _n, holes, stats, _ = cv2.connectedComponentsWithStats(filled - panels, connectivity=8)
     letter = np.minimum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) < k / 2
     letter[0] = False
-    return region | panels.astype(bool) | letter[holes]
+    inverted = region | panels.astype(bool) | letter[holes]
+    return inverted, np.where(inverted, 255 - level, 0).astype(np.uint8)
 
 
 def _noise_sigma(gray: np.ndarray) -> float:

@@ -40,12 +40,19 @@ def test_dark_mode_screenshot_reads_every_line(engine: OcrEngine, tmp_path: Path
     ["tesseract", "auto", pytest.param("rapidocr", marks=pytest.mark.slow)],  # 2.5-7 s a read
     indirect=True,
 )
-@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_chat_bubbles_every_message_is_read(engine: OcrEngine, tmp_path: Path, dark: bool) -> None:
+@pytest.mark.parametrize(
+    ("dark", "name", "save"),
+    [(False, "chat.png", {}), (True, "chat.png", {}), (False, "chat.jpg", {"quality": 75})],
+    ids=["light", "dark", "light-jpeg"],
+)
+def test_chat_bubbles_every_message_is_read(
+    engine: OcrEngine, tmp_path: Path, dark: bool, name: str, save: dict[str, Any]
+) -> None:
     # White on blue (mid-grey in grayscale) lost every outgoing message, "Yes," first, at a
-    # confident 0.96 under tesseract and auto: a new user's iMessage-style screenshot.
+    # confident 0.96 under tesseract and auto: a new user's iMessage-style screenshot. The
+    # JPEG copy lost "Yes," alone, to the bubble's end shaded grey over its first letter.
     image, text = gen.render_chat_bubbles(dark=dark)
-    result = engine.recognize(_save(tmp_path, "chat.png", image), "auto")
+    result = engine.recognize(_save(tmp_path, name, image, **save), "auto")
     assert "Yes," in result.text, result.text
     missing = words(text) - words(result.text)
     assert not missing, (dict(missing), result.text)
