@@ -14,9 +14,10 @@ resolution); a big JPEG is decoded at 1/2-1/8 of its size by DCT scaling (the ca
    cut out where the median steps), grown to its edges: white text on a blue bubble is
    light on a mid-grey ground (~100) beside black text on white, which no box of mixed
    evidence finds;
-2. **background**: that ground, inverted with the text, is the paper's brightness; when it
-   varies (uneven light, shadow) the image is divided by it, scaled up to the working size,
-   and the paper is clamped to white below its noise level;
+2. **background**: that ground, inverted with the text, is the paper's brightness (an
+   inverted panel's paper is its own level, out to its edge); when it varies (uneven
+   light, shadow) the image is divided by it, scaled up to the working size, and the paper
+   is clamped to white below its noise level;
 3. **working resolution**: the upper-quartile height of the ink's glyph-like connected
    components on the small copy gives the text size (about a capital's height);
    tesseract reads best with capitals about 20-40 px tall, so big text (over 48 px) is
