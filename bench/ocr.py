@@ -7,6 +7,9 @@ One invocation generates the inputs (fixed seeds, known text) into a temporary f
 * ``sign_dark``: its dark-mode twin (light text on a near-black panel);
 * ``sign_tilted``: the sign at 2016x1512 turned to 7 degrees and dimmed to 0.8;
 * ``long``: a 100x30000 scrolling screenshot with 750 short lines;
+* ``bubbles``: a 1080x2400 phone chat with rounded bubbles, white text on blue (outgoing)
+  and black on light grey (incoming), status bar, timestamps;
+* ``bubbles_dark``: its dark-mode twin (black screen, white text on dark grey and on blue);
 * ``vertical_zh``: three columns of Simplified Chinese written top to bottom;
 * ``rotated``: a page turned 90 degrees with no EXIF tag;
 * ``transparent``: white text on a transparent background (RGBA PNG);
@@ -81,6 +84,8 @@ INPUTS: list[Input] = [
     _saved("sign_tilted.jpg", gen.render_dim_tilted_sign, quality=88),
     _saved("long.png", gen.render_long_screenshot),
     _saved("chat.png", gen.render_chat_screenshot),
+    _saved("bubbles.png", gen.render_chat_bubbles),
+    _saved("bubbles_dark.png", lambda: gen.render_chat_bubbles(dark=True)),
     _saved("vertical_zh.png", gen.render_vertical_chinese),
     _saved("rotated.png", gen.render_rotated_page),
     _saved("transparent.png", gen.render_transparent_text),

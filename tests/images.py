@@ -1,7 +1,8 @@
 """Helpers for tests that read images: sample paths, ground truth, recall, box overlap.
 
 Also the generated real-world inputs of issue 11 (``render_*``): phone photos, screenshots,
-vertical Chinese, rotated pages, transparency, text-free photos. Fixed seeds, known text.
+chat bubbles, vertical Chinese, rotated pages, transparency, text-free photos. Fixed seeds,
+known text.
 """
 
 from __future__ import annotations
@@ -217,6 +218,95 @@ def render_chat_screenshot(
         draw.text((30, 20 + number * line_px), line, font=font, fill=(25, 25, 25))
         lines.append(line)
     return image, "\n".join(lines)
+
+
+# A phone chat as people screenshot it: (outgoing?, message). Short lines with punctuation.
+CHAT_BUBBLES = (
+    (True, "Yes, see you at 7"),
+    (False, "Great! Where should we meet?"),
+    (True, "At the station, by the big clock."),
+    (False, "OK. I'll bring the tickets."),
+    (True, "Thanks! Don't forget the umbrella, it may rain."),
+    (False, "Sure :) Is Sam coming too?"),
+    (True, "No, he is working late tonight."),
+    (False, "Pity. Next time then."),
+    (True, "Running 5 min late, sorry!"),
+    (False, "No problem, I'm at the cafe."),
+)
+CHAT_STATUS_TIME = "9:41"
+CHAT_CONTACT = "Alex"
+CHAT_STAMPS = ("Today 6:12 PM", "6:40 PM")  # before the first and the ninth message
+
+
+def render_chat_bubbles(
+    *, dark: bool = False, outgoing: tuple[int, int, int] | None = None
+) -> tuple[Any, str]:
+    """A 1080x2400 phone chat screenshot: rounded bubbles, as a messaging app draws them.
+
+    Outgoing messages are right-aligned blue bubbles ((0, 122, 255), iOS's system blue; in
+    dark mode (10, 132, 255)) with white text; incoming ones left-aligned light grey
+    (#E9E9EB) with black text, or in dark mode dark grey (#262629) with white text on a black
+    screen. A status bar (time, signal, battery), the contact's name and two small grey
+    timestamp lines frame them. In grayscale the blue is mid-grey (~100): white text on it
+    is light text on a region that is neither dark nor light. Text 42 px (DejaVu Sans), long
+    messages wrapped at 70% of the width. ``outgoing`` overrides the outgoing bubbles'
+    colour (iOS's green SMS bubble is (52, 199, 89)). Returns the image and all its text,
+    in order.
+    """
+    from PIL import Image, ImageDraw
+
+    width, height = 1080, 2400
+    screen, ink = ((0, 0, 0), (255, 255, 255)) if dark else ((255, 255, 255), (0, 0, 0))
+    incoming = (38, 38, 41) if dark else (233, 233, 235)
+    outgoing = outgoing or ((10, 132, 255) if dark else (0, 122, 255))
+    grey = (142, 142, 147)
+    image = Image.new("RGB", (width, height), screen)
+    draw = ImageDraw.Draw(image)
+    body, small = _font(FONT_SANS, 42), _font(FONT_SANS, 30)
+    bold = _font(FONT_SANS_BOLD, 36)
+    # status bar: time left, signal bars and battery right
+    draw.text((60, 30), CHAT_STATUS_TIME, font=bold, fill=ink)
+    for bar in range(4):
+        x = 840 + bar * 18
+        draw.rectangle((x, 66 - 10 * (bar + 1), x + 10, 66), fill=ink)
+    draw.rounded_rectangle((930, 38, 1010, 70), radius=8, outline=ink, width=3)
+    draw.rectangle((936, 44, 990, 64), fill=ink)
+    draw.rectangle((1012, 48, 1018, 60), fill=ink)
+    # header: the contact's name over a thin rule
+    draw.text((width // 2, 150), CHAT_CONTACT, font=bold, fill=ink, anchor="mm")
+    draw.line((0, 210, width, 210), fill=grey, width=1)
+    texts = [CHAT_STATUS_TIME, CHAT_CONTACT]
+    y = 240
+    for number, (outgoing_msg, message) in enumerate(CHAT_BUBBLES):
+        if number in (0, 8):
+            stamp = CHAT_STAMPS[0 if number == 0 else 1]
+            draw.text((width // 2, y + 20), stamp, font=small, fill=grey, anchor="mm")
+            texts.append(stamp)
+            y += 70
+        lines = _wrap(draw, message, body, int(width * 0.7) - 80)
+        text_w = max(draw.textlength(line, font=body) for line in lines)
+        box_w, box_h = int(text_w) + 76, 54 * len(lines) + 44
+        left = width - 40 - box_w if outgoing_msg else 40
+        fill = outgoing if outgoing_msg else incoming
+        colour = (255, 255, 255) if outgoing_msg or dark else (0, 0, 0)
+        draw.rounded_rectangle((left, y, left + box_w, y + box_h), radius=44, fill=fill)
+        for row, line in enumerate(lines):
+            draw.text((left + 38, y + 22 + row * 54), line, font=body, fill=colour)
+        texts.append(message)
+        following = CHAT_BUBBLES[number + 1][0] if number + 1 < len(CHAT_BUBBLES) else None
+        y += box_h + (14 if following == outgoing_msg else 34)  # a sender's run sits closer
+    return image, "\n".join(texts)
+
+
+def _wrap(draw: Any, text: str, font: Any, max_px: int) -> list[str]:
+    """``text`` broken between words into lines no wider than ``max_px``."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= max_px:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 def render_vertical_chinese() -> tuple[Any, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -19,6 +20,7 @@ from adapters.ocr.preprocess import (
     prepare,
     quantiles,
 )
+from tests import images as gen
 from tests.images import FONT_SANS
 
 
@@ -61,6 +63,45 @@ def test_dark_mode_comes_out_dark_text_on_light() -> None:
     for prepared in (light, dark):
         assert np.median(prepared.image) > 200  # the ground is light
         assert (prepared.image < 100).mean() > 0.01  # and there is dark ink on it
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_every_chat_bubble_comes_out_dark_text_on_light(dark: bool) -> None:
+    # White text on a blue bubble is light text on a mid-grey ground (~100): it was left as
+    # it was and then divided away with the bubble's colour; grey bubbles keep black text.
+    image, _text = gen.render_chat_bubbles(dark=dark)
+    prepared = prepare(image)
+    assert prepared.scale == 1.0
+    rgb = np.asarray(image)
+    fills = [(0, 122, 255), (10, 132, 255), (233, 233, 235), (38, 38, 41)]
+    bubbles = []
+    for fill in fills:
+        inside = np.all(rgb == fill, axis=-1).astype(np.uint8)
+        _n, _labels, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=4)
+        bubbles += [tuple(s[:4]) for s in stats[1:] if s[cv2.CC_STAT_AREA] > 5000]
+    assert len(bubbles) == len(gen.CHAT_BUBBLES)
+    for left, top, width, height in bubbles:
+        inner = prepared.image[top + 15 : top + height - 15, left + 30 : left + width - 30]
+        assert np.median(inner) > 200, (left, top)  # the bubble's ground is light
+        assert (inner < 80).mean() > 0.03, (left, top)  # and its letters dark on it
+
+
+def test_a_light_page_framed_by_a_dark_window_keeps_its_polarity() -> None:
+    # The dark frame holds white captions and is inverted as one ground; the white page is
+    # a hole in it, but far bigger than a letter, so it is not inverted with it.
+    image = Image.new("RGB", (1000, 800), (50, 52, 58))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(str(FONT_SANS), 34)
+    draw.text((40, 30), "Draft notes window", font=font, fill=(240, 240, 240))
+    draw.text((40, 730), "Saved two minutes ago", font=font, fill=(240, 240, 240))
+    draw.rectangle((40, 100, 960, 700), fill=(255, 255, 255))
+    for row, line in enumerate(("Buy milk and bread", "Call the dentist on Monday")):
+        draw.text((80, 160 + 90 * row), line, font=font, fill=(0, 0, 0))
+    prepared = prepare(image).image
+    for top, bottom, left, right in ((20, 80, 30, 420), (150, 330, 70, 600), (720, 780, 30, 460)):
+        area = prepared[top:bottom, left:right]
+        assert np.median(area) > 200, (top, left)  # light ground
+        assert (area < 80).mean() > 0.03, (top, left)  # dark letters
 
 
 def test_big_text_is_read_at_a_smaller_working_resolution_and_maps_back() -> None:
