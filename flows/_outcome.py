@@ -130,18 +130,25 @@ class RunFailureConsoleFilter(logging.Filter):
     which quotes the first failure; the CLI prints its own summary); and narrate's records
     of what the CLI prints itself (logged with ``extra={"cli_says_it": True}``). A record
     that carries the traceback of an exception other than bad input is kept: that is a bug
-    to see. The server still gets every record (Prefect's API handler sits on the run
+    to see. A task run's "Finished in state Completed()" is dropped too: the CLI's progress
+    bar counts each image, and a batch of a thousand images printed a thousand such lines
+    between its updates. The flow run's own lines (its start, its URL in the UI, its end)
+    stay. The server still gets every record (Prefect's API handler sits on the run
     loggers).
     """
 
     RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """False for a record that repeats a failure narrate reports on this console."""
+        """False for a record that repeats what narrate reports on this console."""
         if getattr(record, "cli_says_it", False):
             return False
         if record.name not in self.RUN_LOGGERS:
             return True
+        if record.name == "prefect.task_runs" and str(record.msg).startswith(
+            "Finished in state Completed("
+        ):
+            return False
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None and not isinstance(exc, BAD_INPUT):
             return True

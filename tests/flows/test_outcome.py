@@ -130,4 +130,8 @@ def test_a_run_failure_stays_off_the_cli_console_unless_it_is_a_bug() -> None:
     assert console.filter(
         record("prefect.flow_runs", logging.INFO, "Finished in state Completed()")
     )
+    # an image done: the CLI's progress bar counts it
+    assert not console.filter(
+        record("prefect.task_runs", logging.INFO, "Finished in state Completed()")
+    )
     assert console.filter(record("prefect.client", logging.ERROR, "server gone"))

@@ -403,6 +403,8 @@ def test_a_bad_image_under_prefect_is_one_line_on_the_console_and_failed_in_the_
         assert len(said) == 1 and said[0].startswith(f"narrate: failed: in/{name}: "), said
     assert "NoneType" not in run.stderr and "| ERROR" not in run.stderr, run.stderr
     assert "| WARNING" not in run.stderr, run.stderr
+    assert "Task run 'receipt' - Finished in state Completed()" not in run.stderr  # the bar's
+    assert "Flow run 'batch in' - Beginning flow run" in run.stderr, run.stderr
     # The Prefect UI still shows each bad image's task run Failed, with the reason.
     runs = _task_run_logs("batch-describe")
     assert runs["empty"][:2] == ("FAILED", "in/empty.png: file is empty (0 bytes)")
