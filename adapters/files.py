@@ -109,6 +109,19 @@ def set_file_mode(path: str | Path, mode: int | None) -> None:
         os.chmod(path, mode)
 
 
+def source_digest(root: Path) -> str:
+    """SHA-256 (hex, 16 characters) of the ``*.py`` files under ``root``: names and bytes.
+
+    Raises:
+        OSError: a source file cannot be read.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def file_sha256(path: str | Path) -> str | None:
     """The hex SHA-256 of a file's bytes, or None when the file cannot be read."""
     digest = hashlib.sha256()

@@ -16,6 +16,7 @@ from prefect.tasks import exponential_backoff
 
 from adapters.errors import is_transient
 from adapters.files import file_sha256
+from narrate.pipeline.steps import code_version
 
 RETRIES = 3
 RETRY_DELAYS = exponential_backoff(backoff_factor=1)(RETRIES)  # 1 s, 2 s, 4 s
@@ -41,11 +42,12 @@ def file_digest(path: str | Path) -> str:
 
 
 def content_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Cache key from the image's bytes (not its path) plus every other parameter."""
+    """Cache key from the image's bytes (not its path), every other parameter, the code."""
     others = {k: v for k, v in parameters.items() if k != "image_path"}
     extra = hashlib.sha256(repr(sorted(others.items(), key=lambda kv: kv[0])).encode()).hexdigest()
     task_name = context.task.name
-    return f"{task_name}-{file_digest(parameters['image_path'])}-{extra[:16]}"
+    digest = file_digest(parameters["image_path"])
+    return f"{task_name}-{code_version()}-{digest}-{extra[:16]}"
 
 
 def step_task(

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from adapters import registry
 from adapters.asr.base import Transcriber, Transcript
 from adapters.features.base import DominantColour, FeatureExtractor, ImageFeatures
-from adapters.files import file_sha256
+from adapters.files import file_sha256, source_digest
 from adapters.llm.base import Describer, Description, DescriptionRequest
 from adapters.ocr.base import OcrEngine, OcrResult, WordBox
 from adapters.tts.base import SpeechResult
@@ -369,14 +369,28 @@ def _fingerprint(value: Any) -> Any:
     return to_jsonable(value)
 
 
+@functools.cache
+def code_version() -> str:
+    """The adapters' code: ``source_digest`` of the ``adapters`` package, once per process.
+
+    Part of every step cache key (this module's and the Prefect tasks'): a result cached by
+    older code (before an OCR fix, say) is not served for the week the cache keeps it.
+    ~1.5 ms to read the package's ~50 files.
+    """
+    import adapters
+
+    return source_digest(Path(adapters.__file__).parent)
+
+
 def content_cached(
     kind: str, step: Callable[..., T], decode: Callable[[dict[str, Any]], T], cache: CacheSettings
 ) -> Callable[..., T]:
     """``step`` (whose first argument is a file) with its results cached by content.
 
-    The key is the file's bytes and the other arguments; entries live in the response
-    cache's store for a week. A renamed copy of an image is a hit; a changed image or
-    setting is a miss. ``NARRATE_CACHE_BACKEND=off`` turns it off.
+    The key is the file's bytes, the other arguments and the adapters' code
+    (``code_version``); entries live in the response cache's store for a week. A renamed
+    copy of an image is a hit; a changed image, setting or OCR code is a miss.
+    ``NARRATE_CACHE_BACKEND=off`` turns it off.
     """
 
     def cached(path: Path, *args: Any, **kwargs: Any) -> T:
@@ -385,7 +399,8 @@ def content_cached(
         if digest is None or isinstance(store, NullCache):
             return step(path, *args, **kwargs)
         others = canonical_json([_fingerprint(args), _fingerprint(kwargs)])
-        key = f"narrate:step:{kind}:{digest}:{hashlib.sha256(others).hexdigest()[:32]}"
+        arguments = hashlib.sha256(others).hexdigest()[:32]
+        key = f"narrate:step:{kind}:{code_version()}:{digest}:{arguments}"
         stored = store.get(key)
         if stored is not None:
             try:

@@ -9,8 +9,10 @@ import pytest
 from prefect.logging import disable_run_logger
 
 from adapters.errors import InputError, TransientError
+from adapters.files import source_digest
 from assets import SAMPLES_DIR
 from narrate.config.settings import LLMSettings, OCRSettings, TTSSettings
+from narrate.pipeline.steps import code_version
 from tasks._policy import file_digest
 from tasks.features import features_task
 from tasks.llm import llm_task
@@ -53,6 +55,26 @@ def test_file_digest_follows_content_not_path(tmp_path: Path) -> None:
     assert file_digest(copy) != file_digest(RECEIPT)
 
 
+def test_step_cache_keys_change_with_the_code(tmp_path: Path) -> None:
+    tree = tmp_path / "adapters"
+    (tree / "ocr").mkdir(parents=True)
+    (tree / "ocr" / "tesseract.py").write_text("THRESHOLD = 0.5\n")
+    (tree / "notes.txt").write_text("not code")
+    before = source_digest(tree)
+    (tree / "notes.txt").write_text("changed, still not code")
+    assert source_digest(tree) == before
+    (tree / "ocr" / "tesseract.py").write_text("THRESHOLD = 0.6\n")  # an OCR fix
+    assert source_digest(tree) != before
+    (tree / "ocr" / "tesseract.py").write_text("THRESHOLD = 0.5\n")
+    assert source_digest(tree) == before
+    (tree / "ocr" / "tesseract.py").rename(tree / "ocr" / "rapidocr.py")  # names count too
+    assert source_digest(tree) != before
+
+    import adapters
+
+    assert code_version() == source_digest(Path(adapters.__file__).parent)
+
+
 def test_retry_policy_retries_transient_only(prefect_harness: None) -> None:
     from prefect import flow, task
 
@@ -81,7 +103,9 @@ def test_retry_policy_retries_transient_only(prefect_harness: None) -> None:
     assert calls == {"transient": 3, "input": 1}
 
 
-def test_ocr_task_is_cached_by_content(prefect_harness: None, tmp_path: Path) -> None:
+def test_ocr_task_is_cached_by_content(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect import flow
 
     copy = tmp_path / "same-bytes-other-name.png"
@@ -98,3 +122,15 @@ def test_ocr_task_is_cached_by_content(prefect_harness: None, tmp_path: Path) ->
     assert second == "Cached"  # same bytes under another path: no tesseract call
     assert third != "Cached"  # another language is another result
     assert first in ("Completed", "Cached")
+
+    code_version.cache_clear()  # as after an upgrade: the OCR code changed
+    monkeypatch.setattr("narrate.pipeline.steps.source_digest", lambda root: "other-code")
+    try:
+
+        @flow
+        def after_upgrade() -> str:
+            return ocr_task(copy, "en", OCRSettings(), return_state=True).name
+
+        assert after_upgrade() != "Cached"  # read again, not served from the old code's cache
+    finally:
+        code_version.cache_clear()

@@ -72,3 +72,38 @@ def test_an_adapter_asked_for_by_many_threads_at_once_is_built_once() -> None:
         got = list(pool.map(ask, [1, 1, 1, 1]))
     assert built == [1] and all(g is got[0] for g in got)
     assert build(2) is not got[0] and built == [1, 2]
+
+
+def test_the_step_cache_follows_content_and_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renamed copy is a hit; the same bytes after a code change are read again."""
+    from dataclasses import dataclass
+
+    from narrate.config.settings import CacheSettings
+    from narrate.pipeline import steps
+
+    @dataclass
+    class Read:
+        text: str
+
+    reads: list[Path] = []
+
+    def read(path: Path) -> Read:
+        reads.append(path)
+        return Read(path.read_text())
+
+    cache = CacheSettings(backend="sqlite", path=tmp_path / "steps.sqlite3")
+    cached = steps.content_cached("test-read", read, lambda d: Read(**d), cache)
+    first, copy = tmp_path / "a.txt", tmp_path / "copy of a.txt"
+    first.write_text("TOTAL 7.20")
+    copy.write_text("TOTAL 7.20")
+    assert cached(first).text == cached(copy).text == "TOTAL 7.20"
+    assert reads == [first]  # the copy was a hit
+    steps.code_version.cache_clear()  # as after an upgrade of the OCR code
+    monkeypatch.setattr(steps, "source_digest", lambda root: "other-code")
+    try:
+        assert cached(copy).text == "TOTAL 7.20"
+        assert reads == [first, copy]  # not served from the old code's entry
+    finally:
+        steps.code_version.cache_clear()
