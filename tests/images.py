@@ -366,6 +366,20 @@ def render_transparent_text() -> tuple[Any, str]:
     return image, "\n".join(TRANSPARENT_LINES)
 
 
+def render_big_bold_sign(colour: tuple[int, int, int, int] = (0, 0, 0, 255)) -> tuple[Any, str]:
+    """Big bold text on a transparent 1200x400 background (RGBA): a shop sign's cut-out.
+
+    Its letters fill most of the preprocessing's median window, so their bodies look like
+    flat grounds with "light strokes" (the paper in their counters): a new user's trial.
+    """
+    from PIL import Image, ImageDraw
+
+    text = "OPEN 24 HOURS"
+    image = Image.new("RGBA", (1200, 400), (0, 0, 0, 0))
+    ImageDraw.Draw(image).text((50, 130), text, font=_font(FONT_SANS_BOLD, 120), fill=colour)
+    return image, text
+
+
 def render_dark_screenshot() -> tuple[Any, str]:
     """A dark-mode settings screen: light grey text on near-black, 1080x720."""
     from PIL import Image, ImageDraw

@@ -52,6 +52,7 @@ MAX_UPSCALE = 4.0
 UPSCALE_PIXEL_BUDGET = 40_000_000
 EVEN_LIGHT_RATIO = 0.75  # darkest/brightest paper above this: lighting is even enough
 POLARITY_MARGIN = 1.5  # light-stroke evidence must beat dark-stroke evidence by this factor
+MAX_STROKE_DEPTH_PX = 2.0  # light strokes on a panel: their mean half-width, at least
 REGION_EVIDENCE = 0.03  # share of light-stroke pixels a region needs to be inverted alone
 
 
@@ -360,20 +361,33 @@ def _light_text_grounds(
     the panels' paper once inverted (``_whole_panels``).
     """
     steps = cv2.morphologyEx(ground, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > noise
-    count, labels = cv2.connectedComponents((~steps).astype(np.uint8), connectivity=4)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (~steps).astype(np.uint8), connectivity=4
+    )
     if count <= 2:  # one ground (label 0 is the steps): the whole-image rule's case
         return np.zeros(ground.shape, dtype=bool), np.zeros(ground.shape, dtype=np.uint8)
     # Strokes are a few percent of the pixels: counting them alone costs a tenth of a
-    # weighted count over the image; the areas are counted only when a ground could pass.
+    # weighted count over the image.
     n_light = np.bincount(labels[light], minlength=count)
     n_dark = np.bincount(labels[dark], minlength=count)
-    light_ground = (n_light > 2 * POLARITY_MARGIN * n_dark) & (
-        n_light > REGION_EVIDENCE * k * k / 2
+    area = stats[:, cv2.CC_STAT_AREA]
+    light_ground = (
+        (n_light > 2 * POLARITY_MARGIN * n_dark)
+        & (n_light > REGION_EVIDENCE * k * k / 2)
+        & (n_light > REGION_EVIDENCE * area)
+        & (area >= k * k / 2)
     )
     light_ground[0] = False  # the steps themselves
     if light_ground.any():
-        area = np.bincount(labels.ravel(), minlength=count)
-        light_ground &= (n_light > REGION_EVIDENCE * area) & (area >= k * k / 2)
+        # Light *strokes*, not light patches: where big bold dark letters fill most of the
+        # median's window, their bodies are grounds too and the paper in their counters
+        # and between them is "light" (a sign's black "OPEN 24 HOURS" was inverted in
+        # bands through its letters and misread). Mean distance to the nearest non-light
+        # pixel, per ground: 1.1-1.3 px for the text on chat bubbles, 3.3-4.3 for such
+        # paper (k 47-59, bench/README.md "Chat bubbles").
+        inside = cv2.distanceTransform(light.astype(np.uint8), cv2.DIST_L2, 3)
+        depth = np.bincount(labels[light], weights=inside[light], minlength=count)
+        light_ground &= depth <= max(MAX_STROKE_DEPTH_PX, k / 20) * np.maximum(n_light, 1)
     return _whole_panels(light_ground[labels], small, ground, noise, k)
 
 

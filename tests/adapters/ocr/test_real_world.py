@@ -65,6 +65,15 @@ def test_white_text_on_transparency_is_read(engine: OcrEngine, tmp_path: Path) -
     assert word_recall(text, result.text) == 1.0, result.text
 
 
+def test_big_bold_letters_are_not_taken_for_panels(engine: OcrEngine, tmp_path: Path) -> None:
+    if type(engine).__name__ == "RapidOcr":
+        pytest.xfail("RapidOCR reads 'OPEN 24 4 HOURS' here itself (PP-OCRv6, no preprocessing)")
+    image, text = gen.render_big_bold_sign()
+    result = engine.recognize(_save(tmp_path, "sign.png", image), "auto")
+    assert result.text.split() == text.split(), result.text  # "OPEN 24 4 HOURS" before
+    assert "inverted" not in result.details.get("preprocessing", ""), result.details
+
+
 def test_english_page_keeps_its_chinese_line(engine: OcrEngine, tmp_path: Path) -> None:
     image, text = gen.render_mixed_page()
     result = engine.recognize(_save(tmp_path, "mixed.png", image), "auto")
