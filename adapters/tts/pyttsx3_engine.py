@@ -305,7 +305,7 @@ class Pyttsx3Synthesizer:
         *,
         rate_wpm: int = 170,
         voice_en: str = "gmw/en-us",
-        voice_zh: str = "sit/cmn",
+        voice_zh: str = "sit/cmn-latn-pinyin",
         timeout_s: float = 120,
     ) -> None:
         """Remember the settings; the engine starts on first use (or ``warm_up()``)."""

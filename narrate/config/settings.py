@@ -293,7 +293,7 @@ class TTSSettings(_Section):
         170, "NARRATE_TTS_RATE", "wpm", "speaking rate, words per minute", ge=60, le=400
     )
     voice_en: str = "gmw/en-us"
-    voice_zh: str = "sit/cmn"
+    voice_zh: str = "sit/cmn-latn-pinyin"
     # issue 12: which engine speaks English runs; Mandarin runs are always espeak-ng's voice_zh
     engine: Literal["pyttsx3", "piper"] = Field(
         "pyttsx3", description="English voice: pyttsx3 (espeak-ng) or piper (joe, en_US)"

@@ -110,11 +110,29 @@ def test_english_speech_is_a_valid_audible_wav(synth: Pyttsx3Synthesizer, tmp_pa
 def test_chinese_uses_a_mandarin_voice(synth: Pyttsx3Synthesizer, tmp_path: Path) -> None:
     zh = synth.synthesize(ZH, tmp_path / "zh.wav", language="zh")
     en = synth.synthesize("A quiet harbour at dawn.", tmp_path / "en.wav", language="en")
-    assert zh.voice == "sit/cmn"
+    assert zh.voice == "sit/cmn-latn-pinyin"
     assert zh.voice != en.voice
     assert zh.language == "zh"
     hanzi = sum("\u4e00" <= ch <= "\u9fff" for ch in ZH)
     assert_speech_wav(zh, expected_seconds(hanzi))  # espeak-ng times one syllable as a word
+
+
+def test_the_default_mandarin_voice_says_han_in_mandarin() -> None:
+    """espeak-ng 1.51's ``sit/cmn`` says Han as English letters and tone numbers.
+
+    Its phonemes for 你好 switch to English (``(en)nI55Tr'i:55``: "nee three"); a new user's
+    trial heard a Chinese sign read as "F4 should you want chan 10-2-94". The default voice
+    must give Mandarin phonemes with their tones (``n'i35 X'Au214``).
+    """
+    from narrate.config.settings import TTSSettings
+
+    def phonemes(voice: str) -> str:
+        command = ["espeak-ng", "-q", "-x", "-v", voice, "你好，营业时间"]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    said = phonemes(TTSSettings().voice_zh)
+    assert "(en)" not in said and "214" in said, said  # 好: tone 3 (2-1-4), in Mandarin
+    assert "(en)" in phonemes("sit/cmn")  # why it is not the default
 
 
 def test_faster_rate_gives_shorter_audio(tmp_path: Path) -> None:
@@ -251,7 +269,7 @@ def test_unknown_voice_is_a_config_error_listing_valid_ones(tmp_path: Path) -> N
     assert "no voice 'xx/no-such-voice' (NARRATE_TTS_VOICE_EN)" in message
     assert "gmw/en-us" in message
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(ConfigError, match="sit/cmn"):
+    with pytest.raises(ConfigError, match="sit/cmn-latn-pinyin"):
         Pyttsx3Synthesizer(voice_zh="nope").warm_up()
 
 

@@ -185,7 +185,8 @@ def test_streamed_parts_keep_each_runs_voice_and_the_cleaned_text(tmp_path: Path
     speech = streamed.speech
     assert speech.text == "这是 Harbour Bakery 的通知。 The bakery opens at nine today."
     assert [(r.language, r.voice) for r in speech.runs] == [
-        ("zh", "sit/cmn"), ("en", "gmw/en-us"), ("zh", "sit/cmn"), ("en", "gmw/en-us"),
+        ("zh", "sit/cmn-latn-pinyin"), ("en", "gmw/en-us"),
+        ("zh", "sit/cmn-latn-pinyin"), ("en", "gmw/en-us"),
     ]  # fmt: skip
     assert speech.duration_s == pytest.approx(read_wav_info(speech.path).duration_s)
     assert speech.duration_s == pytest.approx(sum(r.duration_s for r in speech.runs), abs=0.1)

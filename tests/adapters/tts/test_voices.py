@@ -52,11 +52,11 @@ def test_chinese_answer_about_an_english_image_is_spoken_in_mandarin(
 ) -> None:
     result = voices.synthesize(CHINESE_ANSWER, tmp_path / "answer.wav", language="en")
     assert [run.language for run in result.runs] == ["zh"]
-    assert [run.voice for run in result.runs] == ["sit/cmn"]
+    assert [run.voice for run in result.runs] == ["sit/cmn-latn-pinyin"]
     assert result.text == CHINESE_ANSWER
     spoken = result.runs[0].spoken
     assert "十二元五角" in spoken
-    mandarin_s = espeak_cli_seconds(spoken, "cmn", tmp_path / "cli-cmn.wav")
+    mandarin_s = espeak_cli_seconds(spoken, "sit/cmn-latn-pinyin", tmp_path / "cli-cmn.wav")
     english_s = espeak_cli_seconds(spoken, "en-us", tmp_path / "cli-en.wav")
     assert result.duration_s == pytest.approx(mandarin_s, rel=0.2)
     assert english_s > 1.5 * result.duration_s  # what the English voice made of it
@@ -66,9 +66,9 @@ def test_chinese_answer_about_an_english_image_is_spoken_in_mandarin(
 def test_mixed_text_switches_voice_per_run(voices: ScriptVoices, tmp_path: Path) -> None:
     result = voices.synthesize(MIXED, tmp_path / "mixed.wav", language="zh")
     assert [(r.text, r.language, r.voice) for r in result.runs] == [
-        ("这是", "zh", "sit/cmn"),
+        ("这是", "zh", "sit/cmn-latn-pinyin"),
         ("Harbour Bakery", "en", "gmw/en-us"),
-        ("的通知", "zh", "sit/cmn"),
+        ("的通知", "zh", "sit/cmn-latn-pinyin"),
     ]
     parts = sum(r.duration_s for r in result.runs)
     assert result.duration_s == pytest.approx(parts, abs=0.05)

