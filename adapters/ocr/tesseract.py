@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -95,6 +96,9 @@ _BANDS_PER_WORKER = 2
 # Working pixels from which the extra passes (chi_sim+eng, OSD, chi_sim_vert) cost seconds
 # each (~0.25 s per megapixel and pass here) and a caller's text check is asked first.
 CHECKED_PIXELS = 4_000_000
+
+
+_LONE_LETTER = re.compile(r"[A-Za-z][.,:;?!)]?")  # "B", "C.", "A?": rescued on sure lines
 
 
 @dataclass(frozen=True)
@@ -625,7 +629,7 @@ class TesseractOcr:
     def _result(self, read: _Read, prepared: Prepared, details: dict[str, str]) -> OcrResult:
         """Drop garbage, join the rest by line, and map boxes to the original image."""
         kept, dropped = _rescue_in_sure_lines(
-            read.words, *split_words(read.words, self.min_confidence)
+            read.words, *split_words(read.words, self.min_confidence), self.min_confidence
         )
         details["words_dropped"] = str(len(dropped))
         lines: dict[tuple[int, ...], list[_Word]] = {}
@@ -676,7 +680,7 @@ def _pgm_file(image: np.ndarray) -> Iterator[str]:
 
 
 def _rescue_in_sure_lines(
-    words: list[_Word], kept: list[_Word], dropped: list[_Word]
+    words: list[_Word], kept: list[_Word], dropped: list[_Word], min_confidence: float
 ) -> tuple[list[_Word], list[_Word]]:
     """Keep word-shaped words dropped for confidence alone inside lines read surely.
 
@@ -684,6 +688,10 @@ def _rescue_in_sure_lines(
     of vertical Chinese, the last word of a line) or about 0.5 (a long number); with two or
     more sure words beside it (mean >= 0.85), or one for a token of six or more letters and
     digits read at 0.4 or more, it is text. Specks on lines of their own stay dropped.
+
+    A lone letter read at ``min_confidence`` or more on such a line is text too: "Gate B",
+    "Vitamin C", "Plan A" lost their letter (read at 0.89-0.92), which changes what is said.
+    Alone on a line, or beside unsure words (a photo's texture), it stays dropped.
     """
     sure: dict[tuple[int, ...], list[float]] = {}
     for w in kept:
@@ -696,7 +704,20 @@ def _rescue_in_sure_lines(
         long_token = sum(ch.isalnum() for ch in w.text) >= 6 and w.confidence >= 0.4
         return len(line) >= 2 or long_token  # "ID: 11010519491231002X" read at 0.55
 
-    rescued = {id(w) for w in dropped if looks_like_text(w.text) and beside_sure_words(w)}
+    def lone_letter(w: _Word) -> bool:
+        line = sure.get(w.line_key, [])
+        return (
+            bool(_LONE_LETTER.fullmatch(w.text.strip()))
+            and w.confidence >= min_confidence
+            and bool(line)
+            and sum(line) / len(line) >= 0.85
+        )
+
+    rescued = {
+        id(w)
+        for w in dropped
+        if (looks_like_text(w.text) and beside_sure_words(w)) or lone_letter(w)
+    }
     if not rescued:
         return kept, dropped
     keep = {id(w) for w in kept} | rescued

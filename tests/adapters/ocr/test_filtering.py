@@ -42,6 +42,7 @@ from tests.images import render_page
         ("1:", True),  # a list's or a chat's numbering
         ("2.", True),
         ("3)", True),
+        ("7?", True),  # "Meet me at 7?"
         ("1::", False),
         # ... but signs without a number, or a letter with one, are not
         ("-", False),
@@ -92,3 +93,20 @@ def test_real_tesseract_keeps_numbers_with_a_sign_or_unit(tmp_path: Path) -> Non
     render_page(SIGNED_LINES).save(path)
     result = TesseractOcr().recognize(path, "en")
     assert [line.strip() for line in result.text.splitlines() if line.strip()] == list(SIGNED_LINES)
+
+
+LETTER_LINES = (
+    "Boarding at Gate B",
+    "Meet me at 7?",
+    "I think Plan A works",
+    "Take Vitamin C daily",
+)
+
+
+def test_real_tesseract_keeps_a_lone_letter_or_a_question_on_a_sure_line(tmp_path: Path) -> None:
+    """ "Gate B", "Vitamin C" and "at 7?" were spoken without their letter or number."""
+    path = tmp_path / "letters.png"
+    render_page(LETTER_LINES).save(path)
+    result = TesseractOcr().recognize(path, "en")
+    assert [line.strip() for line in result.text.splitlines() if line.strip()] == list(LETTER_LINES)
+    assert not result.dropped, result.dropped
