@@ -77,7 +77,7 @@ def test_split_keeps_confident_words_in_order_and_returns_the_rest() -> None:
     assert split_words([], 0.7) == ([], [])
 
 
-SIGNED_LINES = (
+SIGNED_LINES = (  # the shape test used to drop them all
     "Outside it is -6 today",
     "Change +3 since noon",
     "Humidity 5% and 7\u00b0 wind",
@@ -87,15 +87,7 @@ SIGNED_LINES = (
 )
 
 
-def test_real_tesseract_keeps_numbers_with_a_sign_or_unit(tmp_path: Path) -> None:
-    """Tesseract reads each of them surely; the shape test used to drop them all."""
-    path = tmp_path / "signed.png"
-    render_page(SIGNED_LINES).save(path)
-    result = TesseractOcr().recognize(path, "en")
-    assert [line.strip() for line in result.text.splitlines() if line.strip()] == list(SIGNED_LINES)
-
-
-LETTER_LINES = (
+LETTER_LINES = (  # "Gate B", "Vitamin C" and "at 7?" were spoken without them
     "Boarding at Gate B",
     "Meet me at 7?",
     "I think Plan A works",
@@ -103,10 +95,11 @@ LETTER_LINES = (
 )
 
 
-def test_real_tesseract_keeps_a_lone_letter_or_a_question_on_a_sure_line(tmp_path: Path) -> None:
-    """ "Gate B", "Vitamin C" and "at 7?" were spoken without their letter or number."""
-    path = tmp_path / "letters.png"
-    render_page(LETTER_LINES).save(path)
+@pytest.mark.parametrize("lines", [SIGNED_LINES, LETTER_LINES], ids=["signed", "letters"])
+def test_real_tesseract_keeps_what_it_reads_surely(tmp_path: Path, lines: tuple[str, ...]) -> None:
+    """Numbers with a sign or unit, lone letters and "7?" on lines tesseract reads surely."""
+    path = tmp_path / "lines.png"
+    render_page(lines).save(path)
     result = TesseractOcr().recognize(path, "en")
-    assert [line.strip() for line in result.text.splitlines() if line.strip()] == list(LETTER_LINES)
+    assert [line.strip() for line in result.text.splitlines() if line.strip()] == list(lines)
     assert not result.dropped, result.dropped
