@@ -348,6 +348,23 @@ def render_rotated_page(degrees: int = 90) -> tuple[Any, str]:
     return render_page().transpose(turns[degrees]), "\n".join(PAGE_LINES_SHORT)
 
 
+def render_turned_notes() -> tuple[Any, str]:
+    """A 1700x2200 page of four short lines turned 90 degrees counter-clockwise, no EXIF.
+
+    As a new user's trial made it: few, long words per line, so the read's word boxes,
+    mapped back onto the turned image, run down the page.
+    """
+    from PIL import Image, ImageDraw
+
+    lines = ("MEETING NOTES", "Budget approved for March", "Hire two engineers",
+             "Next review on Friday")  # fmt: skip
+    page = Image.new("RGB", (1700, 2200), (255, 255, 255))
+    draw = ImageDraw.Draw(page)
+    for number, line in enumerate(lines):
+        draw.text((150, 160 + 150 * number), line, font=_font(FONT_SANS, 64), fill=(0, 0, 0))
+    return page.transpose(Image.Transpose.ROTATE_90), "\n".join(lines)
+
+
 def render_mixed_page() -> tuple[Any, str]:
     """A mostly English notice with one Simplified Chinese line."""
     return render_page(MIXED_LINES), "\n".join(MIXED_LINES)

@@ -149,7 +149,12 @@ class AutoOcr:
             b.confidence >= HINT and looks_like_text(b.text) for b in page.dropped
         )
         no_word = not page.boxes and not page.dropped
-        tilted = page.has_text and not unsure_text and _tilt_deg(page) >= TILTED_DEG
+        tilted = (
+            page.has_text
+            and not unsure_text
+            and not _turned(page)
+            and _tilt_deg(page) >= TILTED_DEG
+        )
         if not (unsure_text or hidden_text or no_word or tilted):
             return _noted(page, "tesseract")
         if _is_long(page.image_size):
@@ -198,6 +203,16 @@ def _tilt_deg(result: OcrResult) -> float:
         if b.left > ax and bx > ax and abs(by - ay) < max(a.height, b.height):
             slopes.append(abs(by - ay) / (bx - ax))
     return math.degrees(math.atan(statistics.median(slopes))) if slopes else 0.0
+
+
+def _turned(result: OcrResult) -> bool:
+    """Did tesseract turn the page upright (OSD) before reading it?
+
+    Its word boxes are then given on the image as stored, where a turned page's lines run
+    down or up: their slope says nothing of a tilt. A page turned 90 degrees measured 36-39
+    degrees, and RapidOCR's read, in the wrong line order, replaced tesseract's sure one.
+    """
+    return "turned" in result.details.get("preprocessing", "")
 
 
 def _saw_text(glance: OcrResult) -> bool:
