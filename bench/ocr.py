@@ -17,6 +17,7 @@ One invocation generates the inputs (fixed seeds, known text) into a temporary f
 * ``mixed``: an English notice with one Chinese line;
 * ``textfree``: a noisy outdoor-like photo with no writing (any word read is garbage);
 * ``textfree12``: the same kind of photo at 12 megapixels (4032x3024), as phones save it;
+* ``sky12``: a 12 MP photo of a clear evening sky (a smooth gradient and sensor noise);
 * the committed samples ``receipt``, ``notice_zh``, ``page_uneven`` and ``sunset``.
 
 For each input it runs plain tesseract (the baseline, ``OMP_THREAD_LIMIT=1``, default
@@ -97,6 +98,7 @@ INPUTS: list[Input] = [
         lambda: (gen.render_textfree_photo(size=(4032, 3024)), ""),
         quality=90,
     ),
+    _saved("sky12.jpg", lambda: (gen.render_sky_gradient(), ""), quality=90),
     _sample("receipt", "receipt_en.png"),
     _sample("notice_zh", "notice_zh.png"),
     _sample("page_uneven", "page_uneven_light.jpg"),

@@ -397,6 +397,20 @@ def render_big_bold_sign(colour: tuple[int, int, int, int] = (0, 0, 0, 255)) -> 
     return image, text
 
 
+def render_sky_gradient(seed: int = 7, size: tuple[int, int] = (4032, 3024)) -> Any:
+    """A phone photo of a clear evening sky: orange to blue, top to bottom, sensor noise."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    width, height = size
+    t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    top, bottom = np.array([255, 170, 80], np.float32), np.array([40, 40, 190], np.float32)
+    sky = np.broadcast_to(top * (1 - t) + bottom * t, (height, width, 3))
+    noisy = sky + rng.normal(0.0, 2.5, (height, width, 3)).astype(np.float32)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
 def render_dark_screenshot() -> tuple[Any, str]:
     """A dark-mode settings screen: light grey text on near-black, 1080x720."""
     from PIL import Image, ImageDraw

@@ -52,6 +52,10 @@ MAX_UPSCALE = 4.0
 UPSCALE_PIXEL_BUDGET = 40_000_000
 EVEN_LIGHT_RATIO = 0.75  # darkest/brightest paper above this: lighting is even enough
 POLARITY_MARGIN = 1.5  # light-stroke evidence must beat dark-stroke evidence by this factor
+# Share of the analysis copy's pixels that must stand off their ground (strokes, texture)
+# for the light to be evened out: 0 on a sky or a smooth gradient, 0.5-12% on text and
+# textured photos (bench/README.md, session 7).
+NO_INK_SHARE = 1e-4
 MAX_STROKE_DEPTH_PX = 2.0  # light strokes on a panel: their mean half-width, at least
 REGION_EVIDENCE = 0.03  # share of light-stroke pixels a region needs to be inverted alone
 
@@ -181,6 +185,11 @@ def prepare(
 
     k = min(255, _odd(max(31, round(math.sqrt(small.size) / 15))))
     ground = cv2.medianBlur(small, k)  # the majority around each pixel: text removed
+    # No pixel stands off its ground by more than the noise: no strokes, nothing to even out
+    # (a sky, a smooth gradient). Evened out, its noise became 12 MP of speckle that
+    # tesseract's layout analysis took 25-44 s over (plain tesseract: 0.7 s).
+    noise = max(12.0, 3.0 * _noise_sigma(small))
+    inked = np.count_nonzero(cv2.absdiff(small, ground) > noise) >= NO_INK_SHARE * small.size
     light_text, panel_paper = _light_text_mask(small, ground, k)
     inverted_share = float(light_text.mean())
     if inverted_share > 0:
@@ -198,7 +207,7 @@ def prepare(
     if panel_paper.any():  # an inverted panel's paper is its own level, out to its edge
         paper_small = np.where(panel_paper > 0, panel_paper, paper_small)
     low, high = quantiles(paper_small, (0.02, 0.98))
-    uneven = high > 0 and low / high < EVEN_LIGHT_RATIO
+    uneven = inked and high > 0 and low / high < EVEN_LIGHT_RATIO
     if deadline:
         deadline.check("estimating the text size")
 

@@ -99,6 +99,21 @@ def test_text_free_photo_reports_no_text(
     assert all(0 <= b.confidence <= 1 for b in result.dropped)
 
 
+@pytest.mark.slow
+def test_a_12_mp_sky_reports_no_text_and_is_not_evened_into_speckle(
+    engine: OcrEngine, tmp_path: Path
+) -> None:
+    """A smooth gradient has no strokes: evening its light out turned its noise into 12 MP
+    of speckle that tesseract spent 25-44 s on (the time is in bench/, not asserted)."""
+    from adapters.imaging import load_image
+    from adapters.ocr.preprocess import prepare
+
+    path = _save(tmp_path, "sky.jpg", gen.render_sky_gradient(), quality=90)
+    assert "illumination normalised" not in prepare(load_image(path)).steps
+    result = engine.recognize(path, "auto")
+    assert result.text == "" and not result.has_text, result.text
+
+
 def test_vertical_chinese_is_read_top_to_bottom_right_to_left(
     engine: OcrEngine, tmp_path: Path
 ) -> None:
