@@ -341,6 +341,15 @@ def check_llm(settings: Settings, timeout_s: float = 10.0) -> list[Check]:
         The key's check, then each region's stage checks in order.
     """
     llm = settings.llm
+    if llm.backend == "offline":  # chosen: nothing to fix
+        return [
+            Check(
+                "llm",
+                "OK",
+                "offline describer chosen (NARRATE_LLM_BACKEND=offline): descriptions are "
+                "built from the OCR text and image features, no LLM is called",
+            )
+        ]
     if llm.resolved_backend == "offline":
         return [
             Check(

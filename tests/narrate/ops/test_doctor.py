@@ -137,6 +137,20 @@ def test_all_ok_on_this_machine_with_every_service_configured(
     assert KEY not in output
 
 
+def test_the_llm_check_tells_offline_by_choice_from_offline_for_want_of_a_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("DASHSCOPE_API_KEY", "NARRATE_LLM_API_KEY", "NARRATE_LLM_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NARRATE_LLM_BACKEND", "offline")
+    _, report, _ = doctor(capsys, "--only", "llm")
+    assert by_name(report)["llm"]["status"] == "OK"  # no WARN asking for a key
+    monkeypatch.setenv("NARRATE_LLM_BACKEND", "auto")
+    _, report, _ = doctor(capsys, "--only", "llm")
+    check = by_name(report)["llm"]
+    assert check["status"] == "WARN" and "DASHSCOPE_API_KEY" in check["fix"]
+
+
 def test_wrong_base_url_fails_with_the_fix(
     capsys: pytest.CaptureFixture[str], llm_env: Callable[[str], None], static_http_server: str
 ) -> None:
