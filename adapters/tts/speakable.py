@@ -176,11 +176,12 @@ def _en_price(match: re.Match[str]) -> str:
     one, many, sub_one, sub_many = _CURRENCY_EN[match.group(1)]
     whole, cents = match.group(2), match.group(3)
     units = int(whole.replace(",", ""))
+    sub = int(cents.ljust(2, "0")) if cents else 0
+    change = f"{_en_number(str(sub))} {sub_one if sub == 1 else sub_many}"
+    if units == 0 and sub:  # $0.98: "ninety-eight cents", not "zero dollars and ..."
+        return change
     words = f"{_en_number(whole)} {one if units == 1 else many}"
-    if cents and int(cents.ljust(2, "0")):
-        sub = int(cents.ljust(2, "0"))
-        words += f" and {_en_number(str(sub))} {sub_one if sub == 1 else sub_many}"
-    return words
+    return f"{words} and {change}" if sub else words
 
 
 def _en_time(match: re.Match[str]) -> str:

@@ -57,6 +57,7 @@ def test_digits_and_punctuation_join_the_nearest_letters() -> None:
     ("language", "text", "spoken"),
     [
         ("en", "It costs $7.40.", "It costs seven dollars and forty cents."),
+        ("en", "Milk $0.98", "Milk ninety-eight cents"),  # not "zero dollars and ..."
         ("en", "Only $1 each", "Only one dollar each"),
         ("en", "A £3.05 fee", "A three pounds and five pence fee"),
         ("en", "Total $1,250", "Total one thousand, two hundred and fifty dollars"),
