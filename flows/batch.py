@@ -171,6 +171,9 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
         "threads_per_worker": max(1, -(-concurrency // workers)),
         "processes": True,
         "dashboard_address": None,
+        # The scheduler still serves its HTTP routes (health, metrics): on a free port, not
+        # 8787, where a second cluster warned "Port 8787 is already in use" in 3 lines.
+        "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
         "preload": ["flows.dask_preload"],
         "env": env,  # handed by each Nanny to its worker process
         # Each Nanny hands its worker this config whole (a shallow merge): pass all of it.

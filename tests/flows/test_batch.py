@@ -247,6 +247,30 @@ def test_local_dask_workers_get_the_flows_api_url() -> None:
     assert "admin" in kwargs["config"]["distributed"]  # the rest of the config goes too
 
 
+@pytest.mark.slow
+def test_a_second_local_cluster_does_not_warn_about_port_8787(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    """The scheduler serves its HTTP routes on 8787 by default, dashboard or not."""
+    import socket
+
+    from distributed import LocalCluster
+
+    from flows.batch import local_cluster_kwargs
+
+    kwargs = {**local_cluster_kwargs(2, None), "n_workers": 0, "preload": []}
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        except OSError:
+            pass  # something here holds 8787 already: as good
+        with LocalCluster(**kwargs):
+            pass
+    assert not [w for w in recwarn if "already in use" in str(w.message)]
+
+
 def _count_adapter_loads() -> None:
     """In a Dask worker: count every adapter ``registry.load`` from now on."""
     from collections import Counter
