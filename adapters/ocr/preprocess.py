@@ -471,29 +471,29 @@ def _panel_paper(small: np.ndarray, ground: np.ndarray, noise: float, k: int) ->
     if not flat.any():
         return no_paper
     level = np.where(flat, np.clip(np.rint(mean), 1, 255), 0).astype(np.uint8)
-    seeds = flat[labels]
+    seeded = level[labels]  # each panel's level on its ground, 0 elsewhere
+    seeds = seeded > 0
     kernel = np.ones((k, k), np.uint8)
-    high = cv2.dilate(level[labels], kernel)  # the lightest panel level within a window
-    low = cv2.erode(np.where(seeds, level[labels], 255).astype(np.uint8), kernel)
-    pixel = small.astype(np.int16)
-    near_high = (high > 0) & (np.abs(pixel - high) <= noise)
-    near_low = (high > 0) & (np.abs(pixel - low) <= noise) & ~near_high
-    seeded = level[labels]
+    high = cv2.dilate(seeded, kernel)  # the lightest panel level within a window
+    low = cv2.erode(seeded | np.where(seeds, 0, 255).astype(np.uint8), kernel)  # darkest
+    reach = high > 0
+    near_high = reach & (cv2.absdiff(small, high) <= noise)
+    near_low = reach & (cv2.absdiff(small, low) <= noise) & ~near_high
     paper = np.zeros(ground.shape, dtype=np.uint8)
-    for near, reach in ((near_high, high), (near_low, low)):
+    for near, own in ((near_high, high), (near_low, low)):
         if not near.any():
             continue
         # a pixel at a panel's level belongs to it only when connected to it: grey text
         # beside a panel of its grey is no part of it
-        body_count, body = cv2.connectedComponents(near.astype(np.uint8), connectivity=4)
+        body_count, body = cv2.connectedComponents(near.view(np.uint8), connectivity=4)
         keep = np.zeros(body_count, dtype=bool)
-        keep[body[near & seeds & (seeded == reach)]] = True
+        keep[body[seeds & near & (seeded == own)]] = True
         keep[0] = False
-        paper = np.where(keep[body], reach, paper).astype(np.uint8)
+        np.copyto(paper, own, where=keep[body])
     # Letters: glyph-sized holes in the panels (8-connected, as the panels are 4-connected)
     # off the image's border; each takes the mean paper of the panel pixels around it.
     hole_count, holes, hole_stats, _ = cv2.connectedComponentsWithStats(
-        (paper == 0).astype(np.uint8), connectivity=8
+        (paper == 0).view(np.uint8), connectivity=8
     )
     x, y = hole_stats[:, cv2.CC_STAT_LEFT], hole_stats[:, cv2.CC_STAT_TOP]
     w, h = hole_stats[:, cv2.CC_STAT_WIDTH], hole_stats[:, cv2.CC_STAT_HEIGHT]
@@ -502,15 +502,15 @@ def _panel_paper(small: np.ndarray, ground: np.ndarray, noise: float, k: int) ->
     letter &= (x + w < width) & (y + h < height)
     letter[0] = False
     if letter.any():
-        letters = np.where(letter[holes], holes, 0).astype(np.float32)
-        around = cv2.dilate(letters, np.ones((3, 3), np.uint8)).astype(np.int32)
+        in_letter = letter[holes]
+        letters = np.where(in_letter, holes, 0).astype(np.float32)
+        around = cv2.dilate(letters, np.ones((3, 3), np.uint8))
         rim = (around > 0) & (paper > 0)
-        n = np.bincount(around[rim], minlength=hole_count)
-        total = np.bincount(
-            around[rim], weights=paper[rim].astype(np.float64), minlength=hole_count
-        )
-        fill = np.where(n > 0, total / np.maximum(n, 1), 0)
-        paper = np.where(letter[holes], np.rint(fill[holes]), paper).astype(np.uint8)
+        rim_labels = around[rim].astype(np.int32)
+        n = np.bincount(rim_labels, minlength=hole_count)
+        total = np.bincount(rim_labels, weights=paper[rim], minlength=hole_count)
+        fill = np.rint(total / np.maximum(n, 1)).astype(np.uint8)
+        paper[in_letter] = fill[holes[in_letter]]
     return paper
 
 
