@@ -10,6 +10,11 @@ One invocation generates the inputs (fixed seeds, known text) into a temporary f
 * ``bubbles``: a 1080x2400 phone chat with rounded bubbles, white text on blue (outgoing)
   and black on light grey (incoming), status bar, timestamps;
 * ``bubbles_dark``: its dark-mode twin (black screen, white text on dark grey and on blue);
+* ``bubbles_half``: the dark twin at half size (540x1200); ``bubbles_green``: the light chat
+  with green (SMS) outgoing bubbles;
+* ``web``: a 1280x800 web app page (white on a dark blue header bar, a grey sidebar, white
+  labels on blue, green and red buttons, black body text);
+* ``settings_dark``: a 1080x1600 dark-mode phone settings group with toggles;
 * ``vertical_zh``: three columns of Simplified Chinese written top to bottom;
 * ``rotated``: a page turned 90 degrees with no EXIF tag;
 * ``transparent``: white text on a transparent background (RGBA PNG);
@@ -75,6 +80,12 @@ def _saved(name: str, render: Callable[[], tuple[Any, str]], **save: Any) -> Inp
     return name.split(".")[0], make
 
 
+def _halved(rendered: tuple[Any, str]) -> tuple[Any, str]:
+    """A rendered image at half its width and height (Lanczos), with its text."""
+    image, text = rendered
+    return image.resize((image.width // 2, image.height // 2), resample=1), text
+
+
 def _sample(kind: str, name: str) -> Input:
     return kind, lambda _folder: (sample_path(name), SAMPLE_TEXTS[name])
 
@@ -87,6 +98,13 @@ INPUTS: list[Input] = [
     _saved("chat.png", gen.render_chat_screenshot),
     _saved("bubbles.png", gen.render_chat_bubbles),
     _saved("bubbles_dark.png", lambda: gen.render_chat_bubbles(dark=True)),
+    _saved(
+        "bubbles_half.png",
+        lambda: _halved(gen.render_chat_bubbles(dark=True)),
+    ),
+    _saved("bubbles_green.png", lambda: gen.render_chat_bubbles(outgoing=(52, 199, 89))),
+    _saved("web.png", gen.render_web_page),
+    _saved("settings_dark.png", gen.render_dark_settings),
     _saved("vertical_zh.png", gen.render_vertical_chinese),
     _saved("rotated.png", gen.render_rotated_page),
     _saved("transparent.png", gen.render_transparent_text),

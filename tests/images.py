@@ -424,6 +424,102 @@ def render_dark_screenshot() -> tuple[Any, str]:
     return image, "\n".join(DARK_LINES)
 
 
+WEB_HEADER = ("Northwind Travel", "Home", "Trips", "Account")
+WEB_SIDEBAR = ("Dashboard", "Bookings", "Invoices", "Settings", "Help centre")
+WEB_BODY = (
+    "Your next trip",
+    "Lisbon, Portugal, from 12 to 19 May.",
+    "Flight TP 1351 leaves at 08:40 from gate B12.",
+    "Hotel check-in opens at 15:00 on arrival.",
+    "Bring your passport and the booking code below.",
+)
+WEB_BUTTONS = (
+    ("Confirm", (0, 122, 255)),
+    ("Change dates", (52, 168, 83)),
+    ("Cancel", (220, 53, 69)),
+)
+
+
+def render_web_page() -> tuple[Any, str]:
+    """A 1280x800 web app page: coloured header bar, grey sidebar, body text, buttons.
+
+    The header bar is dark blue (30, 58, 138) with white text (light on dark, ~60 in
+    grayscale); the sidebar light grey (#EEF0F3) with dark grey text; the body black on white
+    (DejaVu Sans 22-30 px); three buttons (blue, green, red: mid-greys 90-130 in grayscale)
+    with white labels. Returns the image and all its text, in reading order.
+    """
+    from PIL import Image, ImageDraw
+
+    width, height = 1280, 800
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    title, nav = _font(FONT_SANS_BOLD, 28), _font(FONT_SANS, 22)
+    body, heading = _font(FONT_SANS, 22), _font(FONT_SANS_BOLD, 30)
+    draw.rectangle((0, 0, width, 72), fill=(30, 58, 138))
+    draw.text((32, 36), WEB_HEADER[0], font=title, fill=(255, 255, 255), anchor="lm")
+    for number, item in enumerate(WEB_HEADER[1:]):
+        draw.text((860 + 130 * number, 36), item, font=nav, fill=(255, 255, 255), anchor="lm")
+    draw.rectangle((0, 72, 260, height), fill=(238, 240, 243))
+    for number, item in enumerate(WEB_SIDEBAR):
+        draw.text((32, 120 + 56 * number), item, font=nav, fill=(55, 65, 81))
+    draw.text((310, 110), WEB_BODY[0], font=heading, fill=(0, 0, 0))
+    for number, line in enumerate(WEB_BODY[1:]):
+        draw.text((310, 180 + 44 * number), line, font=body, fill=(0, 0, 0))
+    x = 310
+    for label, colour in WEB_BUTTONS:
+        label_w = int(draw.textlength(label, font=nav))
+        draw.rounded_rectangle((x, 400, x + label_w + 48, 448), radius=8, fill=colour)
+        draw.text((x + 24, 424), label, font=nav, fill=(255, 255, 255), anchor="lm")
+        x += label_w + 48 + 24
+    texts = [WEB_HEADER[0], " ".join(WEB_HEADER[1:]), *WEB_SIDEBAR, *WEB_BODY]
+    return image, "\n".join([*texts, " ".join(label for label, _ in WEB_BUTTONS)])
+
+
+SETTINGS_ROWS = (
+    ("Airplane mode", False),
+    ("Wi-Fi", True),
+    ("Bluetooth", True),
+    ("Mobile data", False),
+    ("Personal hotspot", False),
+    ("Do not disturb", True),
+    ("Dark appearance", True),
+)
+
+
+def render_dark_settings() -> tuple[Any, str]:
+    """A 1080x1600 phone settings screen in dark mode: grouped rows with toggles.
+
+    Black screen, a large bold title, rows of white text (DejaVu Sans 40 px) on a dark grey
+    group panel (#1C1C1E) split by thin rules; each row ends in a toggle, on (green
+    (48, 209, 88) track, white knob) or off (grey #39393D track); a grey footnote under the
+    group. Returns the image and all its text, in order.
+    """
+    from PIL import Image, ImageDraw
+
+    width, height = 1080, 1600
+    image = Image.new("RGB", (width, height), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.text((48, 90), "Settings", font=_font(FONT_SANS_BOLD, 68), fill=(255, 255, 255))
+    font, small = _font(FONT_SANS, 40), _font(FONT_SANS, 30)
+    top, row_h = 240, 120
+    draw.rounded_rectangle(
+        (32, top, width - 32, top + row_h * len(SETTINGS_ROWS)), radius=28, fill=(28, 28, 30)
+    )
+    for number, (label, on) in enumerate(SETTINGS_ROWS):
+        y = top + row_h * number
+        if number:
+            draw.line((80, y, width - 32, y), fill=(56, 56, 58), width=2)
+        draw.text((80, y + row_h // 2), label, font=font, fill=(255, 255, 255), anchor="lm")
+        track = (48, 209, 88) if on else (57, 57, 61)
+        x0, y0 = width - 32 - 48 - 102, y + row_h // 2 - 31
+        draw.rounded_rectangle((x0, y0, x0 + 102, y0 + 62), radius=31, fill=track)
+        knob = x0 + 71 if on else x0 + 31
+        draw.ellipse((knob - 27, y0 + 4, knob + 27, y0 + 58), fill=(255, 255, 255))
+    note = "Changes apply to every signed-in device."
+    draw.text((48, top + row_h * len(SETTINGS_ROWS) + 30), note, font=small, fill=(142, 142, 147))
+    return image, "\n".join(["Settings", *(label for label, _ in SETTINGS_ROWS), note])
+
+
 def render_textfree_photo(seed: int = 5, size: tuple[int, int] = (1600, 1200)) -> Any:
     """An outdoor-like photo with no writing: sky, foliage and gravel textures, edges, noise.
 

@@ -14,10 +14,12 @@ resolution); a big JPEG is decoded at 1/2-1/8 of its size by DCT scaling (the ca
    cut out where the median steps), grown to its edges: white text on a blue bubble is
    light on a mid-grey ground (~100) beside black text on white, which no box of mixed
    evidence finds;
-2. **background**: that ground, inverted with the text, is the paper's brightness (an
-   inverted panel's paper is its own level, out to its edge); when it varies (uneven
-   light, shadow) the image is divided by it, scaled up to the working size, and the paper
-   is clamped to white below its noise level;
+2. **background**: that ground, inverted with the text, is the paper's brightness, blurred;
+   a flat panel's paper (a bubble, a header bar, a settings group: a ground the median
+   keeps flat between its steps) is its own level, out to its edge, as blurring across the
+   edge shades the panel's rim. When the paper varies (uneven light, shadow, panels) the
+   image is divided by it, scaled up to the working size, and the paper is clamped to white
+   below its noise level;
 3. **working resolution**: the upper-quartile height of the ink's glyph-like connected
    components on the small copy gives the text size (about a capital's height);
    tesseract reads best with capitals about 20-40 px tall, so big text (over 48 px) is
@@ -57,6 +59,7 @@ POLARITY_MARGIN = 1.5  # light-stroke evidence must beat dark-stroke evidence by
 # textured photos (bench/README.md, session 7).
 NO_INK_SHARE = 1e-4
 MAX_STROKE_DEPTH_PX = 2.0  # light strokes on a panel: their mean half-width, at least
+PANEL_MIN_LEVEL = 64  # a flat panel darker than this, once inverted, is ink, not paper
 REGION_EVIDENCE = 0.03  # share of light-stroke pixels a region needs to be inverted alone
 
 
@@ -185,12 +188,13 @@ def prepare(
 
     k = min(255, _odd(max(31, round(math.sqrt(small.size) / 15))))
     ground = cv2.medianBlur(small, k)  # the majority around each pixel: text removed
+    sigma = _noise_sigma(small)  # 0 when most pixels lie in exactly flat areas: a screen
+    noise = max(12.0, 3.0 * sigma)  # grey levels a stroke stands off its ground
     # No pixel stands off its ground by more than the noise: no strokes, nothing to even out
     # (a sky, a smooth gradient). Evened out, its noise became 12 MP of speckle that
     # tesseract's layout analysis took 25-44 s over (plain tesseract: 0.7 s).
-    noise = max(12.0, 3.0 * _noise_sigma(small))
     inked = np.count_nonzero(cv2.absdiff(small, ground) > noise) >= NO_INK_SHARE * small.size
-    light_text, panel_paper = _light_text_mask(small, ground, k)
+    light_text = _light_text_mask(small, ground, noise, k)
     inverted_share = float(light_text.mean())
     if inverted_share > 0:
         small = np.where(light_text, 255 - small, small).astype(np.uint8)
@@ -204,10 +208,18 @@ def prepare(
             else f"inverted light-on-dark regions ({inverted_share:.0%})"
         )
     paper_small = cv2.GaussianBlur(ground, (0, 0), max(1.0, k / 6))
-    if panel_paper.any():  # an inverted panel's paper is its own level, out to its edge
-        paper_small = np.where(panel_paper > 0, panel_paper, paper_small)
     low, high = quantiles(paper_small, (0.02, 0.98))
     uneven = inked and high > 0 and low / high < EVEN_LIGHT_RATIO
+    # Where the image is divided, or panels were inverted on their own, a flat panel's paper
+    # is its own level, out to its edge. Panels are exactly flat only on a rendered screen
+    # (``sigma`` 0): a photo's flat-looking patches (sky, a blown highlight) keep the
+    # blurred ground (papered, the sunset photo's text-size estimate changed and a
+    # text-free photo cost 6x the CPU). An even screen read whole is left as it was.
+    if sigma == 0 and (uneven or 0 < inverted_share <= 0.9):
+        panel_paper = _panel_paper(small, ground, noise, k)
+        paper_small = np.where(panel_paper > 0, panel_paper, paper_small)
+        low, high = quantiles(paper_small, (0.02, 0.98))
+        uneven = inked and high > 0 and low / high < EVEN_LIGHT_RATIO
     if deadline:
         deadline.check("estimating the text size")
 
@@ -307,26 +319,22 @@ def _resize(gray: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(gray, size, interpolation=method)
 
 
-def _light_text_mask(
-    small: np.ndarray, ground: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """True where the strokes around a pixel are lighter than their ground, and panel paper.
+def _light_text_mask(small: np.ndarray, ground: np.ndarray, noise: float, k: int) -> np.ndarray:
+    """True where the strokes around a pixel are lighter than their ground.
 
     ``ground`` is a median of the neighbourhood: the majority, i.e. the paper or screen, since
     strokes cover less than half of any window. Pixels well above it (light strokes) are
     counted against pixels well below it (dark strokes) over a box of about three windows;
     where light strokes win by ``POLARITY_MARGIN`` the region is light text on dark. Edges
     between two grounds give both kinds in equal measure and change nothing. Each flat
-    ground is also weighed on its own (``_light_text_grounds``: chat bubbles); the second
-    array is the paper of such panels once inverted (their level, 0 off them).
+    ground is also weighed on its own (``_light_text_grounds``: chat bubbles). ``noise``: the
+    grey levels a stroke stands off its ground.
     """
     diff = small.astype(np.int16) - ground.astype(np.int16)
-    noise = max(12.0, 3.0 * _noise_sigma(small))
     dark_px, light_px = diff < -noise, diff > noise
     dark, light = dark_px.astype(np.float32), light_px.astype(np.float32)
-    no_panel = np.zeros(small.shape, dtype=np.uint8)
     if light.mean() > POLARITY_MARGIN * dark.mean():  # the whole image is light on dark
-        return np.ones(small.shape, dtype=bool), no_panel
+        return np.ones(small.shape, dtype=bool)
     window = (3 * k, 3 * k)
     dark_share = cv2.boxFilter(dark, -1, window)
     light_share = cv2.boxFilter(light, -1, window)
@@ -337,8 +345,7 @@ def _light_text_mask(
         # Grow the regions so that inverted areas end in plain ground, not across strokes.
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
         mask = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
-    panels, paper = _light_text_grounds(small, light_px, dark_px, ground, noise, k)
-    return mask | panels, paper
+    return mask | _light_text_grounds(small, light_px, dark_px, ground, noise, k)
 
 
 def _light_text_grounds(
@@ -348,7 +355,7 @@ def _light_text_grounds(
     ground: np.ndarray,
     noise: float,
     k: int,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray:
     """True on the flat grounds (panels, chat bubbles) whose strokes are lighter than they are.
 
     ``light`` and ``dark`` are the light and dark stroke pixels (bool, the shape of
@@ -366,15 +373,14 @@ def _light_text_grounds(
     it lies on. A ground of at least half a window whose light strokes beat its dark ones by
     twice ``POLARITY_MARGIN`` and cover ``REGION_EVIDENCE`` of it is light text on its own
     ground, whatever its grey level. On photos the ground varies smoothly (no step above the
-    noise), so it is one region and the whole-image rule has already decided. Also returns
-    the panels' paper once inverted (``_whole_panels``).
+    noise), so it is one region and the whole-image rule has already decided.
     """
     steps = cv2.morphologyEx(ground, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > noise
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
         (~steps).astype(np.uint8), connectivity=4
     )
     if count <= 2:  # one ground (label 0 is the steps): the whole-image rule's case
-        return np.zeros(ground.shape, dtype=bool), np.zeros(ground.shape, dtype=np.uint8)
+        return np.zeros(ground.shape, dtype=bool)
     # Strokes are a few percent of the pixels: counting them alone costs a tenth of a
     # weighted count over the image.
     n_light = np.bincount(labels[light], minlength=count)
@@ -402,7 +408,7 @@ def _light_text_grounds(
 
 def _whole_panels(
     region: np.ndarray, small: np.ndarray, ground: np.ndarray, noise: float, k: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray:
     """``region`` grown to the whole panels it lies on, out to their edges, letters included.
 
     The median's panel is narrower than the panel (its window reaches past the edge), so
@@ -411,14 +417,9 @@ def _whole_panels(
     keep its ground level (to the noise) and connect to it (``cv2.connectedComponents``);
     the letters are holes in it, filled from its outer contours (``cv2.findContours``) when
     they are glyph-sized.
-
-    Also returns the panels' paper once inverted: 255 minus their level on them, 0 off them.
-    The blurred ground is no paper for a panel: blurred across its edge, it shades the
-    bubble's rounded ends grey after the division, over the first letter ("Yes," and
-    "Thanks!" were lost so on green and red bubbles and on JPEG copies).
     """
     if not region.any():
-        return region, np.zeros(region.shape, dtype=np.uint8)
+        return region
     kernel = np.ones((k, k), np.uint8)
     level = cv2.dilate(np.where(region, ground, 0).astype(np.uint8), kernel)
     near = cv2.dilate(region.astype(np.uint8), kernel).astype(bool)
@@ -435,8 +436,90 @@ def _whole_panels(
     _n, holes, stats, _ = cv2.connectedComponentsWithStats(filled - panels, connectivity=8)
     letter = np.minimum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) < k / 2
     letter[0] = False
-    inverted = region | panels.astype(bool) | letter[holes]
-    return inverted, np.where(inverted, 255 - level, 0).astype(np.uint8)
+    return region | panels.astype(bool) | letter[holes]
+
+
+def _panel_paper(small: np.ndarray, ground: np.ndarray, noise: float, k: int) -> np.ndarray:
+    """The paper of every flat panel: its own level out to its edge, letters included; 0 off.
+
+    ``small`` and ``ground`` (its median, window ``k``) are the image once its light text is
+    inverted: dark text on light everywhere. The blurred ground is no paper for a panel (a
+    chat bubble, a header bar, a button): blurred across the panel's edge, it is too light
+    on the panel's rim, so the division shades the rounded ends of a bubble grey over its
+    first letter ("Yes," was lost so on green bubbles, on JPEG copies, and "Yes", "Thanks",
+    "Running" and "No" on a half-size dark-mode chat, whose inverted blue bubbles are grey
+    panels with dark text). The grounds are cut where the median steps, as in
+    ``_light_text_grounds``; one of half a window or more whose median is flat (standard
+    deviation within half the noise) and not dark (``PANEL_MIN_LEVEL``) is a panel, and its
+    level (mean median) is its paper.
+    A ground that varies (uneven light on a page or photo) keeps the blurred ground. A
+    panel reaches past its median's edge: its pixels within a window that keep its level
+    (the highest or lowest panel level in reach, to the noise) and connect to it; the
+    letters are its glyph-sized holes, papered with the level around them.
+    """
+    steps = cv2.morphologyEx(ground, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > noise
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (~steps).astype(np.uint8), connectivity=4
+    )
+    no_paper = np.zeros(ground.shape, dtype=np.uint8)
+    if count <= 2:  # one ground: the blurred ground is its paper
+        return no_paper
+    area = stats[:, cv2.CC_STAT_AREA]
+    # the level and spread of each ground on every other row and column: a quarter of the cost
+    sampled = labels[::2, ::2].ravel()
+    values = ground[::2, ::2].ravel().astype(np.float64)
+    n = np.maximum(np.bincount(sampled, minlength=count), 1)
+    mean = np.bincount(sampled, weights=values, minlength=count) / n
+    square = np.bincount(sampled, weights=values * values, minlength=count) / n
+    spread = np.sqrt(np.maximum(square - mean * mean, 0.0))
+    # Once inverted, paper is light: a flat ground darker than PANEL_MIN_LEVEL is ink (the
+    # bodies of big bold letters, a black bar), and papered it would turn white.
+    flat = (area >= k * k / 2) & (spread <= noise / 2) & (mean >= PANEL_MIN_LEVEL)
+    flat[0] = False  # the steps themselves
+    if not flat.any():
+        return no_paper
+    level = np.where(flat, np.clip(np.rint(mean), 1, 255), 0).astype(np.uint8)
+    seeded = level[labels]  # each panel's level on its ground, 0 elsewhere
+    seeds = seeded > 0
+    kernel = np.ones((k, k), np.uint8)
+    high = cv2.dilate(seeded, kernel)  # the lightest panel level within a window
+    low = cv2.erode(seeded | np.where(seeds, 0, 255).astype(np.uint8), kernel)  # darkest
+    reach = high > 0
+    near_high = reach & (cv2.absdiff(small, high) <= noise)
+    near_low = reach & (cv2.absdiff(small, low) <= noise) & ~near_high
+    paper = np.zeros(ground.shape, dtype=np.uint8)
+    for near, own in ((near_high, high), (near_low, low)):
+        if not near.any():
+            continue
+        # a pixel at a panel's level belongs to it only when connected to it: grey text
+        # beside a panel of its grey is no part of it
+        body_count, body = cv2.connectedComponents(near.view(np.uint8), connectivity=4)
+        keep = np.zeros(body_count, dtype=bool)
+        keep[body[seeds & near & (seeded == own)]] = True
+        keep[0] = False
+        np.copyto(paper, own, where=keep[body])
+    # Letters: glyph-sized holes in the panels (8-connected, as the panels are 4-connected)
+    # off the image's border; each takes the mean paper of the panel pixels around it.
+    hole_count, holes, hole_stats, _ = cv2.connectedComponentsWithStats(
+        (paper == 0).view(np.uint8), connectivity=8
+    )
+    x, y = hole_stats[:, cv2.CC_STAT_LEFT], hole_stats[:, cv2.CC_STAT_TOP]
+    w, h = hole_stats[:, cv2.CC_STAT_WIDTH], hole_stats[:, cv2.CC_STAT_HEIGHT]
+    height, width = ground.shape
+    letter = (np.minimum(w, h) < k / 2) & (x > 0) & (y > 0)
+    letter &= (x + w < width) & (y + h < height)
+    letter[0] = False
+    if letter.any():
+        in_letter = letter[holes]
+        letters = np.where(in_letter, holes, 0).astype(np.float32)
+        around = cv2.dilate(letters, np.ones((3, 3), np.uint8))
+        rim = (around > 0) & (paper > 0)
+        rim_labels = around[rim].astype(np.int32)
+        n = np.bincount(rim_labels, minlength=hole_count)
+        total = np.bincount(rim_labels, weights=paper[rim], minlength=hole_count)
+        fill = np.rint(total / np.maximum(n, 1)).astype(np.uint8)
+        paper[in_letter] = fill[holes[in_letter]]
+    return paper
 
 
 def _noise_sigma(gray: np.ndarray) -> float:

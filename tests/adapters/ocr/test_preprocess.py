@@ -86,6 +86,35 @@ def test_every_chat_bubble_comes_out_dark_text_on_light(dark: bool) -> None:
         assert (inner < 80).mean() > 0.03, (left, top)  # and its letters dark on it
 
 
+@pytest.mark.parametrize(
+    ("dark", "outgoing", "size"),
+    [(True, None, (540, 1200)), (True, (48, 209, 88), None), (False, (52, 199, 89), None)],
+    ids=["dark-half", "dark-green", "green"],
+)
+def test_a_bubbles_rounded_ends_are_as_light_as_its_middle(
+    dark: bool, outgoing: tuple[int, int, int] | None, size: tuple[int, int] | None
+) -> None:
+    # The blurred background shaded a bubble's ends grey over its first letter ("Yes",
+    # "Thanks", "No" lost on a half-size dark chat); each flat panel is now its own paper.
+    image, _text = gen.render_chat_bubbles(dark=dark, outgoing=outgoing)
+    fill = outgoing or ((10, 132, 255) if dark else (0, 122, 255))
+    if size:
+        image = image.resize(size, resample=1)
+    prepared = prepare(image)
+    scale = prepared.scale * image.width / 1080  # prepared pixels per pixel of the 1080 chat
+    rgb = np.asarray(image).astype(np.int16)
+    inside = np.all(np.abs(rgb - fill) <= 2, axis=-1).astype(np.uint8)
+    _n, _labels, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=4)
+    bubbles = [s[:4] for s in stats[1:] if s[cv2.CC_STAT_AREA] > 5000 * (image.width / 1080) ** 2]
+    assert len(bubbles) == sum(mine for mine, _ in gen.CHAT_BUBBLES)
+    for left, top, _width, height in bubbles:
+        x0, y0 = round(left * prepared.scale), round((top + height / 3) * prepared.scale)
+        y1 = round((top + 2 * height / 3) * prepared.scale)
+        # between the rounded end and the first letter (38 px in): no ink, only the bubble
+        end = prepared.image[y0:y1, x0 + round(6 * scale) : x0 + round(30 * scale)]
+        assert end.min() > 200, (left, top, int(end.min()))
+
+
 def test_a_light_page_framed_by_a_dark_window_keeps_its_polarity() -> None:
     # The dark frame holds white captions and is inverted as one ground; the white page is
     # a hole in it, but far bigger than a letter, so it is not inverted with it.

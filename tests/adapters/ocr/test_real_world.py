@@ -35,25 +35,65 @@ def test_dark_mode_screenshot_reads_every_line(engine: OcrEngine, tmp_path: Path
     assert 0.8 < result.confidence <= 1.0  # 0-1 scale
 
 
+IOS_GREEN, IOS_GREEN_DARK = (52, 199, 89), (48, 209, 88)  # the SMS bubble, light/dark mode
+
+
 @pytest.mark.parametrize(
     "engine",
     ["tesseract", "auto", pytest.param("rapidocr", marks=pytest.mark.slow)],  # 2.5-7 s a read
     indirect=True,
 )
 @pytest.mark.parametrize(
-    ("dark", "name", "save"),
-    [(False, "chat.png", {}), (True, "chat.png", {}), (False, "chat.jpg", {"quality": 75})],
-    ids=["light", "dark", "light-jpeg"],
+    ("dark", "outgoing", "size", "name", "save"),
+    [
+        (False, None, None, "chat.png", {}),
+        (True, None, None, "chat.png", {}),
+        (False, None, None, "chat.jpg", {"quality": 75}),
+        (True, None, (540, 1200), "chat.png", {}),
+        (True, IOS_GREEN_DARK, None, "chat.png", {}),
+        (True, IOS_GREEN, None, "chat.png", {}),
+        (False, IOS_GREEN, None, "chat.png", {}),
+    ],
+    ids=["light", "dark", "light-jpeg", "dark-half", "dark-green", "dark-green-sms", "green"],
 )
 def test_chat_bubbles_every_message_is_read(
-    engine: OcrEngine, tmp_path: Path, dark: bool, name: str, save: dict[str, Any]
+    engine: OcrEngine,
+    tmp_path: Path,
+    dark: bool,
+    outgoing: tuple[int, int, int] | None,
+    size: tuple[int, int] | None,
+    name: str,
+    save: dict[str, Any],
 ) -> None:
     # White on blue (mid-grey in grayscale) lost every outgoing message, "Yes," first, at a
     # confident 0.96 under tesseract and auto: a new user's iMessage-style screenshot. The
-    # JPEG copy lost "Yes," alone, to the bubble's end shaded grey over its first letter.
-    image, text = gen.render_chat_bubbles(dark=dark)
+    # JPEG copy lost "Yes," alone, to the bubble's end shaded grey over its first letter; so
+    # did the green bubbles ("at 7" read "at7" in light mode), and the half-size dark chat
+    # lost "Yes", "Thanks", "Running" and "No" at 0.90 (its inverted bubbles are grey panels
+    # whose blurred paper shaded their ends).
+    image, text = gen.render_chat_bubbles(dark=dark, outgoing=outgoing)
+    if size:
+        image = image.resize(size, resample=1)  # Lanczos
     result = engine.recognize(_save(tmp_path, name, image, **save), "auto")
     assert "Yes," in result.text, result.text
+    missing = words(text) - words(result.text)
+    assert not missing, (dict(missing), result.text)
+    assert result.language == "en"
+
+
+@pytest.mark.parametrize(
+    "engine",
+    ["tesseract", "auto", pytest.param("rapidocr", marks=pytest.mark.slow)],  # 2.5-7 s a read
+    indirect=True,
+)
+@pytest.mark.parametrize(
+    "render", [gen.render_web_page, gen.render_dark_settings], ids=["web-page", "dark-settings"]
+)
+def test_app_screens_every_word_is_read(engine: OcrEngine, tmp_path: Path, render: Any) -> None:
+    # Panels of every kind: white on a dark blue header bar, dark text on a grey sidebar,
+    # white labels on blue, green and red buttons, a dark-mode settings group with toggles.
+    image, text = render()
+    result = engine.recognize(_save(tmp_path, "screen.png", image), "auto")
     missing = words(text) - words(result.text)
     assert not missing, (dict(missing), result.text)
     assert result.language == "en"
