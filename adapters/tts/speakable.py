@@ -34,7 +34,11 @@ NOTHING_SPEAKABLE = (
 )
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
-_TOKEN = re.compile(rf"[{_HAN}]+|[^\W\d_]+|\d+|\s+|.", re.S)
+# A number is one token with its currency sign and inner separators (``¥12.50``, ``18:00``,
+# ``1,200``): split, "to 18:00营业" was said "to eighteen" in English and "零" in Mandarin.
+_TOKEN = re.compile(
+    rf"[{_HAN}]+|[^\W\d_]+|[$\u20ac\u00a3\u00a5\uffe5]?\d+(?:[.,:]\d+)*|\s+|.", re.S
+)
 _HAN_RE = re.compile(rf"[{_HAN}]")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # terminal colour codes from a log
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")

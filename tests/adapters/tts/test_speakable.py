@@ -50,6 +50,12 @@ def test_runs_follow_the_script_not_the_image_language() -> None:
 def test_digits_and_punctuation_join_the_nearest_letters() -> None:
     assert split_runs("总计 12 元, thanks", "en") == [("总计 12 元,", "zh"), (" thanks", "en")]
     assert split_runs("42", "zh") == [("42", "zh")]
+    # a time or a price is one unit, spoken in one voice (it was cut at its colon)
+    assert split_runs("Open 10:00 to 18:00营业", "en") == [
+        ("Open 10:00 to ", "en"), ("18:00营业", "zh"),
+    ]  # fmt: skip
+    assert split_runs("营业 9:00 to 5pm", "en") == [("营业 9:00", "zh"), (" to 5pm", "en")]
+    assert split_runs("咖啡 ¥12.50", "en") == [("咖啡 ¥12.50", "zh")]
     assert split_runs("42", "en") == [("42", "en")]
 
 
