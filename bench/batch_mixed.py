@@ -126,17 +126,25 @@ def _own_cpu_s() -> float:
 
 
 def _tree_cpu_s(processes: list[Any]) -> float:
-    """CPU seconds of running processes and their children (and their ended children)."""
+    """CPU seconds of running processes and their children (and their ended children).
+
+    A process reached from two roots (the bench and a cluster it started) counts once.
+    """
     import psutil
 
-    total = 0.0
+    seen: set[Any] = set()
     for root in processes:
         try:
-            for proc in [root, *root.children(recursive=True)]:
-                t = proc.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
+            seen.update([root, *root.children(recursive=True)])
         except psutil.NoSuchProcess:
             continue
+    total = 0.0
+    for proc in seen:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
     return total
 
 
@@ -202,21 +210,8 @@ def _sample_busy(cluster: list[Any], stop: threading.Event, into: list[float]) -
     """Cores busy in each second: this process tree (Prefect server included) and ``cluster``."""
     import psutil
 
-    def cpu_s() -> float:  # the bench started the cluster's processes: count each once
-        procs = {psutil.Process()}
-        for root in [psutil.Process(), *cluster]:
-            try:
-                procs.update([root, *root.children(recursive=True)])
-            except psutil.NoSuchProcess:
-                continue
-        total = 0.0
-        for proc in procs:
-            try:
-                t = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += t.user + t.system + t.children_user + t.children_system
-        return total
+    def cpu_s() -> float:  # the bench started the cluster's processes: each counts once
+        return _tree_cpu_s([psutil.Process(), *cluster])
 
     last, then = cpu_s(), time.perf_counter()
     while not stop.wait(1.0):

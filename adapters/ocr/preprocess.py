@@ -348,6 +348,20 @@ def _light_text_mask(small: np.ndarray, ground: np.ndarray, noise: float, k: int
     return mask | _light_text_grounds(small, light_px, dark_px, ground, noise, k)
 
 
+def _grounds(ground: np.ndarray, noise: float) -> tuple[int, np.ndarray, np.ndarray]:
+    """The flat grounds of ``ground`` (a median), cut where it steps by more than ``noise``.
+
+    Returns ``cv2.connectedComponentsWithStats``'s count, labels and stats of the
+    4-connected areas off the steps (a 3x3 morphological gradient above ``noise``); label 0
+    is the steps themselves.
+    """
+    steps = cv2.morphologyEx(ground, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > noise
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (~steps).astype(np.uint8), connectivity=4
+    )
+    return count, labels, stats
+
+
 def _light_text_grounds(
     small: np.ndarray,
     light: np.ndarray,
@@ -375,10 +389,7 @@ def _light_text_grounds(
     ground, whatever its grey level. On photos the ground varies smoothly (no step above the
     noise), so it is one region and the whole-image rule has already decided.
     """
-    steps = cv2.morphologyEx(ground, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > noise
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        (~steps).astype(np.uint8), connectivity=4
-    )
+    count, labels, stats = _grounds(ground, noise)
     if count <= 2:  # one ground (label 0 is the steps): the whole-image rule's case
         return np.zeros(ground.shape, dtype=bool)
     # Strokes are a few percent of the pixels: counting them alone costs a tenth of a
@@ -457,10 +468,7 @@ def _panel_paper(small: np.ndarray, ground: np.ndarray, noise: float, k: int) ->
     (the highest or lowest panel level in reach, to the noise) and connect to it; the
     letters are its glyph-sized holes, papered with the level around them.
     """
-    steps = cv2.morphologyEx(ground, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > noise
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        (~steps).astype(np.uint8), connectivity=4
-    )
+    count, labels, stats = _grounds(ground, noise)
     no_paper = np.zeros(ground.shape, dtype=np.uint8)
     if count <= 2:  # one ground: the blurred ground is its paper
         return no_paper
