@@ -552,3 +552,58 @@ def render_textfree_photo(seed: int = 5, size: tuple[int, int] = (1600, 1200)) -
     image = image.filter(ImageFilter.GaussianBlur(1.0))
     noisy = np.asarray(image, np.float32) + rng.normal(0, 8, (height, width, 3))
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
+
+
+VALUE_ROWS = (
+    ("Wi-Fi", "On"),
+    ("Bluetooth", "Off"),
+    ("Mobile Data", "On"),
+    ("Personal Hotspot", "Off"),
+    ("Low Power Mode", "Off"),
+    ("Auto-Lock", "On"),
+)
+
+
+def render_settings_values(value_fill: tuple[int, int, int] = (142, 142, 147)) -> tuple[Any, str]:
+    """A 1080x1200 dark settings screen whose rows end in a grey value ("On", "Off").
+
+    Black screen, white labels (DejaVu Sans 40 px) left, values (34 px, ``value_fill``)
+    right-aligned. Tesseract reads every label at 0.96 and no value at all (a new user's
+    trial). Returns the image and its text, one "label value" line per row.
+    """
+    from PIL import Image, ImageDraw
+
+    width, height = 1080, 1200
+    image = Image.new("RGB", (width, height), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.text((48, 90), "Settings", font=_font(FONT_SANS_BOLD, 68), fill=(255, 255, 255))
+    font, value_font = _font(FONT_SANS, 40), _font(FONT_SANS, 34)
+    for number, (label, value) in enumerate(VALUE_ROWS):
+        y = 240 + 120 * number + 60
+        draw.text((80, y), label, font=font, fill=(255, 255, 255), anchor="lm")
+        draw.text((width - 80, y), value, font=value_font, fill=value_fill, anchor="rm")
+    lines = ["Settings", *(f"{label} {value}" for label, value in VALUE_ROWS)]
+    return image, "\n".join(lines)
+
+
+def render_banner(
+    text: str,
+    *,
+    font: Path = FONT_CJK,
+    size_px: int = 80,
+    ground: tuple[int, int, int] = (230, 230, 230),
+    ink: tuple[int, int, int] = (40, 40, 40),
+) -> tuple[Any, str]:
+    """One line of big text on a flat ground, with a margin of half its size: a shop sign.
+
+    Tesseract read "欢迎光临" at 80 px on light grey as "欢迎" (0.97), white on red as
+    nothing, and DejaVu Bold "Exit this way" at 90 px as "way" (a new user's trial).
+    """
+    from PIL import Image, ImageDraw
+
+    face = _font(font, size_px)
+    left, top, right, bottom = face.getbbox(text)
+    margin = size_px // 2
+    image = Image.new("RGB", (right - left + 2 * margin, bottom - top + 2 * margin), ground)
+    ImageDraw.Draw(image).text((margin - left, margin - top), text, font=face, fill=ink)
+    return image, text

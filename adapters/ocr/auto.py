@@ -18,6 +18,19 @@ Chinese and some photos more surely. So:
   between neighbouring words): on signs photographed 7-10 degrees askew tesseract read two to
   four of six lines at 0.92-0.97 confidence and nothing said a line was missing, so RapidOCR
   (which read them all) reads too and the read with more confident text wins;
+* a sure read (or one whose words were all junk) is also checked for text it left out
+  (``AutoOcr._left_out``): words it read and dropped as unsure that look like words and
+  hold ``DROPPED_SHARE`` of the characters it kept ("咖啡 ¥12.50" dropped from a Chinese
+  price list at 0.49-0.73; "Exit" and "this" of a big bold "Exit this way", kept "way" at
+  0.96), or, on images under 4 MP, a line RapidOCR's text detector finds that no kept word
+  covers (``_covered``): the grey "On"/"Off" values of a dark settings screen, of which
+  tesseract read every label at 0.96 and no value; "欢迎光临" read "欢迎"; white on red read
+  as nothing. RapidOCR's recogniser reads just those lines first (milliseconds): where it
+  reads nothing word-like (a battery icon) tesseract's read stands; else RapidOCR reads the
+  whole image and the read with more confident text wins. The detector costs 0.05-0.35 s
+  of wall time on a screenshot, run on a copy whose text is ~12 px tall (bench/README.md,
+  "Sure reads that left text out"); on big photos it would cost more than tesseract's
+  whole read, so they get the dropped-words check only;
 * on a big photo (``CHECKED_PIXELS`` or more, 4 MP: phone photos) RapidOCR first takes a
   glance (a read at a shorter side of 736 px, ~1 s of CPU for 12 MP instead of 5-11 s at
   the size the text-size estimate asks for). The costly extra reads (tesseract's
@@ -42,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adapters.imaging import DEFAULT_MAX_PIXELS
-from adapters.ocr.base import OcrLanguage, OcrResult
+from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
     RAPIDOCR_MIN_CONFIDENCE,
     TESSERACT_MIN_CONFIDENCE,
@@ -61,6 +74,12 @@ NO_TEXT_GLANCED = "rapidocr's glance saw no text, no second read"
 # generated signs (bench/README.md, session 6), partial sure reads sloped 6.3-7.4 degrees,
 # complete ones of straight and 3-5 degree tilted signs 0-5.1.
 TILTED_DEG = 5.5
+# A sure read leaves text out (``AutoOcr._left_out``) when dropped word-like words hold this
+# share of the kept characters, or when a line RapidOCR's detector finds with a box score of
+# FOUND_SURE or more is less than COVERED covered by kept words.
+DROPPED_SHARE = 0.1
+FOUND_SURE = 0.6
+COVERED = 0.5
 
 
 class AutoOcr:
@@ -155,19 +174,29 @@ class AutoOcr:
             and not _turned(page)
             and _tilt_deg(page) >= TILTED_DEG
         )
+        missed: list[WordBox] = []  # lines the detector found that the sure read left out
         if not (unsure_text or hidden_text or no_word or tilted):
-            return _noted(page, "tesseract")
-        if _is_long(page.image_size):
+            if _is_long(page.image_size):
+                return _noted(page, "tesseract")
+            left_out, missed = self._left_out(page, image_path)
+            if not left_out:
+                return _noted(page, "tesseract")
+            why = f"sure, but {left_out}"
+        elif _is_long(page.image_size):
             return _noted(page, "tesseract (long image)")
-        why = (
-            "unsure"
-            if unsure_text
-            else "nothing kept"
-            if hidden_text
-            else "no word read"
-            if no_word
-            else f"sure, lines tilted {_tilt_deg(page):.1f} deg"
-        )
+        else:
+            why = (
+                "unsure"
+                if unsure_text
+                else "nothing kept"
+                if hidden_text
+                else "no word read"
+                if no_word
+                else f"sure, lines tilted {_tilt_deg(page):.1f} deg"
+            )
+        if missed and not self._read_there(image_path, missed):
+            # a status bar's battery icon, a logo: "text" to the detector, nothing to read
+            return _noted(page, f"tesseract ({why}; rapidocr read nothing there either)")
         big = _is_big(page.image_size)
         if big and not text_seen():
             chosen = _noted(page, f"tesseract ({why}; {NO_TEXT_GLANCED})")
@@ -184,6 +213,79 @@ class AutoOcr:
         else:
             chosen = _noted(page, f"tesseract ({why}; both read, tesseract read more)")
         return _as_noise(chosen) if _noise(chosen) else chosen
+
+    def _read_there(self, image_path: Path, lines: list[WordBox]) -> bool:
+        """Does RapidOCR's recogniser read word-like text it is sure of in any of ``lines``?"""
+        floor = float(self._rapidocr_options["min_confidence"])  # type: ignore[arg-type]
+        return any(
+            line.confidence >= floor and looks_like_text(line.text)
+            for line in self.rapidocr.read_lines(image_path, lines)
+        )
+
+    def _left_out(self, page: OcrResult, image_path: Path) -> tuple[str, list[WordBox]]:
+        """Why a sure (or surely text-free) tesseract read leaves text out, and where.
+
+        Returns ``("", [])`` when it does not, else the reason and the lines found unread:
+
+        * Word-like words it read at ``HINT`` or more but dropped hold at least
+          ``DROPPED_SHARE`` of the characters it kept (any size of image);
+        * or, below ``CHECKED_PIXELS``, RapidOCR's detector finds a line (box score
+          ``FOUND_SURE`` or more) that the kept words cover less than ``COVERED`` of
+          (``_covered``).
+        """
+        dropped = sum(
+            len(b.text) for b in page.dropped if b.confidence >= HINT and looks_like_text(b.text)
+        )
+        if dropped and dropped >= DROPPED_SHARE * sum(len(b.text) for b in page.boxes):
+            return f"{dropped} word-like characters were dropped", []
+        if _is_big(page.image_size):
+            return "", []
+        heights = [b.height for b in page.boxes]
+        found = [
+            line
+            for line in self.rapidocr.find_lines(
+                image_path, text_px=statistics.median(heights) if heights else None
+            )
+            if line.confidence >= FOUND_SURE
+        ]
+        missed = [line for line in found if _covered(line, page.boxes) < COVERED]
+        if not missed:
+            return "", []
+        return f"{len(missed)} of {len(found)} text lines found were not read", missed
+
+
+def _covered(line: WordBox, words: tuple[WordBox, ...]) -> float:
+    """The share (0-1) of a found line's length that ``words`` cover.
+
+    The detector's boxes are grown around the text by DBNet's unclip rule (offset
+    ``d = A * 1.6 / L`` for a text region of area ``A`` and perimeter ``L``; Liao et al.,
+    "Real-time Scene Text Detection with Differentiable Binarization", AAAI 2020, eq. 9,
+    unclip ratio 1.6 as RapidOCR sets it): the text's own extent is taken back out first,
+    so that a line read whole counts as covered whatever its length. Length runs along the
+    box's longer side (a vertical Chinese column's is its height); a word counts where it
+    overlaps the middle half of the line across.
+    """
+    wide, tall = float(line.width), float(line.height)
+    # the text's w x h grown by d on each side is the box: d = 1.6 (W-2d)(H-2d) / (2 (W+H-4d)),
+    # i.e. 14.4 d^2 - 5.2 (W+H) d + 1.6 W H = 0, whose smaller root is the offset
+    total = wide + tall
+    offset = (5.2 * total - math.sqrt(max(0.0, 27.04 * total**2 - 92.16 * wide * tall))) / 28.8
+    w, h = max(1.0, wide - 2 * offset), max(1.0, tall - 2 * offset)
+    x0, y0 = line.left + (wide - w) / 2, line.top + (tall - h) / 2
+    along_x = w >= h
+    start, length = (x0, w) if along_x else (y0, h)
+    band0, band = (y0 + h / 4, h / 2) if along_x else (x0 + w / 4, w / 2)
+    spans: list[tuple[float, float]] = []
+    for word in words:
+        across0, across = (word.top, word.height) if along_x else (word.left, word.width)
+        if across0 < band0 + band and across0 + across > band0:
+            lo, size = (word.left, word.width) if along_x else (word.top, word.height)
+            spans.append((max(start, lo), min(start + length, lo + size)))
+    covered, reach = 0.0, start
+    for low, high in sorted(spans):
+        if high > max(low, reach):
+            covered, reach = covered + high - max(low, reach), high
+    return covered / length
 
 
 def _is_big(size: tuple[int, int]) -> bool:

@@ -123,7 +123,9 @@ class Prepared:
         ys = np.array([top, top, top + height, top + height], dtype=np.float64)
         h_img, w_img = self.image.shape[:2]
         for _ in range(self.quarter_turns):  # undo one 90-degree counter-clockwise turn
-            xs, ys = w_img - ys, xs
+            # np.rot90 puts the point (x, y) of a W-wide image at (y, W - x): W is the turned
+            # image's height (it was the width here, which put a turned page's boxes off it)
+            xs, ys = h_img - ys, xs
             w_img, h_img = h_img, w_img
         xs, ys = xs / self.scale, ys / self.scale
         if self.angle:

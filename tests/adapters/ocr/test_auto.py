@@ -8,16 +8,22 @@ module docstring); the engines themselves are tested on real images in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from adapters.ocr.auto import HINT, NO_TEXT_GLANCED, SURE, AutoOcr
+from adapters.ocr.auto import HINT, NO_TEXT_GLANCED, SURE, AutoOcr, _covered
 from adapters.ocr.base import OcrResult, WordBox
 from assets import SAMPLES_DIR
 from tests.images import (
+    FONT_SANS_BOLD,
+    recall,
+    render_banner,
     render_dim_tilted_sign,
+    render_settings_values,
     render_sign_photo,
     render_textfree_photo,
     render_turned_notes,
@@ -53,6 +59,19 @@ class _Scripted:
     calls: list[Path] = field(default_factory=list)
     glance: OcrResult | None = None  # RapidOCR's read at a 736-px shorter side
     glances: list[int] = field(default_factory=list)  # short_side_px of each glance asked
+    lines: tuple[WordBox, ...] = ()  # what its detector finds (find_lines)
+    finds: list[Path] = field(default_factory=list)
+
+    def find_lines(self, image_path: Path, text_px: float | None = None) -> list[WordBox]:
+        self.finds.append(image_path)
+        return list(self.lines)
+
+    def read_lines(self, image_path: Path, lines: list[WordBox]) -> list[WordBox]:
+        """What the full read has in each box (its recogniser alone, on the box)."""
+        return [
+            next((b for b in self.result.boxes if _covered(line, (b,)) >= 0.5), replace(line))
+            for line in lines
+        ]
 
     def recognize(self, image_path: Path, language: str = "auto", **options: object) -> OcrResult:
         if options.get("short_side_px") is not None:
@@ -63,15 +82,120 @@ class _Scripted:
         return self.result
 
 
-def _auto(page: OcrResult, scene: OcrResult) -> tuple[AutoOcr, _Scripted]:
+def _auto(
+    page: OcrResult, scene: OcrResult, lines: tuple[WordBox, ...] = ()
+) -> tuple[AutoOcr, _Scripted]:
     auto = AutoOcr()
-    rapid = _Scripted(scene)
+    rapid = _Scripted(scene, lines=lines)
     auto.tesseract = _Scripted(page)  # type: ignore[assignment]
     auto.rapidocr = rapid  # type: ignore[assignment]
     return auto, rapid
 
 
 UNUSED = _read("never asked", 1.0)
+PHONE = (4032, 3024)  # 12 MP: a big photo, on which RapidOCR takes a glance first
+
+
+def _found(box: WordBox, score: float = 0.85) -> WordBox:
+    """A line RapidOCR's detector finds around ``box``'s text (grown by DBNet's unclip)."""
+    offset = 1.6 * box.width * box.height / (2 * (box.width + box.height))
+    return WordBox(
+        "", round(box.left - offset), round(box.top - offset),
+        round(box.width + 2 * offset), round(box.height + 2 * offset), score,
+    )  # fmt: skip
+
+
+def _where(box: WordBox) -> tuple[int, int, int, int]:
+    return box.left, box.top, box.width, box.height
+
+
+LABEL = _read("Bluetooth", 0.96)
+VALUE = WordBox("On", 700, 10, 40, 20, 0.0)  # where the value sits, unread
+
+
+@pytest.mark.parametrize(
+    ("page", "lines", "kept", "choice", "asked"),
+    [
+        pytest.param(
+            LABEL, (_found(LABEL.boxes[0]),), "Bluetooth", "tesseract", False,
+            id="every line the detector finds is read: tesseract alone",
+        ),
+        pytest.param(
+            LABEL, (_found(LABEL.boxes[0]), _found(VALUE)), "Bluetooth On",
+            "rapidocr (tesseract sure, but 1 of 2 text lines found were not read", True,
+            id="a line found that no kept word covers: RapidOCR reads too",
+        ),
+        pytest.param(
+            LABEL, (_found(LABEL.boxes[0]), _found(VALUE, score=0.5)), "Bluetooth",
+            "tesseract", False,
+            id="a line found less surely than FOUND_SURE is not asked about",
+        ),
+        pytest.param(
+            OcrResult("Bluetooth", "en", 0.96, LABEL.boxes, image_size=(800, 600),
+                      dropped=(WordBox("On", 700, 10, 40, 20, 0.5),)),
+            (), "Bluetooth On",
+            "rapidocr (tesseract sure, but 2 word-like characters were dropped", True,
+            id="word-like words dropped with some confidence: RapidOCR reads too",
+        ),
+        pytest.param(
+            _read("Refunds are made within thirty days of purchase", 0.96), (),
+            "Refunds are made within thirty days of purchase", "tesseract", False,
+            id="no line found (or none left out): tesseract alone",
+        ),
+    ],
+)  # fmt: skip
+def test_auto_checks_a_sure_read_for_text_left_out(
+    page: OcrResult, lines: tuple[WordBox, ...], kept: str, choice: str, asked: bool
+) -> None:
+    lines_read = (
+        WordBox("Bluetooth", *_where(LABEL.boxes[0]), 0.99),
+        WordBox("On", *_where(VALUE), 0.99),
+    )
+    scene = OcrResult("Bluetooth On", "en", 0.99, lines_read, image_size=(800, 600))
+    auto, rapid = _auto(page, scene, lines)
+    result = auto.recognize(Path("screen.png"), "auto")
+    assert result.text == kept
+    assert result.details["engine_choice"].startswith(choice)
+    assert bool(rapid.calls) is asked
+
+
+def test_a_line_found_that_rapidocr_reads_nothing_in_keeps_tesseracts_read() -> None:
+    """A chat screenshot's battery icon was a "line" to the detector, nothing to read: no
+    whole read of the image follows."""
+    label = WordBox("Bluetooth", *_where(LABEL.boxes[0]), 0.99)
+    scene = OcrResult("Bluetooth", "en", 0.99, (label,), image_size=(800, 600))
+    auto, rapid = _auto(LABEL, scene, (_found(LABEL.boxes[0]), _found(VALUE)))
+    result = auto.recognize(Path("chat.png"), "auto")
+    assert result.text == "Bluetooth"
+    assert result.details["engine_choice"].endswith("rapidocr read nothing there either)")
+    assert not rapid.calls
+
+
+def test_a_big_photo_is_not_run_through_the_detector() -> None:
+    """On a 12 MP photo the detector would cost more than tesseract's whole read."""
+    page = _read("OPEN DAILY", 0.96, size=PHONE)
+    auto, rapid = _auto(page, UNUSED, (_found(VALUE),))
+    assert auto.recognize(Path("photo.jpg"), "auto").details["engine_choice"] == "tesseract"
+    assert not rapid.finds and not rapid.calls
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        pytest.param((WordBox("Exit", 100, 100, 200, 60, 0.9),), 1.0, id="the whole line"),
+        pytest.param((WordBox("Exit", 100, 100, 100, 60, 0.9),), 0.5, id="half of it"),
+        pytest.param((WordBox("Exit", 100, 300, 200, 60, 0.9),), 0.0, id="another line"),
+        pytest.param((), 0.0, id="nothing read"),
+    ],
+)
+def test_covered_measures_a_found_line_along_its_length(
+    words: tuple[WordBox, ...], expected: float
+) -> None:
+    line = _found(WordBox("", 100, 100, 200, 60, 0.0))
+    assert _covered(line, words) == pytest.approx(expected, abs=0.03)
+    column = _found(WordBox("", 100, 100, 60, 200, 0.0))  # vertical Chinese
+    turned = tuple(WordBox(w.text, w.top, w.left, w.height, w.width, 0.9) for w in words)
+    assert _covered(column, turned) == pytest.approx(expected, abs=0.03)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +203,7 @@ UNUSED = _read("never asked", 1.0)
     [
         pytest.param(
             _read("OPEN DAILY", SURE + 0.05), UNUSED, "OPEN DAILY", "tesseract", False,
-            id="sure tesseract read: RapidOCR never runs",
+            id="sure tesseract read: RapidOCR never reads",
         ),
         pytest.param(
             _nothing_kept("}~", 0.9), UNUSED, "", "tesseract", False,
@@ -143,9 +267,6 @@ def test_auto_asks_rapidocr_only_when_tesseract_is_unsure(
     assert bool(rapid.calls) is asked
 
 
-PHONE = (4032, 3024)  # 12 MP: a big photo, on which RapidOCR takes a glance first
-
-
 @pytest.mark.parametrize(
     ("page", "glance", "kept", "choice", "full_read"),
     [
@@ -181,6 +302,34 @@ def test_auto_glances_before_a_second_read_of_a_big_photo(
     assert result.details["engine_choice"].startswith(choice)
     assert rapid.glances == [736]  # RapidOCR's detector's own working size, asked once
     assert bool(rapid.calls) is full_read
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("render", "left_out"),
+    [
+        pytest.param(render_settings_values, "text lines found were not read", id="grey values"),
+        pytest.param(lambda: render_banner("欢迎光临"), "text lines found were not read",
+                     id="zh banner, tesseract: nothing"),
+        pytest.param(lambda: render_banner("欢迎光临", ground=(200, 30, 30), ink=(255, 255, 255)),
+                     "text lines found were not read", id="white on red, tesseract: nothing"),
+        pytest.param(lambda: render_banner("Exit this way", font=FONT_SANS_BOLD, size_px=90,
+                                           ground=(255, 255, 255), ink=(0, 0, 0)),
+                     "word-like characters were dropped", id="big bold, tesseract: 'way'"),
+    ],
+)  # fmt: skip
+def test_auto_reads_what_a_sure_tesseract_read_left_out(
+    tmp_path: Path, render: Callable[[], tuple[Any, str]], left_out: str
+) -> None:
+    """Tesseract reads each of these surely (0.96-0.97) or finds no word and drops nothing
+    word-like, yet leaves text out: the values of a settings screen, two of four Chinese
+    characters, a whole banner, two of three words (a new user's trial)."""
+    image, text = render()
+    path = tmp_path / "left_out.png"
+    image.save(path)
+    result = AutoOcr().recognize(path, "auto")
+    assert left_out in result.details["engine_choice"], result.details
+    assert recall(text, result.text) == 1.0, result.text
 
 
 @pytest.mark.slow

@@ -44,6 +44,14 @@ from tests.images import render_page
         ("3)", True),
         ("7?", True),  # "Meet me at 7?"
         ("1::", False),
+        # a numbered reference with bracketed parts: "See Section 3(b) for details."
+        ("3(b)", True),
+        ("12(a)(ii)", True),
+        ("(iv)", True),
+        ("\u00a74.2(a)", True),
+        ("()", False),
+        ("3(", False),
+        ("(!!)", False),
         # ... but signs without a number, or a letter with one, are not
         ("-", False),
         ("%", False),
@@ -87,11 +95,12 @@ SIGNED_LINES = (  # the shape test used to drop them all
 )
 
 
-LETTER_LINES = (  # "Gate B", "Vitamin C" and "at 7?" were spoken without them
+LETTER_LINES = (  # "Gate B", "Vitamin C", "at 7?" and "3(b)" were spoken without them
     "Boarding at Gate B",
     "Meet me at 7?",
     "I think Plan A works",
     "Take Vitamin C daily",
+    "See Section 3(b) for details.",
 )
 
 

@@ -139,6 +139,22 @@ def test_big_text_is_read_at_a_smaller_working_resolution_and_maps_back() -> Non
     assert prepared.to_original(0, 0, *prepared.image.shape[::-1]) == (0, 0, 3000, 1400)
 
 
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_a_box_on_a_turned_page_maps_back_onto_the_original(quarter_turns: int) -> None:
+    """A word's box read on the page as OSD turned it lands on that word in the file.
+
+    A page turned 270 degrees had its boxes put off the image (height 0 at its bottom edge).
+    """
+    image = Image.new("L", (600, 400), 255)
+    image.paste(0, (100, 50, 220, 90))  # a dark "word" at x 100-220, y 50-90
+    prepared = prepare(image, normalise=False)
+    assert prepared.scale == 1.0 and not prepared.angle
+    turned = prepared.turned(quarter_turns)
+    ys, xs = np.nonzero(turned.image < 128)
+    box = (xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
+    assert turned.to_original(*box) == (100, 50, 120, 40)
+
+
 @pytest.mark.parametrize(("cap_px", "finer_needed"), [(120, False), (20, True)])
 def test_a_reduced_decode_is_enough_unless_the_text_needs_more_pixels(
     cap_px: int, finer_needed: bool
