@@ -99,6 +99,17 @@ class RapidOcr:
         with self._lock:
             self._load()
 
+    def warm_up_detector(self) -> None:
+        """Import rapidocr and load its text detector alone (``find_lines``), ~0.9 s here.
+
+        Raises:
+            ConfigError: rapidocr or onnxruntime is not installed.
+        """
+        with self._lock:
+            engine = self._load()
+            if engine.text_det is None:
+                engine._load_det_model()
+
     def _load(self) -> Any:
         if self._engine is None:
             try:
