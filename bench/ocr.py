@@ -90,6 +90,9 @@ def _sample(kind: str, name: str) -> Input:
     return kind, lambda _folder: (sample_path(name), SAMPLE_TEXTS[name])
 
 
+EXIT_BOLD: dict[str, Any] = {
+    "font": gen.FONT_SANS_BOLD, "size_px": 90, "ground": (255, 255, 255), "ink": (0, 0, 0)
+}  # fmt: skip
 INPUTS: list[Input] = [
     _saved("sign.jpg", gen.render_sign_photo, quality=90),
     _saved("sign_dark.jpg", lambda: gen.render_sign_photo(dark=True), quality=90),
@@ -117,6 +120,15 @@ INPUTS: list[Input] = [
         quality=90,
     ),
     _saved("sky12.jpg", lambda: (gen.render_sky_gradient(), ""), quality=90),
+    # sure tesseract reads that left text out (a new user's trial, session 8)
+    _saved("price_sign.jpg", gen.render_price_sign_photo, quality=90),
+    _saved("settings_values.png", gen.render_settings_values),
+    _saved("banner_zh.png", lambda: gen.render_banner("欢迎光临")),
+    _saved(
+        "banner_red.png",
+        lambda: gen.render_banner("欢迎光临", ground=(200, 30, 30), ink=(255, 255, 255)),
+    ),
+    _saved("exit_bold.png", lambda: gen.render_banner("Exit this way", **EXIT_BOLD)),
     _sample("receipt", "receipt_en.png"),
     _sample("notice_zh", "notice_zh.png"),
     _sample("page_uneven", "page_uneven_light.jpg"),

@@ -607,3 +607,29 @@ def render_banner(
     image = Image.new("RGB", (right - left + 2 * margin, bottom - top + 2 * margin), ground)
     ImageDraw.Draw(image).text((margin - left, margin - top), text, font=face, fill=ink)
     return image, text
+
+
+PRICE_LINES = ("欢迎光临", "咖啡 ¥12.50", "茶 ¥8.00", "营业时间 9:00-18:00")
+
+
+def render_price_sign_photo(size: tuple[int, int] = (2016, 1512), seed: int = 4) -> tuple[Any, str]:
+    """A 3 MP photo of a Chinese price list (``PRICE_LINES``): fall-off, 2 deg tilt, noise.
+
+    Tesseract reads it at 0.92 but drops "¥8.00" (read "Y8.00", 0.68) and reads "¥12.50" as
+    "Y12.50": a sure read that leaves a price out (a new user's trial, where a sign like it
+    lost "咖啡 ¥12.50").
+    """
+    from PIL import Image, ImageDraw
+
+    width, height = size
+    image = Image.new("RGB", size, (92, 88, 80))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((width // 10, height // 8, width - width // 10, height - height // 8),
+                   fill=(238, 236, 228))  # fmt: skip
+    y = height * 5 // 27
+    for number, line in enumerate(PRICE_LINES):
+        font = _font(FONT_CJK, height // 10 if number == 0 else height // 15)
+        draw.text((width * 4 // 25, y), line, font=font, fill=(22, 24, 30))
+        y += int(font.size * 1.6)
+    photo = _photo_effects(image, np.random.default_rng(seed), tilt_deg=2.0, falloff=0.5, noise=8.0)
+    return photo, "\n".join(PRICE_LINES)
