@@ -9,8 +9,11 @@ English and Simplified Chinese with one model.
 ``RapidOcr.recognize`` loads the image with ``adapters.imaging.load_image``, scales it so the
 text is about 32 px high (the text size is estimated on a small copy by
 ``adapters.ocr.preprocess``; a 12 MP phone photo shrinks ~3x, which is most of the speed),
-runs the engine, orders vertical columns right to left (RapidOCR returns them left to right)
-and maps the line boxes back to the original pixels. Each ``WordBox`` is one text line.
+runs the engine with its detector told not to enlarge the image again (its own rule
+enlarges any image whose shorter side is under 736 px: a 400x160 banner cost 0.8 s instead
+of 0.08, and a narrow page read 0.75 of its words instead of all; bench/README.md, session
+8), orders vertical columns right to left (RapidOCR returns them left to right) and maps
+the line boxes back to the original pixels. Each ``WordBox`` is one text line.
 Lines go through the same garbage filter as tesseract's words.
 
 ``recognize(..., short_side_px=736)`` is a glance instead: the image decoded reduced and
@@ -26,6 +29,8 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +112,8 @@ class RapidOcr:
         """
         with self._lock:
             engine = self._load()
-            if engine.text_det is None:
-                engine._load_det_model()
+            with _detector_limit(engine, "max", FIND_MAX_SIDE_PX):
+                pass  # loads it
 
     def _load(self) -> Any:
         if self._engine is None:
@@ -172,14 +177,7 @@ class RapidOcr:
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        with self._lock:
-            engine = self._load()
-            # rapidocr 3 loads each model on first use: the detector alone here (~0.2 s)
-            detector = engine.text_det or engine._load_det_model()
-            # The detector resizes by its limit_type/limit_side_len on each call: for this
-            # call, only down to the cap (rounded to the network's multiple of 32), never up.
-            saved = detector.limit_type, detector.limit_side_len
-            detector.limit_type, detector.limit_side_len = "max", FIND_MAX_SIDE_PX
+        with self._lock, _detector_limit(self._load(), "max", FIND_MAX_SIDE_PX) as detector:
             try:
                 output = detector(image)
             except Exception as exc:
@@ -187,8 +185,6 @@ class RapidOcr:
                     f"{image_path}: RapidOCR's text detector failed on this {width}x{height}-"
                     f"pixel image ({type(exc).__name__}: {exc or 'no message'})"
                 ) from exc
-            finally:
-                detector.limit_type, detector.limit_side_len = saved
         boxes = getattr(output, "boxes", None)
         scores = getattr(output, "scores", None) or ()
         if boxes is None:
@@ -312,7 +308,13 @@ class RapidOcr:
             with self._lock:
                 engine = self._load()
                 deadline.check("reading")
-                output = engine(image)
+                if glance:
+                    output = engine(image)
+                else:
+                    # Scaled for its text already: the detector is not to enlarge it again
+                    # (its own rule took a 737x177 banner to 3065x736: 1.7 s instead of 0.1)
+                    with _detector_limit(engine, "max", MAX_SIDE_PX):
+                        output = engine(image)
         except TimeoutError as exc:
             raise PermanentError(
                 f"{image_path}: OCR did not finish within {self.timeout_s:g} s on this "
@@ -363,6 +365,25 @@ class RapidOcr:
             details=details,
             dropped=tuple(dropped),
         )
+
+
+@contextmanager
+def _detector_limit(engine: Any, limit_type: str, side_px: int) -> Iterator[Any]:
+    """RapidOCR's detector, resizing by ``limit_type``/``side_px`` for the calls made inside.
+
+    The detector reads ``limit_type`` and ``limit_side_len`` on each call (rapidocr 3:
+    ``TextDetector.get_preprocess``); its configuration says "min", 736: any image whose
+    shorter side is below 736 px is enlarged to it. "max" only shrinks an image whose longer
+    side is over ``side_px`` (sizes rounded to the network's multiple of 32 either way).
+    Loads the detector (rapidocr 3 loads each model on first use). Hold the engine's lock.
+    """
+    detector = engine.text_det or engine._load_det_model()
+    saved = detector.limit_type, detector.limit_side_len
+    detector.limit_type, detector.limit_side_len = limit_type, side_px
+    try:
+        yield detector
+    finally:
+        detector.limit_type, detector.limit_side_len = saved
 
 
 def _scale_for(text_px: float | None, width: int, height: int) -> float:
