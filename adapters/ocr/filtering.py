@@ -67,6 +67,16 @@ def looks_like_text(text: str) -> bool:
     return True
 
 
+def cjk_share(text: str) -> float:
+    """The share (0-1) of CJK characters among the letters of ``text``; 0 with no letter.
+
+    Digits, signs and spaces are not counted: a price list line "咖啡 ¥12.50" is all Chinese
+    (counted over every character it was 0.2, and the image was described in English).
+    """
+    letters = [ch for ch in text if ch.isalpha()]  # CJK characters are letters too
+    return sum(bool(CJK.match(ch)) for ch in letters) / len(letters) if letters else 0.0
+
+
 W = TypeVar("W")
 
 

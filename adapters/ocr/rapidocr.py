@@ -41,7 +41,7 @@ from PIL import Image
 from adapters.errors import ConfigError, PermanentError, TransientError
 from adapters.imaging import DEFAULT_MAX_PIXELS, decode_image
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
-from adapters.ocr.filtering import CJK, RAPIDOCR_MIN_CONFIDENCE, split_words
+from adapters.ocr.filtering import CJK, RAPIDOCR_MIN_CONFIDENCE, cjk_share, split_words
 from adapters.ocr.preprocess import Deadline, prepare
 
 INSTALL_HINT = "pip install rapidocr onnxruntime"
@@ -347,13 +347,12 @@ class RapidOcr:
                 if dropped
                 else "no text found"
             )
-        cjk = len(CJK.findall(text))
         if language in ("en", "eng"):
             result_language = "en"
         elif language in ("zh", "chi_sim"):
             result_language = "zh"
         else:
-            result_language = "zh" if text and cjk / len(text.replace("\n", "")) >= 0.3 else "en"
+            result_language = "zh" if cjk_share(text) >= 0.3 else "en"
         confidence = float(np.mean([w.confidence for w in kept])) if kept else 0.0
         return OcrResult(
             text=text,

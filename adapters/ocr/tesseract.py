@@ -8,7 +8,7 @@ then reads it:
 
 * ``auto`` language: an ``eng`` pass; unless it read confidently on every line, a
   ``chi_sim+eng`` pass too, and the better read wins (a mostly English page keeps its Chinese
-  line); the share of CJK characters names the language;
+  line); the share of CJK characters among the letters names the language;
 * a poor read gets more candidates, the best one wins: tesseract's orientation detection
   (OSD, ``tesseract-ocr-osd``) for a page turned 90/180/270 degrees without EXIF, and
   ``chi_sim_vert`` (page segmentation mode 5) for Chinese written top to bottom;
@@ -65,6 +65,7 @@ from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
     CJK,
     TESSERACT_MIN_CONFIDENCE,
+    cjk_share,
     looks_like_text,
     split_words,
 )
@@ -777,9 +778,8 @@ def _confidently_latin(words: list[_Word]) -> bool:
 
 
 def _cjk_share(words: Sequence[_Word]) -> float:
-    """The share of CJK characters among the characters of confidently read words."""
-    chars = "".join(w.text for w in words if w.confidence >= 0.5)
-    return len(CJK.findall(chars)) / len(chars) if chars else 0.0
+    """The share of CJK characters among the letters of confidently read words."""
+    return cjk_share("".join(w.text for w in words if w.confidence >= 0.5))
 
 
 def _join_words(words: list[str]) -> str:

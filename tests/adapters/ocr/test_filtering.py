@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ocr.filtering import looks_like_text, split_words
+from adapters.ocr.filtering import cjk_share, looks_like_text, split_words
 from adapters.ocr.tesseract import TesseractOcr
 from tests.images import render_page
 
@@ -112,3 +112,17 @@ def test_real_tesseract_keeps_what_it_reads_surely(tmp_path: Path, lines: tuple[
     result = TesseractOcr().recognize(path, "en")
     assert [line.strip() for line in result.text.splitlines() if line.strip()] == list(lines)
     assert not result.dropped, result.dropped
+
+
+@pytest.mark.parametrize(
+    ("text", "share"),
+    [
+        ("咖啡 ¥12.50", 1.0),  # a price list line: counted over every character it was 0.2
+        ("Welcome 欢迎", 2 / 9),
+        ("TOTAL 12.50", 0.0),
+        ("12:30", 0.0),
+        ("", 0.0),
+    ],
+)
+def test_cjk_share_counts_letters_only(text: str, share: float) -> None:
+    assert cjk_share(text) == pytest.approx(share)

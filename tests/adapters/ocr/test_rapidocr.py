@@ -51,3 +51,21 @@ def test_a_glance_reads_a_phone_photo_at_the_detectors_own_size(tmp_path: Path) 
     assert result.image_size == (2016, 1512)
     platform = [b for b in result.boxes if "PLATFORM" in b.text]
     assert platform and 1512 // 16 < platform[0].top < 1512 // 3, platform
+
+
+def test_a_small_banner_is_read_at_its_size_and_a_price_line_is_chinese(tmp_path: Path) -> None:
+    """The detector's own rule enlarged a 400x160 banner to a 736-px shorter side (0.8 s for
+    0.08); "咖啡 ¥12.50" was reported English (2 CJK characters of 10; of its letters, all)."""
+    from tests.images import render_banner
+
+    image, text = render_banner("咖啡 ¥12.50")
+    path = tmp_path / "price.png"
+    image.save(path)
+    engine = registry.load("ocr", "rapidocr")
+    result = engine.recognize(path, "auto")
+    assert result.text.replace(" ", "") == text.replace(" ", "")
+    assert result.language == "zh"
+    detector = engine._engine.text_det
+    assert (detector.limit_type, detector.limit_side_len) == ("min", 736)  # restored after
+    lines = engine.find_lines(path)
+    assert len(lines) == 1 and lines[0].width > image.width / 2
