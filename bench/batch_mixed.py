@@ -148,6 +148,26 @@ def _tree_cpu_s(processes: list[Any]) -> float:
     return total
 
 
+def _forkserver_cpu_s() -> float:
+    """CPU seconds of this process's multiprocessing forkserver and the processes it forked.
+
+    The flow's LocalCluster forks its workers from there (``flows.batch.worker_forkserver``):
+    they are the forkserver's children, not this process's, so ``getrusage(CHILDREN)`` here
+    does not see them; the forkserver lives on, so its own CPU is not there yet either.
+    """
+    from multiprocessing import forkserver
+
+    import psutil
+
+    pid = forkserver._forkserver._forkserver_pid  # None until a forkserver was started
+    if pid is None:
+        return 0.0
+    try:
+        return _tree_cpu_s([psutil.Process(pid)])
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
 @contextmanager
 def dask_cluster(
     env: dict[str, str], workers: int, threads: int, cpu_slots: int = 0, preload: bool = True
@@ -247,7 +267,8 @@ def measured(
         result.busy = []
         sampler = threading.Thread(target=_sample_busy, args=(cluster, stop, result.busy))
         sampler.start()
-    cpu0, server0, start = _own_cpu_s() + _tree_cpu_s(cluster), server_cpu(), time.perf_counter()
+    cpu0 = _own_cpu_s() + _tree_cpu_s(cluster) + _forkserver_cpu_s()
+    server0, start = server_cpu(), time.perf_counter()
     try:
         yield result
     finally:
@@ -255,7 +276,7 @@ def measured(
         if timeline:
             sampler.join()
     result.wall_s = time.perf_counter() - start
-    result.cpu_s = _own_cpu_s() + _tree_cpu_s(cluster) - cpu0
+    result.cpu_s = _own_cpu_s() + _tree_cpu_s(cluster) + _forkserver_cpu_s() - cpu0
     result.server_cpu_s = server_cpu() - server0
     result.load_after = os.getloadavg()[0]
 
