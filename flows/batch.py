@@ -39,6 +39,7 @@ from flows._outcome import (
     quiet_bad_input_tracebacks,
 )
 from flows._setup import flow_settings
+from flows.dask_preload import start_forkserver
 from narrate.config.settings import Settings
 from narrate.ops.metrics import push_to_gateway
 from narrate.pipeline.batch import (
@@ -150,7 +151,9 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
     """A LocalCluster of worker processes (one per core) reporting to ``api_url``.
 
     Each worker runs ``flows.dask_preload`` as it starts (adapters and models loaded before
-    the first task, Prefect's settings built once) and gets ``QUIET_DASK``.
+    the first task, Prefect's settings built once) and gets ``QUIET_DASK`` and this
+    process's environment. Under ``_quiet_dask(local=True)`` the workers are forked from
+    ``flows.dask_preload.start_forkserver``'s forkserver, their imports done.
     """
     import dask
     import distributed  # noqa: F401  (loads its part of the Dask config)
@@ -160,6 +163,9 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
     # (NARRATE_CPU_SLOTS), however many threads it has for images waiting on the LLM.
     slots = max(1, (os.cpu_count() or 1) // workers)
     env = {
+        # The forkserver the workers come from keeps the environment of its start (an
+        # earlier batch's, in a long-lived process): each worker gets this process's now.
+        **os.environ,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "OMP_THREAD_LIMIT": "1",
         "NARRATE_CPU_SLOTS": str(slots),
@@ -198,16 +204,20 @@ def quiet_dask_keys() -> dict[str, Any]:
     return flat(QUIET_DASK, "distributed")
 
 
-def _quiet_dask() -> AbstractContextManager[Any]:
+def _quiet_dask(*, local: bool = False) -> AbstractContextManager[Any]:
     """``QUIET_DASK`` for the Dask objects made in this process (a local scheduler, nannies).
 
     Sets its keys one by one over Dask's defaults (``distributed`` is imported first: it
-    loads them).
+    loads them). ``local``: the nannies fork their workers from the forkserver
+    (``flows.dask_preload.start_forkserver``) instead of spawning them.
     """
     import dask
     import distributed  # noqa: F401  (loads its part of the Dask config)
 
-    return dask.config.set(quiet_dask_keys())
+    keys = quiet_dask_keys()
+    if local:
+        keys["distributed.worker.multiprocessing-method"] = "forkserver"
+    return dask.config.set(keys)
 
 
 def configured_api_url() -> str | None:
@@ -317,6 +327,8 @@ def batch_describe(
     Raises:
         InputError: ``inputs`` names nothing that can be read.
     """
+    if runner == "dask" and not dask_address:
+        start_forkserver()  # the workers' imports, on one core while the flow sets up
     try:
         settings = flow_settings()
         out = on_disk(out_dir) if out_dir else settings.out_dir
@@ -328,7 +340,7 @@ def batch_describe(
         get_run_logger().warning("%s", nothing_in(spec), extra={"cli_says_it": True})
     batch.on_progress = _ProgressArtifact(batch.total)
     with (
-        _quiet_dask() if runner == "dask" else nullcontext(),
+        _quiet_dask(local=not dask_address) if runner == "dask" else nullcontext(),
         task_runner_for(runner, concurrency, dask_address) as task_runner,
     ):
         summary = drive(
