@@ -1,12 +1,13 @@
 """Flow ``batch_describe``: describe every image of a folder, a glob or a list, resumably.
 
 Each image is one ``describe_batch_item`` task run, at most ``concurrency`` at a time, on
-threads or on a Dask cluster. Inside it the steps of ``image_to_speech`` run as plain
-functions (``narrate.pipeline.describe_one``): one task run per image keeps a batch of
-thousands readable in the UI and cuts the orchestration cost (bench/README.md); the
-manifest, not Prefect's task cache, decides what is already done. Resuming, output names
-and the summary live in ``narrate.pipeline.batch``; this module orchestrates and publishes
-artifacts.
+threads or on a Dask cluster (a running one, or a LocalCluster of worker processes forked
+from a forkserver that imported their modules once). Inside it the steps of
+``image_to_speech`` run as plain functions (``narrate.pipeline.describe_one``): one task run
+per image keeps a batch of thousands readable in the UI and cuts the orchestration cost
+(bench/README.md); the manifest, not Prefect's task cache, decides what is already done.
+Resuming, output names and the summary live in ``narrate.pipeline.batch``; this module
+orchestrates and publishes artifacts.
 
 Run it from Python, from the ``nightly-batch`` deployment (prefect.yaml), the CLI
 (``narrate batch``) or as a script: ``python -m flows.batch FOLDER [OUT]``.
@@ -39,7 +40,7 @@ from flows._outcome import (
     quiet_bad_input_tracebacks,
 )
 from flows._setup import flow_settings
-from flows.dask_preload import start_forkserver
+from flows.dask_preload import has_forkserver, start_forkserver
 from narrate.config.settings import Settings
 from narrate.ops.metrics import push_to_gateway
 from narrate.pipeline.batch import (
@@ -91,6 +92,10 @@ def task_runner_for(
     runner: Literal["thread", "dask"], concurrency: int, dask_address: str | None = None
 ) -> TaskRunner[Any]:
     """Threads in this process, or Dask: an existing scheduler, else a local cluster.
+
+    The local cluster's workers are forked from the forkserver ``batch_describe`` starts
+    first (``flows.dask_preload.start_forkserver``): Dask, Prefect and narrate imported once
+    for all of them, not by each in a new interpreter.
 
     Every Dask worker must report to the flow's Prefect server: a worker process with no
     ``PREFECT_API_URL`` starts a throwaway server of its own and the task runs are lost to
@@ -215,7 +220,7 @@ def _quiet_dask(*, local: bool = False) -> AbstractContextManager[Any]:
     import distributed  # noqa: F401  (loads its part of the Dask config)
 
     keys = quiet_dask_keys()
-    if local:
+    if local and has_forkserver():
         keys["distributed.worker.multiprocessing-method"] = "forkserver"
     return dask.config.set(keys)
 

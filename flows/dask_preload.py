@@ -65,6 +65,13 @@ WORKER_MODULES = (
 )
 
 
+def has_forkserver() -> bool:
+    """Whether this platform offers the forkserver start method (POSIX, not Windows)."""
+    import multiprocessing
+
+    return "forkserver" in multiprocessing.get_all_start_methods()
+
+
 def start_forkserver() -> None:
     """Start this process's multiprocessing forkserver, importing ``WORKER_MODULES``, now.
 
@@ -72,8 +79,11 @@ def start_forkserver() -> None:
     imports on one core while this process goes on (the CLI imports Prefect, the flow sets
     up), and every worker is forked from it ready to run. Returns at once; a forkserver
     already running in this process (an earlier batch's) is kept as it is. Dask sets its own
-    preload list only on a forkserver it starts, so this one's stands.
+    preload list only on a forkserver it starts, so this one's stands. Does nothing where
+    there is no forkserver (``has_forkserver``).
     """
+    if not has_forkserver():
+        return
     import multiprocessing
     from multiprocessing import forkserver
 
