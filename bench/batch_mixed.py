@@ -19,8 +19,9 @@ Rows, each config run ``--rounds`` times in turn (direct, thread, dask, direct, 
   that the flow starts (its start-up is in the wall time, as a user waits for it);
 * cli-direct, cli-dask: ``narrate batch --engine direct`` and ``--engine prefect --runner
   dask`` in a fresh process each round (imports, the forkserver, the LocalCluster: what a
-  user waits for); their CPU seconds miss the forkserver's and its workers' (when the
-  command exits, its forkserver is reparented and reaped by init, not by the command);
+  user waits for); cli-dask's CPU seconds are not counted (when the command exits, its
+  forkserver, with the workers' CPU, is reparented and reaped by init); ``--timeline``
+  samples them while they run;
 * flow, cluster: ``batch_describe(runner="dask", dask_address=...)`` on a running cluster,
   ``dask scheduler`` + ``dask worker --nworkers 2 --preload flows.dask_preload`` started
   once before the rounds (its start-up is printed apart: a long-lived cluster pays it once);
@@ -375,11 +376,13 @@ def main() -> None:
                     ok = run(config, work / f"{config}-{round_}")
                 walls[config].append(m.wall_s)
                 extra = f", server {m.server_cpu_s:.1f} CPU s" if config != "direct" else ""
+                cpu = f"CPU {m.cpu_s:.1f} s = {m.utilisation(cores):.2f} of {cores} cores"
+                if config == "cli-dask":  # its forkserver is reaped by init, not counted here
+                    cpu = "CPU not counted (see --timeline)"
                 print(
                     f"{config:7s} round {round_ + 1}: {m.wall_s:6.1f} s ({ok} ok), "
                     f"{args.images / m.wall_s:.2f} img/s, {limit / m.wall_s:.2f} of the limit, "
-                    f"CPU {m.cpu_s:.1f} s = {m.utilisation(cores):.2f} of {cores} cores{extra}, "
-                    f"load {m.load_before:.1f}->{m.load_after:.1f}",
+                    f"{cpu}{extra}, load {m.load_before:.1f}->{m.load_after:.1f}",
                     flush=True,
                 )
                 if m.busy is not None:
