@@ -1,12 +1,13 @@
 """Flow ``batch_describe``: describe every image of a folder, a glob or a list, resumably.
 
 Each image is one ``describe_batch_item`` task run, at most ``concurrency`` at a time, on
-threads or on a Dask cluster. Inside it the steps of ``image_to_speech`` run as plain
-functions (``narrate.pipeline.describe_one``): one task run per image keeps a batch of
-thousands readable in the UI and cuts the orchestration cost (bench/README.md); the
-manifest, not Prefect's task cache, decides what is already done. Resuming, output names
-and the summary live in ``narrate.pipeline.batch``; this module orchestrates and publishes
-artifacts.
+threads or on a Dask cluster (a running one, or a LocalCluster of worker processes forked
+from a forkserver that imported their modules once). Inside it the steps of
+``image_to_speech`` run as plain functions (``narrate.pipeline.describe_one``): one task run
+per image keeps a batch of thousands readable in the UI and cuts the orchestration cost
+(bench/README.md); the manifest, not Prefect's task cache, decides what is already done.
+Resuming, output names and the summary live in ``narrate.pipeline.batch``; this module
+orchestrates and publishes artifacts.
 
 Run it from Python, from the ``nightly-batch`` deployment (prefect.yaml), the CLI
 (``narrate batch``) or as a script: ``python -m flows.batch FOLDER [OUT]``.
@@ -39,6 +40,7 @@ from flows._outcome import (
     quiet_bad_input_tracebacks,
 )
 from flows._setup import flow_settings
+from flows.dask_preload import has_forkserver, start_forkserver
 from narrate.config.settings import Settings
 from narrate.ops.metrics import push_to_gateway
 from narrate.pipeline.batch import (
@@ -90,6 +92,10 @@ def task_runner_for(
     runner: Literal["thread", "dask"], concurrency: int, dask_address: str | None = None
 ) -> TaskRunner[Any]:
     """Threads in this process, or Dask: an existing scheduler, else a local cluster.
+
+    The local cluster's workers are forked from the forkserver ``batch_describe`` starts
+    first (``flows.dask_preload.start_forkserver``): Dask, Prefect and narrate imported once
+    for all of them, not by each in a new interpreter.
 
     Every Dask worker must report to the flow's Prefect server: a worker process with no
     ``PREFECT_API_URL`` starts a throwaway server of its own and the task runs are lost to
@@ -150,7 +156,9 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
     """A LocalCluster of worker processes (one per core) reporting to ``api_url``.
 
     Each worker runs ``flows.dask_preload`` as it starts (adapters and models loaded before
-    the first task, Prefect's settings built once) and gets ``QUIET_DASK``.
+    the first task, Prefect's settings built once) and gets ``QUIET_DASK`` and this
+    process's environment. Under ``_quiet_dask(local=True)`` the workers are forked from
+    ``flows.dask_preload.start_forkserver``'s forkserver, their imports done.
     """
     import dask
     import distributed  # noqa: F401  (loads its part of the Dask config)
@@ -160,6 +168,9 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
     # (NARRATE_CPU_SLOTS), however many threads it has for images waiting on the LLM.
     slots = max(1, (os.cpu_count() or 1) // workers)
     env = {
+        # The forkserver the workers come from keeps the environment of its start (an
+        # earlier batch's, in a long-lived process): each worker gets this process's now.
+        **os.environ,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "OMP_THREAD_LIMIT": "1",
         "NARRATE_CPU_SLOTS": str(slots),
@@ -198,16 +209,20 @@ def quiet_dask_keys() -> dict[str, Any]:
     return flat(QUIET_DASK, "distributed")
 
 
-def _quiet_dask() -> AbstractContextManager[Any]:
+def _quiet_dask(*, local: bool = False) -> AbstractContextManager[Any]:
     """``QUIET_DASK`` for the Dask objects made in this process (a local scheduler, nannies).
 
     Sets its keys one by one over Dask's defaults (``distributed`` is imported first: it
-    loads them).
+    loads them). ``local``: the nannies fork their workers from the forkserver
+    (``flows.dask_preload.start_forkserver``) instead of spawning them.
     """
     import dask
     import distributed  # noqa: F401  (loads its part of the Dask config)
 
-    return dask.config.set(quiet_dask_keys())
+    keys = quiet_dask_keys()
+    if local and has_forkserver():
+        keys["distributed.worker.multiprocessing-method"] = "forkserver"
+    return dask.config.set(keys)
 
 
 def configured_api_url() -> str | None:
@@ -317,6 +332,8 @@ def batch_describe(
     Raises:
         InputError: ``inputs`` names nothing that can be read.
     """
+    if runner == "dask" and not dask_address:
+        start_forkserver()  # the workers' imports, on one core while the flow sets up
     try:
         settings = flow_settings()
         out = on_disk(out_dir) if out_dir else settings.out_dir
@@ -328,7 +345,7 @@ def batch_describe(
         get_run_logger().warning("%s", nothing_in(spec), extra={"cli_says_it": True})
     batch.on_progress = _ProgressArtifact(batch.total)
     with (
-        _quiet_dask() if runner == "dask" else nullcontext(),
+        _quiet_dask(local=not dask_address) if runner == "dask" else nullcontext(),
         task_runner_for(runner, concurrency, dask_address) as task_runner,
     ):
         summary = drive(

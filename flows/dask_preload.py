@@ -22,13 +22,20 @@ settings context is built per distinct serialized settings and reused
 its API clients share one TLS context (``flows._prefect_clients``: ~14 CPU ms per client,
 two clients per task run).
 
-Source: Dask, "Customize initialization", preload scripts:
-https://distributed.dask.org/en/stable/customize-initialization.html
+The LocalCluster that ``batch_describe`` starts forks its workers from a forkserver that
+imported ``WORKER_MODULES`` once (``start_forkserver``), instead of spawning interpreters
+that each import them: ~2 CPU s per worker less, paid on one core while the flow's process
+sets up (bench/README.md, "Dask").
+
+Sources: Dask, "Customize initialization", preload scripts:
+https://distributed.dask.org/en/stable/customize-initialization.html; Python,
+``multiprocessing``, "Contexts and start methods" (``set_forkserver_preload``).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -37,6 +44,51 @@ if TYPE_CHECKING:
     from distributed import Worker
 
 log = logging.getLogger("narrate.flows.dask_preload")
+
+# What a local cluster's worker process imports before its first task: Dask's worker, this
+# preload, what unpickling a task run needs, the adapters of the default engines (~2 CPU s
+# in all; Prefect ~1 s, RapidOCR's Python side ~0.65 s). Imports only, nothing built: the
+# forkserver forks every worker from its memory, and a thread pool (onnxruntime's sessions)
+# would not survive the fork. A module that is not installed is skipped.
+WORKER_MODULES = (
+    "distributed",
+    "prefect_dask",
+    "prefect.task_engine",
+    "flows.dask_preload",
+    "flows.batch",
+    "narrate.pipeline.steps",
+    "adapters.ocr.auto",
+    "adapters.features.numpy_pillow",
+    "adapters.tts.voices",
+    "narrate.ops.llm",
+    "rapidocr.main",
+)
+
+
+def has_forkserver() -> bool:
+    """Whether this platform offers the forkserver start method (POSIX, not Windows)."""
+    import multiprocessing
+
+    return "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def start_forkserver() -> None:
+    """Start this process's multiprocessing forkserver, importing ``WORKER_MODULES``, now.
+
+    For a local cluster with ``distributed.worker.multiprocessing-method: forkserver``: it
+    imports on one core while this process goes on (the CLI imports Prefect, the flow sets
+    up), and every worker is forked from it ready to run. Returns at once; a forkserver
+    already running in this process (an earlier batch's) is kept as it is. Dask sets its own
+    preload list only on a forkserver it starts, so this one's stands. Does nothing where
+    there is no forkserver (``has_forkserver``).
+    """
+    if not has_forkserver():
+        return
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(WORKER_MODULES))
+    forkserver.ensure_running()
 
 
 def dask_setup(worker: Worker | None = None) -> None:
@@ -47,7 +99,14 @@ def dask_setup(worker: Worker | None = None) -> None:
     only when the flow itself has no ``PREFECT_API_URL``).
     """
     started = time.perf_counter()
-    import prefect.task_engine  # noqa: F401  (what unpickling the first task imports)
+    # Forked from a forkserver that imported Prefect before this worker's environment
+    # (``PREFECT_API_URL``...) was applied: Prefect's settings still hold the server's.
+    forked_warm = "prefect.context" in sys.modules
+    import prefect.context
+    import prefect.task_engine  # what unpickling the first task imports
+
+    if forked_warm:
+        prefect.context.refresh_global_settings_context()
 
     from flows._prefect_clients import share_tls_context
     from flows.batch import configured_api_url

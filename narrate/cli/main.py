@@ -391,6 +391,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if engine == "direct" and args.runner != "thread":
         print("narrate: --runner dask needs --engine prefect", file=sys.stderr)
         return 2
+    if engine == "prefect" and args.runner == "dask" and not args.dask_address:
+        from flows.dask_preload import start_forkserver
+
+        start_forkserver()  # the local cluster's workers import while this process does
     _warn_unmatched(inputs, out_dir)
     if engine == "direct":
         summary = run_direct(

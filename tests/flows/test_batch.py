@@ -379,6 +379,49 @@ def test_local_dask_workers_run_rapidocr_on_their_share_of_the_cores() -> None:
         assert found == {"slots": str(share), "threads": share, "onnxruntime": {share}}, worker
 
 
+def _worker_origin() -> dict[str, object]:
+    """In a Dask worker: its parent process, Prefect's API URL there, what it imported."""
+    import sys
+
+    from prefect.settings import get_current_settings
+
+    return {
+        "parent": os.getppid(),
+        "api_url": get_current_settings().api.url,
+        "rapidocr_imported": "rapidocr.main" in sys.modules,
+    }
+
+
+@pytest.mark.slow
+def test_the_flows_local_cluster_forks_ready_workers_that_report_to_its_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers forked from the forkserver, not spawned; Prefect's settings are the worker's.
+
+    The forkserver imported Prefect with no ``PREFECT_API_URL`` (or an earlier batch's): a
+    worker that kept those settings would record its task runs on a throwaway server.
+    """
+    from multiprocessing import forkserver
+
+    from distributed import Client, LocalCluster
+
+    from flows.batch import _quiet_dask, local_cluster_kwargs
+    from flows.dask_preload import start_forkserver
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    start_forkserver()
+    kwargs = local_cluster_kwargs(2, "http://127.0.0.1:4321/api")
+    with _quiet_dask(local=True), LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        seen = client.run(_worker_origin)
+
+    server = forkserver._forkserver._forkserver_pid
+    assert len(seen) == kwargs["n_workers"]
+    for worker, found in seen.items():
+        assert found == {
+            "parent": server, "api_url": "http://127.0.0.1:4321/api", "rapidocr_imported": True
+        }, worker  # fmt: skip
+
+
 def test_the_flow_fails_on_a_folder_with_no_image_and_creates_nothing(tmp_path: Path) -> None:
     """A scheduled run pointed at the wrong folder ends Failed saying so, not '0 of 0'."""
     from flows.batch import batch_describe
