@@ -40,7 +40,7 @@ from flows._outcome import (
     quiet_bad_input_tracebacks,
 )
 from flows._setup import flow_settings
-from flows.dask_preload import has_forkserver, start_forkserver
+from flows.dask_preload import environment_for_workers, has_forkserver, start_forkserver
 from narrate.config.settings import Settings
 from narrate.ops.metrics import push_to_gateway
 from narrate.pipeline.batch import (
@@ -169,8 +169,8 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
     slots = max(1, (os.cpu_count() or 1) // workers)
     env = {
         # The forkserver the workers come from keeps the environment of its start (an
-        # earlier batch's, in a long-lived process): each worker gets this process's now.
-        **os.environ,
+        # earlier batch's, in a long-lived process): each worker gets what changed since.
+        **environment_for_workers(),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "OMP_THREAD_LIMIT": "1",
         "NARRATE_CPU_SLOTS": str(slots),

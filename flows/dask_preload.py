@@ -65,6 +65,25 @@ WORKER_MODULES = (
 )
 
 
+# This process's environment when ``start_forkserver`` started the forkserver (which keeps it)
+_forkserver_env: dict[str, str] | None = None
+
+
+def environment_for_workers() -> dict[str, str]:
+    """What a forked worker must be given for this process's environment to be its own.
+
+    The forkserver keeps the environment it started with; a long-lived process may have
+    changed its own since (a later batch with another ``NARRATE_*``). Only the variables
+    that differ are handed over, so the cluster's options carry no API key that the worker
+    has anyway. With a forkserver started elsewhere (its environment unknown), all of it.
+    """
+    import os
+
+    if _forkserver_env is None:
+        return dict(os.environ)
+    return {key: value for key, value in os.environ.items() if _forkserver_env.get(key) != value}
+
+
 def has_forkserver() -> bool:
     """Whether this platform offers the forkserver start method (POSIX, not Windows)."""
     import multiprocessing
@@ -82,13 +101,19 @@ def start_forkserver() -> None:
     preload list only on a forkserver it starts, so this one's stands. Does nothing where
     there is no forkserver (``has_forkserver``).
     """
+    global _forkserver_env
     if not has_forkserver():
         return
     import multiprocessing
+    import os
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(WORKER_MODULES))
+    started = forkserver._forkserver._forkserver_pid is not None  # type: ignore[attr-defined]
+    environment = dict(os.environ)
     forkserver.ensure_running()
+    if not started:
+        _forkserver_env = environment
 
 
 def dask_setup(worker: Worker | None = None) -> None:

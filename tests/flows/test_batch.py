@@ -389,6 +389,7 @@ def _worker_origin() -> dict[str, object]:
         "parent": os.getppid(),
         "api_url": get_current_settings().api.url,
         "rapidocr_imported": "rapidocr.main" in sys.modules,
+        "later": os.environ.get("NARRATE_TEST_SET_LATER"),
     }
 
 
@@ -410,7 +411,10 @@ def test_the_flows_local_cluster_forks_ready_workers_that_report_to_its_server(
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     start_forkserver()
+    monkeypatch.setenv("NARRATE_TEST_SET_LATER", "seen")  # after the forkserver's start
     kwargs = local_cluster_kwargs(2, "http://127.0.0.1:4321/api")
+    secrets = [key for key in kwargs["env"] if "KEY" in key or "TOKEN" in key]
+    assert not secrets  # only what changed since the forkserver started
     with _quiet_dask(local=True), LocalCluster(**kwargs) as cluster, Client(cluster) as client:
         seen = client.run(_worker_origin)
 
@@ -418,7 +422,8 @@ def test_the_flows_local_cluster_forks_ready_workers_that_report_to_its_server(
     assert len(seen) == kwargs["n_workers"]
     for worker, found in seen.items():
         assert found == {
-            "parent": server, "api_url": "http://127.0.0.1:4321/api", "rapidocr_imported": True
+            "parent": server, "api_url": "http://127.0.0.1:4321/api", "rapidocr_imported": True,
+            "later": "seen",
         }, worker  # fmt: skip
 
 
