@@ -213,4 +213,6 @@ def test_the_json_says_what_the_wav_says(
     for name, result in [("receipt_en.json", described), ("receipt_en.answer.json", answered)]:
         saved = json.loads((tmp_path / name).read_text(encoding="utf-8"))
         assert saved["spoken_text"] == result.spoken_text == spoken[0]
+        # the voice that said it (English only here: one); the trial found none named
+        assert saved["voices"] == list(result.voices) == [settings.tts.voice_en], saved["voices"]
     assert ("llm_tts_s" in answered.timings) is stream  # the streamed path was taken
