@@ -102,7 +102,7 @@ class DescribeResult:
     # from ``description`` (Markdown marks, emoji and control characters removed; prices
     # and clock times in words, as spoken: "$3.50" -> "three dollars and fifty cents").
     spoken_text: str = ""
-    # The TTS voices that spoke it, in the order first used ("en-us", "sit/cmn-latn-pinyin"
+    # The TTS voices that spoke it, in the order first used ("gmw/en-us", "sit/cmn-latn-pinyin"
     # for an English description quoting Chinese text): one per script run's language.
     voices: tuple[str, ...] = ()
     attempts: int = 1  # HTTP attempts the description took (retries, failovers, fallbacks)
