@@ -96,13 +96,20 @@ class RapidOcr:
         self._lock = threading.Lock()  # RapidOCR.__call__ mutates its parameters
 
     def warm_up(self) -> None:
-        """Load the models now (about 1 s) instead of on the first image.
+        """Import rapidocr and load its models now (about 1 s) instead of on the first image.
+
+        rapidocr 3 builds each ONNX session on its first use: the detector, the direction
+        classifier (when used) and the recogniser are built here.
 
         Raises:
             ConfigError: rapidocr or onnxruntime is not installed.
         """
         with self._lock:
-            self._load()
+            engine = self._load()
+            engine._load_det_model()
+            if engine.use_cls:
+                engine._load_cls_model()
+            engine._load_rec_model()
 
     def warm_up_detector(self) -> None:
         """Import rapidocr and load its text detector alone (``find_lines``), ~0.9 s here.

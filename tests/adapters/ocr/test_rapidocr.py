@@ -69,3 +69,13 @@ def test_a_small_banner_is_read_at_its_size_and_a_price_line_is_chinese(tmp_path
     assert (detector.limit_type, detector.limit_side_len) == ("min", 736)  # restored after
     lines = engine.find_lines(path)
     assert len(lines) == 1 and lines[0].width > image.width / 2
+
+
+def test_warm_up_builds_the_models_not_just_the_engine() -> None:
+    """rapidocr 3 builds each ONNX session on first use: a warmed-up worker did so on its
+    first image."""
+    engine = registry.load("ocr", "rapidocr")
+    engine.warm_up()
+    loaded = engine._engine
+    assert loaded.text_det is not None and loaded.text_rec is not None
+    assert loaded.text_cls is not None or not loaded.use_cls
