@@ -25,9 +25,11 @@ Chinese and some photos more surely. So:
   0.96), or, on images under 4 MP, a line RapidOCR's text detector finds that no kept word
   covers (``_covered``): the grey "On"/"Off" values of a dark settings screen, of which
   tesseract read every label at 0.96 and no value; "欢迎光临" read "欢迎"; white on red read
-  as nothing. RapidOCR's recogniser reads just those lines first (milliseconds): where it
-  reads nothing word-like (a battery icon) tesseract's read stands; else RapidOCR reads the
-  whole image and the read with more confident text wins. The detector costs 0.05-0.35 s
+  as nothing. RapidOCR's recogniser reads just those lines (milliseconds): where it reads
+  nothing word-like (a battery icon) tesseract's read stands; else what it read is added to
+  tesseract's read where it stands (``_merged``: tesseract's words stay, as RapidOCR's whole
+  read of a dark settings screen gave "Off" as "HO"). Dropped words send RapidOCR to read the
+  whole image, and the read with more confident text wins. The detector costs 0.05-0.35 s
   of wall time on a screenshot, run on a copy whose text is ~12 px tall (bench/README.md,
   "Sure reads that left text out"); on big photos it would cost more than tesseract's
   whole read, so they get the dropped-words check only;
@@ -59,6 +61,8 @@ from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
     RAPIDOCR_MIN_CONFIDENCE,
     TESSERACT_MIN_CONFIDENCE,
+    cjk_share,
+    join_words,
     looks_like_text,
 )
 from adapters.ocr.tesseract import CHECKED_PIXELS, TesseractOcr
@@ -218,9 +222,14 @@ class AutoOcr:
                 if no_word
                 else f"sure, lines tilted {_tilt_deg(page):.1f} deg"
             )
-        if missed and not self._read_there(image_path, missed):
-            # a status bar's battery icon, a logo: "text" to the detector, nothing to read
-            return _noted(page, f"tesseract ({why}; rapidocr read nothing there either)")
+        if missed:
+            read = self._read_there(image_path, missed)
+            if not read:
+                # a status bar's battery icon, a logo: "text" to the detector, nothing to read
+                return _noted(page, f"tesseract ({why}; rapidocr read nothing there either)")
+            merged = _merged(page, read, language)
+            if merged is not None:
+                return _noted(merged, f"tesseract + rapidocr ({why}; rapidocr read {len(read)})")
         big = _is_big(page.image_size)
         if big and not text_seen():
             chosen = _noted(page, f"tesseract ({why}; {NO_TEXT_GLANCED})")
@@ -238,13 +247,16 @@ class AutoOcr:
             chosen = _noted(page, f"tesseract ({why}; both read, tesseract read more)")
         return _as_noise(chosen) if _noise(chosen) else chosen
 
-    def _read_there(self, image_path: Path, lines: list[WordBox]) -> bool:
-        """Does RapidOCR's recogniser read word-like text it is sure of in any of ``lines``?"""
+    def _read_there(self, image_path: Path, lines: list[WordBox]) -> list[WordBox]:
+        """What RapidOCR's recogniser reads in ``lines``, sure enough, its word-like tokens."""
         floor = float(self._rapidocr_options["min_confidence"])  # type: ignore[arg-type]
-        return any(
-            line.confidence >= floor and looks_like_text(line.text)
-            for line in self.rapidocr.read_lines(image_path, lines)
-        )
+        read = []
+        for line in self.rapidocr.read_lines(image_path, lines):
+            # a settings row's chevron read with its value ("On >"): the value alone
+            text = " ".join(token for token in line.text.split() if looks_like_text(token))
+            if line.confidence >= floor and text:
+                read.append(replace(line, text=text))
+        return read
 
     def _left_out(self, page: OcrResult, image_path: Path) -> tuple[str, list[WordBox]]:
         """Why a sure (or surely text-free) tesseract read leaves text out, and where.
@@ -276,6 +288,76 @@ class AutoOcr:
         if not missed:
             return "", []
         return f"{len(missed)} of {len(found)} text lines found were not read", missed
+
+
+def _merged(page: OcrResult, read: list[WordBox], language: str) -> OcrResult | None:
+    """``page`` with the lines RapidOCR read where it had left text out, in reading order.
+
+    Tesseract's words stay as read (it reads dense text better: a settings screen's "Off"
+    that RapidOCR read "HO"); each line read is put where it stands: among the words of the
+    line beside it (its words inside the line's box give way: "欢迎" read of "欢迎光临"), else
+    as a line of its own above the first line below it. None when the text's lines cannot
+    be matched to the words (then the reads are compared whole).
+    """
+    lines = _lines_of(page)
+    if lines is None:
+        return None
+    for added in sorted(read, key=lambda b: (b.top, b.left)):
+        middle_y = added.top + added.height / 2
+        beside = [line for line in lines if _spans(line, middle_y)]
+        if beside:
+            line = beside[0]
+            line[:] = [w for w in line if not _inside(w, added)]
+            line.insert(sum(w.left + w.width / 2 < added.left + added.width / 2 for w in line),
+                        added)  # fmt: skip
+            continue
+        below = [i for i, line in enumerate(lines) if _top(line) > middle_y]
+        lines.insert(below[0] if below else len(lines), [added])
+    lines = [line for line in lines if line]
+    boxes = tuple(w for line in lines for w in line)
+    text = "\n".join(join_words([w.text for w in line]) for line in lines)
+    result_language = page.language
+    if language == "auto":
+        result_language = "zh" if cjk_share(text) >= 0.3 else "en"
+    details = {**page.details, "lines_added": str(len(read))}
+    details.pop("no_text", None)
+    return replace(
+        page,
+        text=text,
+        language=result_language,
+        confidence=round(statistics.fmean(w.confidence for w in boxes), 4),
+        boxes=boxes,
+        engine=f"{page.engine} + rapidocr",
+        details=details,
+    )
+
+
+def _lines_of(page: OcrResult) -> list[list[WordBox]] | None:
+    """The kept words of ``page`` grouped as the lines of its text (words are in text order)."""
+    words, lines = list(page.boxes), []
+    for text_line in page.text.splitlines():
+        want, got, line = text_line.replace(" ", ""), "", []
+        while words and len(got) < len(want):
+            line.append(words.pop(0))
+            got += line[-1].text.replace(" ", "")
+        if got != want:
+            return None
+        lines.append(line)
+    return lines if not words else None
+
+
+def _spans(line: list[WordBox], y: float) -> bool:
+    return bool(line) and _top(line) < y < max(w.top + w.height for w in line)
+
+
+def _top(line: list[WordBox]) -> float:
+    return min(w.top for w in line) if line else math.inf
+
+
+def _inside(word: WordBox, line: WordBox) -> bool:
+    """Is ``word``'s centre inside ``line``'s box?"""
+    x, y = word.left + word.width / 2, word.top + word.height / 2
+    return line.left <= x <= line.left + line.width and line.top <= y <= line.top + line.height
 
 
 def _covered(line: WordBox, words: tuple[WordBox, ...]) -> float:

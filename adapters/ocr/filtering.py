@@ -77,6 +77,16 @@ def cjk_share(text: str) -> float:
     return sum(bool(CJK.match(ch)) for ch in letters) / len(letters) if letters else 0.0
 
 
+def join_words(words: list[str]) -> str:
+    """Join one line's words: a space between words, none next to a CJK character."""
+    out = ""
+    for word in words:
+        if out and word and not (CJK.match(out[-1]) or CJK.match(word[0])):
+            out += " "
+        out += word
+    return out
+
+
 W = TypeVar("W")
 
 

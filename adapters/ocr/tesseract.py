@@ -63,9 +63,9 @@ from adapters.ocr.ahead import (
 )
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
-    CJK,
     TESSERACT_MIN_CONFIDENCE,
     cjk_share,
+    join_words,
     looks_like_text,
     split_words,
 )
@@ -636,7 +636,7 @@ class TesseractOcr:
         lines: dict[tuple[int, ...], list[_Word]] = {}
         for word in kept:
             lines.setdefault(word.line_key, []).append(word)
-        text = "\n".join(_join_words([w.text for w in line]) for line in lines.values())
+        text = "\n".join(join_words([w.text for w in line]) for line in lines.values())
         if not text:
             details["no_text"] = (
                 f"no readable text found ({len(dropped)} words read below confidence "
@@ -780,16 +780,6 @@ def _confidently_latin(words: list[_Word]) -> bool:
 def _cjk_share(words: Sequence[_Word]) -> float:
     """The share of CJK characters among the letters of confidently read words."""
     return cjk_share("".join(w.text for w in words if w.confidence >= 0.5))
-
-
-def _join_words(words: list[str]) -> str:
-    """Join one line's words: a space between words, none next to a CJK character."""
-    out = ""
-    for word in words:
-        if out and not (CJK.match(out[-1]) or CJK.match(word[0])):
-            out += " "
-        out += word
-    return out
 
 
 def _convert_tesseract_error(status: int, message: str) -> Exception:

@@ -122,8 +122,8 @@ VALUE = WordBox("On", 700, 10, 40, 20, 0.0)  # where the value sits, unread
         ),
         pytest.param(
             LABEL, (_found(LABEL.boxes[0]), _found(VALUE)), "Bluetooth On",
-            "rapidocr (tesseract sure, but 1 of 2 text lines found were not read", True,
-            id="a line found that no kept word covers: RapidOCR reads too",
+            "tesseract + rapidocr (sure, but 1 of 2 text lines found were not read", False,
+            id="a line found that no kept word covers: RapidOCR's read of it is added",
         ),
         pytest.param(
             LABEL, (_found(LABEL.boxes[0]), _found(VALUE, score=0.5)), "Bluetooth",
@@ -168,6 +168,49 @@ def test_a_line_found_that_rapidocr_reads_nothing_in_keeps_tesseracts_read() -> 
     result = auto.recognize(Path("chat.png"), "auto")
     assert result.text == "Bluetooth"
     assert result.details["engine_choice"].endswith("rapidocr read nothing there either)")
+    assert not rapid.calls
+
+
+def _page(*lines: tuple[str, int, int]) -> OcrResult:
+    """A sure tesseract read: one word per (text, left, top), each its own line."""
+    boxes = tuple(WordBox(text, left, top, 20 * len(text), 30, 0.96) for text, left, top in lines)
+    text = "\n".join(text for text, _, _ in lines)
+    return OcrResult(text, "en", 0.96, boxes, image_size=(800, 600))
+
+
+@pytest.mark.parametrize(
+    ("page", "read", "kept", "language"),
+    [
+        pytest.param(
+            _page(("TITLE", 10, 10), ("END", 10, 400)), WordBox("MIDDLE", 10, 200, 120, 30, 0.97),
+            "TITLE\nMIDDLE\nEND", "en", id="a line of its own, in reading order",
+        ),
+        pytest.param(
+            _page(("Wi-Fi", 10, 10), ("Bluetooth", 10, 100)), WordBox("On", 700, 105, 40, 30, 0.97),
+            "Wi-Fi\nBluetooth On", "en", id="a value beside its label joins the label's line",
+        ),
+        pytest.param(
+            _page(("欢迎", 10, 10)), WordBox("欢迎光临", 5, 5, 200, 40, 0.99), "欢迎光临", "zh",
+            id="a line read whole replaces the words of it tesseract read",
+        ),
+        pytest.param(
+            _page(("Airplane", 10, 10)), WordBox("Off >", 700, 12, 80, 30, 0.97),
+            "Airplane Off", "en", id="a chevron read with a value is left out",
+        ),
+    ],
+)  # fmt: skip
+def test_lines_read_where_a_sure_read_left_text_out_are_added_to_it(
+    page: OcrResult, read: WordBox, kept: str, language: str
+) -> None:
+    """Tesseract's words stay (a settings screen's "Off", which RapidOCR's whole read gave as
+    "HO", won the comparison of whole reads and was lost); RapidOCR adds only what it read
+    where tesseract left text out. No whole second read is made."""
+    scene = OcrResult(read.text, "en", 0.97, (read,), image_size=(800, 600))
+    auto, rapid = _auto(page, scene, (*(_found(b) for b in page.boxes), _found(read)))
+    result = auto.recognize(Path("screen.png"), "auto")
+    assert result.text == kept
+    assert result.language == language
+    assert result.details["engine_choice"].startswith("tesseract + rapidocr (sure, but 1 of")
     assert not rapid.calls
 
 
