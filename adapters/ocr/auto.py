@@ -33,16 +33,18 @@ Chinese and some photos more surely. So:
   of wall time on a screenshot, run on a copy whose text is ~12 px tall (bench/README.md,
   "Sure reads that left text out"); on big photos it would cost more than tesseract's
   whole read, so they get the dropped-words check only;
-* on a big photo (``CHECKED_PIXELS`` or more, 4 MP: phone photos) RapidOCR first takes a
-  glance (a read at a shorter side of 736 px, ~1 s of CPU for 12 MP instead of 5-11 s at
-  the size the text-size estimate asks for). The costly extra reads (tesseract's
-  ``chi_sim+eng``, OSD and ``chi_sim_vert`` passes at full size, RapidOCR's full read) are
-  made only when the glance saw text (a line of two letters or more, read at ``HINT`` or
-  more); where it saw none, tesseract's first read is weighed as it stands (so an unsure
-  read without letters is no text). A sure glance is RapidOCR's read; only an unsure one
-  is followed by the full read. A 12 MP text-free photo cost 15-25 s before, its texture
-  read four times by tesseract and once by RapidOCR (bench/README.md, "Text-free 12 MP
-  photos (session 6)").
+* on a photo of ``GLANCE_PIXELS`` or more (1.5 MP) RapidOCR first takes a glance (a read
+  at a shorter side of 736 px, ~1 s of CPU for 12 MP instead of 5-11 s at the size the
+  text-size estimate asks for). The costly extra reads (RapidOCR's full read; from
+  ``CHECKED_PIXELS``, 4 MP, also tesseract's ``chi_sim+eng``, OSD and ``chi_sim_vert``
+  passes at full size) are made only when the glance saw text (a line of two letters or
+  more, read at ``HINT`` or more); where it saw none, tesseract's first read is weighed as
+  it stands (so an unsure read without letters is no text). A sure glance is RapidOCR's
+  read; only an unsure one is followed by the full read. A 12 MP text-free photo cost
+  15-25 s before, its texture read four times by tesseract and once by RapidOCR
+  (bench/README.md, "Text-free 12 MP photos (session 6)"); a 3 MP photo of blurred noise
+  8 s and 765 MB, read whole at twice its size, before glances started at 1.5 MP (3.1 s,
+  382 MB).
 
 Both engines are built once and reused; ``details["engine_choice"]`` says what was done.
 """
@@ -82,6 +84,10 @@ TILTED_DEG = 5.5
 # share of the kept characters, or when a line RapidOCR's detector finds with a box score of
 # FOUND_SURE or more is less than COVERED covered by kept words.
 DROPPED_SHARE = 0.1
+# From this many pixels RapidOCR glances (GLANCE_SHORT_SIDE_PX) before a whole read: a new
+# user's 3 MP photo of blurred noise cost 8 s and 765 MB, read whole at twice its size (its
+# texture taken for small text); under ~1.5 MP a glance is nearly the whole read.
+GLANCE_PIXELS = 1_500_000
 FOUND_SURE = 0.6
 COVERED = 0.5
 
@@ -230,7 +236,7 @@ class AutoOcr:
             merged = _merged(page, read, language)
             if merged is not None:
                 return _noted(merged, f"tesseract + rapidocr ({why}; rapidocr read {len(read)})")
-        big = _is_big(page.image_size)
+        big = _glance_first(page.image_size)
         if big and not text_seen():
             chosen = _noted(page, f"tesseract ({why}; {NO_TEXT_GLANCED})")
             return _as_noise(chosen) if _noise(chosen) else chosen
@@ -392,6 +398,11 @@ def _covered(line: WordBox, words: tuple[WordBox, ...]) -> float:
         if high > max(low, reach):
             covered, reach = covered + high - max(low, reach), high
     return covered / length
+
+
+def _glance_first(size: tuple[int, int]) -> bool:
+    """Does RapidOCR glance before it reads this image whole (``GLANCE_PIXELS`` or more)?"""
+    return size[0] * size[1] >= GLANCE_PIXELS
 
 
 def _is_big(size: tuple[int, int]) -> bool:

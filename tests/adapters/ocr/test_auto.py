@@ -45,7 +45,7 @@ def _sloped(text: str, confidence: float, deg: float) -> OcrResult:
         WordBox(word, 10 + 120 * i, 400 - round(120 * i * rise), 100, 30, confidence)
         for i, word in enumerate(text.split())
     )
-    return OcrResult(text, "en", confidence, boxes, image_size=(2016, 1512))
+    return OcrResult(text, "en", confidence, boxes, image_size=(1280, 960))  # no glance
 
 
 def _nothing_kept(dropped: str, confidence: float) -> OcrResult:
@@ -373,6 +373,17 @@ def test_auto_reads_what_a_sure_tesseract_read_left_out(
     result = AutoOcr().recognize(path, "auto")
     assert left_out in result.details["engine_choice"], result.details
     assert recall(text, result.text) == 1.0, result.text
+
+
+def test_a_3_mp_photo_without_text_is_glanced_at_not_read_whole() -> None:
+    """A new user's 2000x1500 photo of blurred noise: read whole (at twice its size, its
+    texture taken for small text) it cost 8 s and 765 MB; the glance saw no text."""
+    page = OcrResult("", "en", 0.0, (), image_size=(2000, 1500))
+    auto, rapid = _auto(page, UNUSED)
+    rapid.glance = OcrResult("", "en", 0.0, (), image_size=(2000, 1500))
+    result = auto.recognize(Path("noise.jpg"), "auto")
+    assert result.text == "" and NO_TEXT_GLANCED in result.details["engine_choice"]
+    assert rapid.glances == [736] and not rapid.calls
 
 
 @pytest.mark.slow
