@@ -58,6 +58,20 @@ _AMOUNT = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?(?!\d)"
 _PRICE_SYMBOL = re.compile(r"([$€£¥￥])\s?" + _AMOUNT)
 _PRICE_YUAN = re.compile(_AMOUNT + r"\s?元")
 _TIME = re.compile(r"(?<![\d:])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])(?:\s?([ap])\.?\s?m\b\.?)?", re.I)
+# A dash between two clock times is a range: "9:00-18:00" ("to", "到"), not a minus
+_TIME_RANGE = re.compile(
+    r"(?<![\d:])(\d{1,2}:\d{2}(?:\s?[ap]\.?\s?m\b\.?)?)\s*[-\u2013\u2014~\uff5e]\s*(?=\d{1,2}:\d{2}(?![\d:]))",
+    re.I,
+)
+# A phone number or a code: groups of digits joined by "-" or spaces (7 digits or more), or
+# one run of 7 digits or more; said digit by digit in Chinese ("021-6543 2100" was
+# "二十一负六千五百四十三 二千一百": the 0 lost and a "minus" added)
+_DIGIT_GROUPS = re.compile(
+    r"(?<![\d.,:])(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\)[ -]?)?\d{2,5}(?:[ -]\d{2,5}){1,3}(?![\d.,:])"
+    r"|(?<![\d.,:])\+?\d{7,}(?![\d.,:])"
+)
+_NUMBER_RANGE = re.compile(r"(?<=\d)\s*[-\u2013\u2014~\uff5e]\s*(?=\d)")  # "3-4天": 三到四天
+_ZH_DIGITS = str.maketrans("0123456789", "零一二三四五六七八九")
 
 
 @dataclass(frozen=True)
@@ -228,6 +242,15 @@ def _zh_time(match: re.Match[str]) -> str:
     return f"{prefix}{_zh_number(str(hour))}点{'零' if minute < 10 else ''}{minutes}分"
 
 
+def _zh_digits(match: re.Match[str]) -> str:
+    """A phone number or code digit by digit, its groups apart: "021-6543" -> "零二一 六五四三"."""
+    digits = sum(ch.isdigit() for ch in match.group(0))
+    if digits < 7:
+        return match.group(0)  # "10-20": a range, cn2an says it
+    groups = re.findall(r"\d+", match.group(0))
+    return " ".join(group.translate(_ZH_DIGITS) for group in groups)
+
+
 def say_numbers(text: str, language: str) -> str:
     """Write prices and clock times in ``text`` out in words of ``language``.
 
@@ -236,15 +259,20 @@ def say_numbers(text: str, language: str) -> str:
         language: ``en`` or ``zh``.
 
     Returns:
-        The text with prices and times in words; other numbers in Chinese runs become
-        Chinese numerals (``cn2an``), in English runs they stay (the engines read them).
+        The text with prices and times in words, a dash between two times said as a range
+        ("to", "到"); in Chinese runs phone numbers and codes digit by digit and other
+        numbers as Chinese numerals (``cn2an``); in English runs other numbers stay (the
+        engines read them).
     """
     if language == "zh":
         text = _PRICE_SYMBOL.sub(
             lambda m: _zh_amount(m.group(2), m.group(3), _CURRENCY_ZH[m.group(1)]), text
         )
         text = _PRICE_YUAN.sub(lambda m: _zh_amount(m.group(1), m.group(2), "元"), text)
+        text = _TIME_RANGE.sub(r"\1到", text)
         text = _TIME.sub(_zh_time, text)
+        text = _DIGIT_GROUPS.sub(_zh_digits, text)
+        text = _NUMBER_RANGE.sub("到", text)
         text = re.sub(r"(?<=\d),(?=\d{3})", "", text)
         try:
             import cn2an
@@ -253,6 +281,7 @@ def say_numbers(text: str, language: str) -> str:
         except (ValueError, KeyError, IndexError):  # cn2an refuses some shapes: keep digits
             return text
     text = _PRICE_SYMBOL.sub(_en_price, text)
+    text = _TIME_RANGE.sub(r"\1 to ", text)
     return _TIME.sub(_en_time, text)
 
 

@@ -78,6 +78,14 @@ def test_digits_and_punctuation_join_the_nearest_letters() -> None:
         ("zh", "下午 2:00", "下午 二点"),
         ("zh", "重 3.5 公斤，打 45% 折", "重 三点五 公斤，打 百分之四十五 折"),
         ("zh", "第 1,250 位", "第 一千二百五十 位"),
+        # a new user's trial: a phone number said as sums ("二十一负六千...")
+        ("zh", "电话 021-6543 2100", "电话 零二一 六五四三 二一零零"),
+        ("zh", "手机 13800138000", "手机 一三八零零一三八零零零"),
+        ("zh", "营业时间 9:00-18:00", "营业时间 九点到十八点"),  # a range, not a minus
+        ("zh", "10-20人", "十到二十人"),
+        ("zh", "气温 -5 度", "气温 负五 度"),  # a minus, where there is one
+        ("en", "Open 8:00-20:00 daily", "Open eight o'clock to twenty hundred daily"),
+        ("en", "Hours 9:00 - 15:30", "Hours nine o'clock to fifteen thirty"),
     ],
 )
 def test_prices_and_times_in_words(language: str, text: str, spoken: str) -> None:
