@@ -32,6 +32,7 @@ first pass, which is started before the image is prepared and fed on stdin
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -40,7 +41,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -692,7 +693,8 @@ def _rescue_in_sure_lines(
 
     A lone letter read at ``min_confidence`` or more on such a line is text too: "Gate B",
     "Vitamin C", "Plan A" lost their letter (read at 0.89-0.92), which changes what is said.
-    Alone on a line, or beside unsure words (a photo's texture), it stays dropped.
+    Alone on a line, or beside unsure words (a photo's texture), it stays dropped. So is a
+    bar "|" followed by a lowercase word there: the pronoun "I" of a sans-serif face.
     """
     sure: dict[tuple[int, ...], list[float]] = {}
     for w in kept:
@@ -714,6 +716,24 @@ def _rescue_in_sure_lines(
             and sum(line) / len(line) >= 0.85
         )
 
+    # The pronoun "I" in a sans-serif face is a bare bar, read "|" (0.96 in "Great, | will
+    # bring the report"): on a sure line and followed by a lowercase word, it is "I".
+    pronouns = {}
+    dropped_ids = {id(d) for d in dropped}
+    for w, after in itertools.pairwise(words):
+        if (
+            w.text == "|"
+            and id(w) in dropped_ids
+            and w.confidence >= min_confidence
+            and after.line_key == w.line_key
+            and after.text[:2].isalpha()
+            and after.text[:1].islower()
+            and sum(sure.get(w.line_key, [0.0])) / len(sure.get(w.line_key, [0.0])) >= 0.85
+        ):
+            pronouns[id(w)] = replace(w, text="I")
+    if pronouns:
+        words = [pronouns.get(id(w), w) for w in words]
+        dropped = [pronouns.get(id(w), w) for w in dropped]
     rescued = {
         id(w)
         for w in dropped
