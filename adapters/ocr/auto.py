@@ -301,19 +301,22 @@ def _merged(page: OcrResult, read: list[WordBox], language: str) -> OcrResult | 
 
     Tesseract's words stay as read (it reads dense text better: a settings screen's "Off"
     that RapidOCR read "HO"); each line read is put where it stands: among the words of the
-    line beside it (its words inside the line's box give way: "欢迎" read of "欢迎光临"), else
-    as a line of its own above the first line below it. None when the text's lines cannot
-    be matched to the words (then the reads are compared whole).
+    line beside it, else as a line of its own above the first line below it. Tesseract's
+    words inside the line's box give way, in whatever line its layout put them ("欢迎" read
+    of "欢迎光临"; an "On" tesseract had put in a column of values, said twice otherwise).
+    None when the text's lines cannot be matched to the words (then the reads are compared
+    whole).
     """
     lines = _lines_of(page)
     if lines is None:
         return None
     for added in sorted(read, key=lambda b: (b.top, b.left)):
         middle_y = added.top + added.height / 2
+        for line in lines:  # what tesseract read inside it, wherever its layout put it
+            line[:] = [w for w in line if not _inside(w, added)]
         beside = [line for line in lines if _spans(line, middle_y)]
         if beside:
             line = beside[0]
-            line[:] = [w for w in line if not _inside(w, added)]
             line.insert(sum(w.left + w.width / 2 < added.left + added.width / 2 for w in line),
                         added)  # fmt: skip
             continue

@@ -67,11 +67,14 @@ _TIME_RANGE = re.compile(
 # one run of 7 digits or more; said digit by digit in Chinese ("021-6543 2100" was
 # "二十一负六千五百四十三 二千一百": the 0 lost and a "minus" added)
 _DIGIT_GROUPS = re.compile(
-    r"(?<![\d.,:])(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\)[ -]?)?\d{2,5}(?:[ -]\d{2,5}){1,3}(?![\d.,:])"
-    r"|(?<![\d.,:])\+?\d{7,}(?![\d.,:])"
+    r"(?<![\d.,:])(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\)[ -]?)?\d{2,5}(?:[ -]\d{2,5}){1,3}(?!\d|[.,:]\d)"
+    r"|(?<![\d.,:])\+?\d{7,}(?!\d|[.,:]\d)"
 )
 _NUMBER_RANGE = re.compile(r"(?<=\d)\s*[-\u2013\u2014~\uff5e]\s*(?=\d)")  # "3-4天": 三到四天
 _ZH_DIGITS = str.maketrans("0123456789", "零一二三四五六七八九")
+_EN_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_GLUED_TIME = re.compile(r"(?<=[A-Za-z])(?=\d{1,2}:\d{2}(?![\d:]))")  # "min6:00": "min 6:00"
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,20 @@ def _zh_digits(match: re.Match[str]) -> str:
     return " ".join(group.translate(_ZH_DIGITS) for group in groups)
 
 
+def _en_digits(match: re.Match[str]) -> str:
+    """A phone number digit by digit, its groups apart.
+
+    "555-0142" is "five five five, zero one four two" (espeak-ng said "five hundred
+    fifty-five dash zero one four two"); a range or an ISO date is left to the engine.
+    """
+    found = match.group(0)
+    if sum(ch.isdigit() for ch in found) < 7 or _ISO_DATE.fullmatch(found):
+        return found  # a range or a date: the engine says it
+    groups = re.findall(r"\d+", found)
+    words = [" ".join(_EN_DIGITS[int(d)] for d in group) for group in groups]
+    return ("plus " if found.startswith("+") else "") + ", ".join(words)
+
+
 def say_numbers(text: str, language: str) -> str:
     """Write prices and clock times in ``text`` out in words of ``language``.
 
@@ -260,9 +277,8 @@ def say_numbers(text: str, language: str) -> str:
 
     Returns:
         The text with prices and times in words, a dash between two times said as a range
-        ("to", "到"); in Chinese runs phone numbers and codes digit by digit and other
-        numbers as Chinese numerals (``cn2an``); in English runs other numbers stay (the
-        engines read them).
+        ("to", "到"), phone numbers and codes digit by digit; in Chinese runs other numbers
+        as Chinese numerals (``cn2an``), in English runs they stay (the engines read them).
     """
     if language == "zh":
         text = _PRICE_SYMBOL.sub(
@@ -282,6 +298,8 @@ def say_numbers(text: str, language: str) -> str:
             return text
     text = _PRICE_SYMBOL.sub(_en_price, text)
     text = _TIME_RANGE.sub(r"\1 to ", text)
+    text = _GLUED_TIME.sub(" ", text)
+    text = _DIGIT_GROUPS.sub(_en_digits, text)
     return _TIME.sub(_en_time, text)
 
 

@@ -197,6 +197,10 @@ def _page(*lines: tuple[str, int, int]) -> OcrResult:
             _page(("Airplane", 10, 10)), WordBox("Off >", 700, 12, 80, 30, 0.97),
             "Airplane Off", "en", id="a chevron read with a value is left out",
         ),
+        pytest.param(
+            _page(("Sound", 10, 100), ("On", 700, 105)), WordBox("On >", 690, 100, 130, 40, 0.97),
+            "Sound On", "en", id="a word tesseract put in a line of its own is not said twice",
+        ),
     ],
 )  # fmt: skip
 def test_lines_read_where_a_sure_read_left_text_out_are_added_to_it(

@@ -38,6 +38,8 @@ from tests.images import render_page
         ("$9", True),
         ("#4", True),
         ("-1.5", True),
+        ("-\u00a30.50", True),  # a receipt's discount: a sign and a currency
+        ("+$3", True),
         ("12:30", True),
         ("1:", True),  # a list's or a chat's numbering
         ("2.", True),

@@ -86,6 +86,17 @@ def test_digits_and_punctuation_join_the_nearest_letters() -> None:
         ("zh", "气温 -5 度", "气温 负五 度"),  # a minus, where there is one
         ("en", "Open 8:00-20:00 daily", "Open eight o'clock to twenty hundred daily"),
         ("en", "Hours 9:00 - 15:30", "Hours nine o'clock to fifteen thirty"),
+        # English phone numbers were said as amounts ("five hundred fifty-five dash ...")
+        ("en", "Call 555-0142 today", "Call five five five, zero one four two today"),
+        (
+            "en",
+            "Call +1 (415) 555-0198 or 010-8888-6666.",
+            "Call plus one, four one five, five five five, zero one nine eight or "
+            "zero one zero, eight eight eight eight, six six six six.",
+        ),
+        ("en", "Date 2024-03-15", "Date 2024-03-15"),  # a date is left to the engine
+        ("en", "Pi is 3.14159265", "Pi is 3.14159265"),
+        ("en", "Every 15 min6:00", "Every 15 min six o'clock"),  # a time glued to a word
     ],
 )
 def test_prices_and_times_in_words(language: str, text: str, spoken: str) -> None:
