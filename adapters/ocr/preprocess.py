@@ -344,6 +344,15 @@ def _light_text_mask(small: np.ndarray, ground: np.ndarray, noise: float, k: int
     # give some light evidence and no dark, and must not count.
     mask = (light_share > 2 * POLARITY_MARGIN * dark_share) & (light_share > REGION_EVIDENCE)
     if mask.any():
+        # ... on a dark ground two windows wide at least (a panel, a button, a dark screen):
+        # inside big bold black letters the median is dark too, and the paper between the
+        # arms of an "E" 110 px high looked like light strokes on it ("EXIT" was inverted
+        # in patches and read "IEXIT"; plain tesseract read it right). Their strokes are
+        # narrower than two windows, so a morphological opening by that leaves none.
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k, 2 * k))
+        panel = cv2.morphologyEx((ground < 128).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+        mask &= cv2.dilate(panel, np.ones((3 * k, 3 * k), np.uint8)).astype(bool)
+    if mask.any():
         # Grow the regions so that inverted areas end in plain ground, not across strokes.
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
         mask = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)

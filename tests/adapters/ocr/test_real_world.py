@@ -114,6 +114,25 @@ def test_big_bold_letters_are_not_taken_for_panels(engine: OcrEngine, tmp_path: 
     assert "inverted" not in result.details.get("preprocessing", ""), result.details
 
 
+def test_a_big_black_exit_sign_is_not_inverted_in_patches(
+    engine: OcrEngine, tmp_path: Path
+) -> None:
+    """"EXIT" in DejaVu Sans Bold 150 px, centred on 800x400 white: the paper between the
+    arms of its E looked like light strokes on the dark median inside the letter; patches
+    were inverted and narrate read "IEXIT" (plain tesseract: "EXIT"; a new user's trial)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (800, 400), "white")
+    draw = ImageDraw.Draw(image)
+    font = gen._font(gen.FONT_SANS_BOLD, 150)
+    left, top, right, bottom = draw.textbbox((0, 0), "EXIT", font=font)
+    draw.text(((800 - right + left) / 2 - left, (400 - bottom + top) / 2 - top), "EXIT",
+              font=font, fill="black")  # fmt: skip
+    result = engine.recognize(_save(tmp_path, "exit.png", image), "auto")
+    assert result.text.split() == ["EXIT"], result.text
+    assert "inverted" not in result.details.get("preprocessing", ""), result.details
+
+
 def test_english_page_keeps_its_chinese_line(engine: OcrEngine, tmp_path: Path) -> None:
     image, text = gen.render_mixed_page()
     result = engine.recognize(_save(tmp_path, "mixed.png", image), "auto")
