@@ -117,8 +117,8 @@ def test_big_bold_letters_are_not_taken_for_panels(engine: OcrEngine, tmp_path: 
 def test_a_big_black_exit_sign_is_not_inverted_in_patches(
     engine: OcrEngine, tmp_path: Path
 ) -> None:
-    """"EXIT" in DejaVu Sans Bold 150 px, centred on 800x400 white: the paper between the
-    arms of its E looked like light strokes on the dark median inside the letter; patches
+    """A sign "EXIT" in DejaVu Sans Bold 150 px, centred on 800x400 white: the paper between
+    the arms of its E looked like light strokes on the dark median inside the letter; patches
     were inverted and narrate read "IEXIT" (plain tesseract: "EXIT"; a new user's trial)."""
     from PIL import Image, ImageDraw
 
