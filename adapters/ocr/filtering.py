@@ -29,11 +29,10 @@ RAPIDOCR_MIN_CONFIDENCE = 0.90  # 100% of 50 real lines kept, 0 of 11 garbage li
 DEFAULT_MIN_CONFIDENCE = TESSERACT_MIN_CONFIDENCE
 CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\u3040-\u30ff]")
 _SINGLE_OK = frozenset("aAI&")
-# A number with a sign, a currency (a discount "-£0.50" has both), or "#" before it, one
-# unit sign after it, and a
-# closing mark (``1:``, ``2.``, ``3)``: a list's or a chat's numbering, dropped as a lone
-# digit plus a symbol before, so "Message 1: ..." was read "Message ..."; ``7?``: "Meet me
-# at 7?" was spoken "Meet me at").
+# A number with a sign, a currency (a discount "-£0.50" has both) or "#" before it, one unit
+# sign after it, and a closing mark (``1:``, ``2.``, ``3)``: a list's or a chat's numbering,
+# dropped as a lone digit plus a symbol before, so "Message 1: ..." was read "Message ...";
+# ``7?``: "Meet me at 7?" was spoken "Meet me at").
 _NUMBER = re.compile(
     r"(?:[-+\u2212\u00b1]?[$\u20ac\u00a3\u00a5]|[-+\u2212\u00b1#])?\d+(?:[.,:/]\d+)*"
     r"[%\u2030\u00b0\u2103\u2109]?"

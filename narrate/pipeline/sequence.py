@@ -361,7 +361,9 @@ def _result_fields(
         "timings": timings,
         "audio_duration_s": speech.duration_s,
         "spoken_text": speech.text,  # the words the WAV says ($3.50 in words), also streamed
-        "voices": tuple(dict.fromkeys(run.voice for run in speech.runs)) or (speech.voice,),
+        "voices": tuple(
+            dict.fromkeys(v for v in [r.voice for r in speech.runs] or [speech.voice] if v)
+        ),
         "attempts": description.attempts,
         "truncated": description.truncated,
         "ttft_s": description.ttft_s,

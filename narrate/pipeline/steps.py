@@ -159,8 +159,7 @@ def warm_up(
     since importing on two threads at once can hand one of them a half-initialised module
     (Python 3.11). The returned function measures the features that do not need the text
     (numpy only) while OCR runs, mostly waiting for the tesseract process; the features
-    step finishes from it. A failure here
-    is left for the step itself to report.
+    step finishes from it. A failure here is left for the step itself to report.
     """
     background: Callable[[], None] = _nothing
     extractor = _feature_extractor(max_pixels)
