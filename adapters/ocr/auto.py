@@ -143,30 +143,6 @@ class AutoOcr:
         """Load RapidOCR's models now (about 1 s) rather than on the first unsure image."""
         self.rapidocr.warm_up()
 
-    def warm_up_for(self, image_path: Path) -> None:
-        """Load what reading ``image_path`` will need beyond tesseract, before the read.
-
-        That is RapidOCR's detector for an image under ``CHECKED_PIXELS`` that is not long
-        (every sure read of one is checked with it), nothing for others.
-
-        For ``narrate describe``, which calls this on its main thread while tesseract reads
-        on another (``narrate.pipeline.steps.warm_up``): importing rapidocr (~0.8 s, most
-        of it its own configuration files) then overlaps tesseract's read instead of
-        following it.
-
-        Raises:
-            ConfigError: rapidocr is not installed.
-        """
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(image_path) as image:  # reads the header only
-                size = image.size
-        except (OSError, UnidentifiedImageError):
-            return  # the read reports it
-        if not _is_big(size) and not _is_long(size):
-            self.rapidocr.warm_up_detector()
-
     def recognize(self, image_path: Path, language: OcrLanguage | str = "auto") -> OcrResult:
         """Read the text in ``image_path`` with the engine (or both) that suits it.
 

@@ -111,17 +111,6 @@ class RapidOcr:
                 engine._load_cls_model()
             engine._load_rec_model()
 
-    def warm_up_detector(self) -> None:
-        """Import rapidocr and load its text detector alone (``find_lines``), ~0.9 s here.
-
-        Raises:
-            ConfigError: rapidocr or onnxruntime is not installed.
-        """
-        with self._lock:
-            engine = self._load()
-            with _detector_limit(engine, "max", FIND_MAX_SIDE_PX):
-                pass  # loads it
-
     def _load(self) -> Any:
         if self._engine is None:
             try:

@@ -140,13 +140,7 @@ class WarmUpStep(Protocol):
     """``narrate.pipeline.steps.warm_up``."""
 
     def __call__(
-        self,
-        image_path: Path,
-        llm: LLMSettings,
-        tts: TTSSettings,
-        *,
-        max_pixels: int = ...,
-        ocr: OCRSettings | None = ...,
+        self, image_path: Path, llm: LLMSettings, tts: TTSSettings, *, max_pixels: int = ...
     ) -> Callable[[], None]:
         """Ready the later steps; see ``narrate.pipeline.steps.warm_up``."""
         ...
@@ -254,11 +248,7 @@ def describe_one(
                 )
             start = time.perf_counter()
             beside_ocr = steps.warm_up(
-                image_path,
-                settings.llm,
-                settings.tts,
-                max_pixels=settings.max_image_pixels,
-                ocr=settings.ocr,
+                image_path, settings.llm, settings.tts, max_pixels=settings.max_image_pixels
             )
             warming = steps.submit(beside_ocr)
             timings["warm_up_s"] = time.perf_counter() - start

@@ -143,23 +143,17 @@ def build_describer(llm: LLMSettings) -> Describer:
 
 
 def warm_up(
-    image_path: Path,
-    llm: LLMSettings,
-    tts: TTSSettings,
-    *,
-    max_pixels: int = 120_000_000,
-    ocr: OCRSettings | None = None,
+    image_path: Path, llm: LLMSettings, tts: TTSSettings, *, max_pixels: int = 120_000_000
 ) -> Callable[[], None]:
     """Ready the steps after OCR; return the part to run beside OCR, on a second thread.
 
     For one image in a fresh process (``narrate describe``). Here, in the caller's thread:
-    load what the OCR engine will need beyond its first read when ``ocr`` is given (``auto``:
-    RapidOCR's detector for a small image), build the describer, start the speech engines
-    and the metrics, decode the image for the features: everything that imports modules,
-    since importing on two threads at once can hand one of them a half-initialised module
-    (Python 3.11). The returned function measures the features that do not need the text
-    (numpy only) while OCR runs, mostly waiting for the tesseract process; the features
-    step finishes from it. A failure here is left for the step itself to report.
+    build the describer, start the speech engines and the metrics, decode the image for the
+    features: everything that imports modules, since importing on two threads at once can
+    hand one of them a half-initialised module (Python 3.11). The returned function
+    measures the features that do not need the text (numpy only) while OCR runs, mostly
+    waiting for the tesseract process; the features step finishes from it. A failure here
+    is left for the step itself to report.
     """
     background: Callable[[], None] = _nothing
     extractor = _feature_extractor(max_pixels)
@@ -169,8 +163,6 @@ def warm_up(
         ("tts", lambda: _synthesizer(tts).warm_up()),
         ("metrics", metrics.enabled),  # prometheus_client, imported on first use
     ]
-    if ocr is not None:  # first: the OCR thread may need it soonest
-        jobs.insert(0, ("ocr", lambda: _ocr_warm_up_for(ocr, image_path, max_pixels)))
     for step, job in jobs:
         try:
             job()
@@ -179,20 +171,6 @@ def warm_up(
     if prefetch is not None:
         background = prefetch(Path(image_path))
     return background
-
-
-def _ocr_warm_up_for(ocr: OCRSettings, image_path: Path, max_pixels: int) -> None:
-    """Load what the OCR engine needs for this image beyond its first read.
-
-    ``auto``: RapidOCR's detector for a small image (``AutoOcr.warm_up_for``); other engines
-    have nothing to load.
-    """
-    engine = _ocr_engine(
-        ocr.engine, ocr.threads, ocr.deskew, ocr.timeout_s, max_pixels, ocr.min_confidence
-    )
-    warm = getattr(engine, "warm_up_for", None)
-    if warm is not None:
-        warm(image_path)
 
 
 def _nothing() -> None:

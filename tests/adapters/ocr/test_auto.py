@@ -443,19 +443,3 @@ def test_a_page_turned_upright_by_osd_keeps_tesseracts_line_order(tmp_path: Path
     result = AutoOcr().recognize(path, "auto")
     assert result.text.splitlines() == text.splitlines(), result.text
     assert result.details["engine_choice"] == "tesseract", result.details
-
-
-@pytest.mark.slow
-def test_warm_up_for_loads_the_detector_for_a_small_image_only(tmp_path: Path) -> None:
-    """``narrate describe`` loads it while tesseract reads; a big photo never uses it."""
-    from PIL import Image
-
-    big, small = tmp_path / "photo.png", tmp_path / "screen.png"
-    Image.new("L", PHONE).save(big)
-    Image.new("L", (1080, 1600)).save(small)
-    auto = AutoOcr()
-    auto.warm_up_for(big)
-    assert "rapidocr" not in vars(auto)  # not even imported
-    auto.warm_up_for(small)
-    assert auto.rapidocr._engine.text_det is not None
-    auto.warm_up_for(tmp_path / "missing.png")  # the read reports it, not the warm-up
