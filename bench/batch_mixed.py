@@ -158,15 +158,16 @@ def _tree_cpu_s(processes: list[Any]) -> float:
 def _forkserver_cpu_s() -> float:
     """CPU seconds of this process's multiprocessing forkserver and the processes it forked.
 
-    The flow's LocalCluster forks its workers from there (``flows.batch.worker_forkserver``):
-    they are the forkserver's children, not this process's, so ``getrusage(CHILDREN)`` here
-    does not see them; the forkserver lives on, so its own CPU is not there yet either.
+    The flow's LocalCluster forks its workers from there (``flows.dask_preload.
+    start_forkserver``): they are the forkserver's children, not this process's, so
+    ``getrusage(CHILDREN)`` here does not see them; the forkserver lives on, so its own CPU
+    is not there yet either.
     """
-    from multiprocessing import forkserver
-
     import psutil
 
-    pid = forkserver._forkserver._forkserver_pid  # None until a forkserver was started
+    from flows.dask_preload import forkserver_pid
+
+    pid = forkserver_pid()
     if pid is None:
         return 0.0
     try:

@@ -156,8 +156,10 @@ def local_cluster_kwargs(concurrency: int, api_url: str | None) -> dict[str, Any
     """A LocalCluster of worker processes (one per core) reporting to ``api_url``.
 
     Each worker runs ``flows.dask_preload`` as it starts (adapters and models loaded before
-    the first task, Prefect's settings built once) and gets ``QUIET_DASK`` and this
-    process's environment. Under ``_quiet_dask(local=True)`` the workers are forked from
+    the first task, Prefect's settings built once) and gets ``QUIET_DASK`` and what changed
+    in this process's environment since the forkserver started
+    (``flows.dask_preload.environment_for_workers``). Under ``_quiet_dask(local=True)`` the
+    workers are forked from
     ``flows.dask_preload.start_forkserver``'s forkserver, their imports done.
     """
     import dask

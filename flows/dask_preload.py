@@ -84,6 +84,13 @@ def environment_for_workers() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if _forkserver_env.get(key) != value}
 
 
+def forkserver_pid() -> int | None:
+    """The pid of this process's multiprocessing forkserver; None until one was started."""
+    from multiprocessing import forkserver
+
+    return forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined,no-any-return]
+
+
 def has_forkserver() -> bool:
     """Whether this platform offers the forkserver start method (POSIX, not Windows)."""
     import multiprocessing
@@ -109,7 +116,7 @@ def start_forkserver() -> None:
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(WORKER_MODULES))
-    started = forkserver._forkserver._forkserver_pid is not None  # type: ignore[attr-defined]
+    started = forkserver_pid() is not None
     environment = dict(os.environ)
     forkserver.ensure_running()
     if not started:

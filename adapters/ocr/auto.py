@@ -63,8 +63,8 @@ from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
 from adapters.ocr.filtering import (
     RAPIDOCR_MIN_CONFIDENCE,
     TESSERACT_MIN_CONFIDENCE,
-    cjk_share,
     join_words,
+    language_of,
     looks_like_text,
 )
 from adapters.ocr.tesseract import CHECKED_PIXELS, TesseractOcr
@@ -301,9 +301,7 @@ def _merged(page: OcrResult, read: list[WordBox], language: str) -> OcrResult | 
     lines = [line for line in lines if line]
     boxes = tuple(w for line in lines for w in line)
     text = "\n".join(join_words([w.text for w in line]) for line in lines)
-    result_language = page.language
-    if language == "auto":
-        result_language = "zh" if cjk_share(text) >= 0.3 else "en"
+    result_language = language_of(text) if language == "auto" else page.language
     details = {**page.details, "lines_added": str(len(read))}
     details.pop("no_text", None)
     return replace(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 # 0-1, chosen per engine on the labelled set (bench/ocr_threshold.py, bench/README.md): the
 # lowest threshold at which no text-free photo reports text, keeping >= 98% of real words.
@@ -68,6 +68,9 @@ def looks_like_text(text: str) -> bool:
     return True
 
 
+ZH_CJK_SHARE = 0.3  # a text is Chinese from this share of CJK among its letters
+
+
 def cjk_share(text: str) -> float:
     """The share (0-1) of CJK characters among the letters of ``text``; 0 with no letter.
 
@@ -76,6 +79,11 @@ def cjk_share(text: str) -> float:
     """
     letters = [ch for ch in text if ch.isalpha()]  # CJK characters are letters too
     return sum(bool(CJK.match(ch)) for ch in letters) / len(letters) if letters else 0.0
+
+
+def language_of(text: str) -> Literal["en", "zh"]:
+    """``zh`` when CJK characters make ``ZH_CJK_SHARE`` of the letters of ``text``, else ``en``."""
+    return "zh" if cjk_share(text) >= ZH_CJK_SHARE else "en"
 
 
 def join_words(words: list[str]) -> str:

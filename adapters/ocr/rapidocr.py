@@ -41,7 +41,7 @@ from PIL import Image
 from adapters.errors import ConfigError, PermanentError, TransientError
 from adapters.imaging import DEFAULT_MAX_PIXELS, decode_image
 from adapters.ocr.base import OcrLanguage, OcrResult, WordBox
-from adapters.ocr.filtering import CJK, RAPIDOCR_MIN_CONFIDENCE, cjk_share, split_words
+from adapters.ocr.filtering import CJK, RAPIDOCR_MIN_CONFIDENCE, language_of, split_words
 from adapters.ocr.preprocess import Deadline, prepare
 
 INSTALL_HINT = "pip install rapidocr onnxruntime"
@@ -185,13 +185,10 @@ class RapidOcr:
         scores = getattr(output, "scores", None) or ()
         if boxes is None:
             return []
-        found = []
-        for quad, score in zip(boxes, scores, strict=False):
-            pts = np.asarray(quad, dtype=np.float64) / scale
-            x0, y0 = (max(0, math.floor(v)) for v in pts.min(axis=0))
-            x1, y1 = min(width, math.ceil(pts[:, 0].max())), min(height, math.ceil(pts[:, 1].max()))
-            found.append(WordBox("", x0, y0, max(0, x1 - x0), max(0, y1 - y0), float(score)))
-        return found
+        return [
+            WordBox("", *_quad_box(quad, scale, width, height), float(score))
+            for quad, score in zip(boxes, scores, strict=False)
+        ]
 
     def read_lines(self, image_path: Path, lines: list[WordBox]) -> list[WordBox]:
         """Read the given line boxes (``find_lines``'s) with the recogniser alone.
@@ -348,7 +345,7 @@ class RapidOcr:
         elif language in ("zh", "chi_sim"):
             result_language = "zh"
         else:
-            result_language = "zh" if cjk_share(text) >= 0.3 else "en"
+            result_language = language_of(text)
         confidence = float(np.mean([w.confidence for w in kept])) if kept else 0.0
         return OcrResult(
             text=text,
@@ -400,6 +397,20 @@ def _scale_for(text_px: float | None, width: int, height: int) -> float:
     return 1.0 if scale >= 0.8 else round(scale, 3)
 
 
+def _quad_box(quad: Any, scale: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The upright box around a detector quad, in original pixels: left, top, width, height.
+
+    ``quad``: 4 corners in pixels of the copy at ``scale``; clipped to the ``width`` x
+    ``height`` image.
+    """
+    pts = np.asarray(quad, dtype=np.float64) / scale
+    x0 = int(np.clip(math.floor(pts[:, 0].min()), 0, width))
+    y0 = int(np.clip(math.floor(pts[:, 1].min()), 0, height))
+    x1 = int(np.clip(math.ceil(pts[:, 0].max()), 0, width))
+    y1 = int(np.clip(math.ceil(pts[:, 1].max()), 0, height))
+    return x0, y0, x1 - x0, y1 - y0
+
+
 def _lines(output: Any, scale: float, width: int, height: int) -> list[WordBox]:
     """RapidOCR's lines as ``WordBox`` in original pixels, in reading order."""
     boxes = getattr(output, "boxes", None)
@@ -409,12 +420,8 @@ def _lines(output: Any, scale: float, width: int, height: int) -> list[WordBox]:
         return []
     lines = []
     for quad, text, score in zip(boxes, texts, scores, strict=False):
-        pts = np.asarray(quad, dtype=np.float64) / scale
-        x0 = int(np.clip(math.floor(pts[:, 0].min()), 0, width))
-        y0 = int(np.clip(math.floor(pts[:, 1].min()), 0, height))
-        x1 = int(np.clip(math.ceil(pts[:, 0].max()), 0, width))
-        y1 = int(np.clip(math.ceil(pts[:, 1].max()), 0, height))
-        lines.append(WordBox(str(text).strip(), x0, y0, x1 - x0, y1 - y0, float(score)))
+        box = _quad_box(quad, scale, width, height)
+        lines.append(WordBox(str(text).strip(), *box, float(score)))
     if _vertical(lines):  # columns of vertical text are read right to left
         lines.sort(key=lambda b: (-(b.left + b.width / 2), b.top))
     return lines

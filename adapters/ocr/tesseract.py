@@ -67,6 +67,7 @@ from adapters.ocr.filtering import (
     TESSERACT_MIN_CONFIDENCE,
     cjk_share,
     join_words,
+    language_of,
     looks_like_text,
     split_words,
 )
@@ -464,7 +465,11 @@ class TesseractOcr:
             except ConfigError:  # tesseract-ocr-chi-sim-vert not installed
                 return best, best_prepared
             candidate = _Read(words, "chi_sim_vert", "zh", "vertical Chinese (chi_sim_vert)", psm=5)
-            if candidate.good and _cjk_share(words) >= 0.5 and candidate.score > best.score:
+            if (
+                candidate.good
+                and cjk_share(_confident_text(words)) >= 0.5
+                and candidate.score > best.score
+            ):
                 best, best_prepared = candidate, prepared
         return best, best_prepared
 
@@ -505,7 +510,7 @@ class TesseractOcr:
         if text_check is not None and not text_check():
             return _with_how(english, f"eng pass; {_NO_TEXT_SEEN}")
         both = self._tesseract(image, "chi_sim+eng", deadline, psm=psm, band=band)
-        language = "zh" if _cjk_share(both) >= 0.3 else "en"
+        language = language_of(_confident_text(both))
         how = "eng and chi_sim+eng passes, the better read"
         mixed = _Read(both, "chi_sim+eng", language, how, psm)
         if mixed.score >= english.score:
@@ -700,20 +705,21 @@ def _rescue_in_sure_lines(
     for w in kept:
         sure.setdefault(w.line_key, []).append(w.confidence)
 
-    def beside_sure_words(w: _Word) -> bool:
+    def on_sure_line(w: _Word) -> bool:
         line = sure.get(w.line_key, [])
-        if not line or sum(line) / len(line) < 0.85:
+        return bool(line) and sum(line) / len(line) >= 0.85
+
+    def beside_sure_words(w: _Word) -> bool:
+        if not on_sure_line(w):
             return False
         long_token = sum(ch.isalnum() for ch in w.text) >= 6 and w.confidence >= 0.4
-        return len(line) >= 2 or long_token  # "ID: 11010519491231002X" read at 0.55
+        return len(sure[w.line_key]) >= 2 or long_token  # "ID: 11010519491231002X" at 0.55
 
     def lone_letter(w: _Word) -> bool:
-        line = sure.get(w.line_key, [])
         return (
             bool(_LONE_LETTER.fullmatch(w.text.strip()))
             and w.confidence >= min_confidence
-            and bool(line)
-            and sum(line) / len(line) >= 0.85
+            and on_sure_line(w)
         )
 
     # The pronoun "I" in a sans-serif face is a bare bar, read "|" (0.96 in "Great, | will
@@ -728,7 +734,7 @@ def _rescue_in_sure_lines(
             and after.line_key == w.line_key
             and after.text[:2].isalpha()
             and after.text[:1].islower()
-            and sum(sure.get(w.line_key, [0.0])) / len(sure.get(w.line_key, [0.0])) >= 0.85
+            and on_sure_line(w)
         ):
             pronouns[id(w)] = replace(w, text="I")
     if pronouns:
@@ -797,9 +803,9 @@ def _confidently_latin(words: list[_Word]) -> bool:
     return all(count < 4 for count in unsure_chars.values())
 
 
-def _cjk_share(words: Sequence[_Word]) -> float:
-    """The share of CJK characters among the letters of confidently read words."""
-    return cjk_share("".join(w.text for w in words if w.confidence >= 0.5))
+def _confident_text(words: Sequence[_Word]) -> str:
+    """The confidently read words' text, run together (for ``cjk_share``, ``language_of``)."""
+    return "".join(w.text for w in words if w.confidence >= 0.5)
 
 
 def _convert_tesseract_error(status: int, message: str) -> Exception:

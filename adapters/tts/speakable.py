@@ -63,12 +63,13 @@ _TIME_RANGE = re.compile(
     r"(?<![\d:])(\d{1,2}:\d{2}(?:\s?[ap]\.?\s?m\b\.?)?)\s*[-\u2013\u2014~\uff5e]\s*(?=\d{1,2}:\d{2}(?![\d:]))",
     re.I,
 )
-# A phone number or a code: groups of digits joined by "-" or spaces (7 digits or more), or
-# one run of 7 digits or more; said digit by digit in Chinese ("021-6543 2100" was
-# "二十一负六千五百四十三 二千一百": the 0 lost and a "minus" added)
+# A phone number or a code: groups of digits joined by "-" or spaces (PHONE_MIN_DIGITS or
+# more in all), or one run of that many digits; said digit by digit ("021-6543 2100" was
+# "二十一负六千五百四十三 二千一百" in Chinese: the 0 lost and a "minus" added)
+PHONE_MIN_DIGITS = 7
 _DIGIT_GROUPS = re.compile(
     r"(?<![\d.,:])(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\)[ -]?)?\d{2,5}(?:[ -]\d{2,5}){1,3}(?!\d|[.,:]\d)"
-    r"|(?<![\d.,:])\+?\d{7,}(?!\d|[.,:]\d)"
+    rf"|(?<![\d.,:])\+?\d{{{PHONE_MIN_DIGITS},}}(?!\d|[.,:]\d)"
 )
 _NUMBER_RANGE = re.compile(r"(?<=\d)\s*[-\u2013\u2014~\uff5e]\s*(?=\d)")  # "3-4天": 三到四天
 _ZH_DIGITS = str.maketrans("0123456789", "零一二三四五六七八九")
@@ -245,12 +246,20 @@ def _zh_time(match: re.Match[str]) -> str:
     return f"{prefix}{_zh_number(str(hour))}点{'零' if minute < 10 else ''}{minutes}分"
 
 
+def _phone_groups(found: str) -> list[str]:
+    """The digit groups of a ``_DIGIT_GROUPS`` match; none under ``PHONE_MIN_DIGITS`` digits.
+
+    Fewer digits are a range such as "10-20", said as numbers.
+    """
+    groups = re.findall(r"\d+", found)
+    return groups if sum(map(len, groups)) >= PHONE_MIN_DIGITS else []
+
+
 def _zh_digits(match: re.Match[str]) -> str:
     """A phone number or code digit by digit, its groups apart: "021-6543" -> "零二一 六五四三"."""
-    digits = sum(ch.isdigit() for ch in match.group(0))
-    if digits < 7:
+    groups = _phone_groups(match.group(0))
+    if not groups:
         return match.group(0)  # "10-20": a range, cn2an says it
-    groups = re.findall(r"\d+", match.group(0))
     return " ".join(group.translate(_ZH_DIGITS) for group in groups)
 
 
@@ -261,9 +270,9 @@ def _en_digits(match: re.Match[str]) -> str:
     fifty-five dash zero one four two"); a range or an ISO date is left to the engine.
     """
     found = match.group(0)
-    if sum(ch.isdigit() for ch in found) < 7 or _ISO_DATE.fullmatch(found):
+    groups = _phone_groups(found)
+    if not groups or _ISO_DATE.fullmatch(found):
         return found  # a range or a date: the engine says it
-    groups = re.findall(r"\d+", found)
     words = [" ".join(_EN_DIGITS[int(d)] for d in group) for group in groups]
     return ("plus " if found.startswith("+") else "") + ", ".join(words)
 
