@@ -212,11 +212,11 @@ class AutoOcr:
             merged = _merged(page, read, language)
             if merged is not None:
                 return _noted(merged, f"tesseract + rapidocr ({why}; rapidocr read {len(read)})")
-        big = _glance_first(page.image_size)
-        if big and not text_seen():
+        glance_first = _glance_first(page.image_size)
+        if glance_first and not text_seen():
             chosen = _noted(page, f"tesseract ({why}; {NO_TEXT_GLANCED})")
             return _as_noise(chosen) if _noise(chosen) else chosen
-        at_a_glance = big and glance().has_text and glance().confidence >= SURE
+        at_a_glance = glance_first and glance().has_text and glance().confidence >= SURE
         scene = glance() if at_a_glance else self.rapidocr.recognize(image_path, language)
         if no_word and not _has_letters(scene):
             # Where tesseract saw no word, a lone "4," or "1" from RapidOCR is the texture of
